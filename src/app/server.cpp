@@ -1,0 +1,167 @@
+#include "app/server.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <csignal>
+#include <thread>
+#include <vector>
+
+#include "core/worker.h"
+#include "net/listener.h"
+#include "observability/log.h"
+#include "proxy/session.h"
+#include "upstream/echo_server.h"
+
+namespace weir::app {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+class Server {
+ public:
+  explicit Server(std::shared_ptr<const config::Config> cfg) : cfg_(std::move(cfg)) {}
+
+  int run() {
+    std::signal(SIGPIPE, SIG_IGN);
+    unsigned n = cfg_->workers ? cfg_->workers : std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<core::Worker>(i, cfg_));
+    try {
+      bind_all();
+    } catch (const std::exception& e) {
+      log::Line(log::Level::error, "startup_failed").str("error", e.what());
+      return 1;
+    }
+    for (auto& l : listeners_) {
+      auto* lp = l.get();
+      asio::post(worker_of_[lp]->io(), [lp] { lp->start(); });
+    }
+    for (auto& e : echo_) {
+      auto* ep = e.get();
+      asio::post(echo_worker_[ep]->io(), [ep] { ep->start(); });
+    }
+    for (auto& w : workers_) w->start();
+    log::Line(log::Level::info, "started").num("workers", n).str("version", WEIR_VERSION);
+
+    asio::io_context main_io(1);
+    asio::signal_set signals(main_io, SIGINT, SIGTERM);
+    asio::steady_timer tick(main_io);
+    signals.async_wait([&](error_code ec, int sig) {
+      if (ec) return;
+      begin_drain(sig, main_io, tick, signals);
+    });
+    main_io.run();
+    for (auto& w : workers_) w->stop();
+    for (auto& w : workers_) w->join();
+    // Listeners and echo servers belong to worker io_contexts: drop them first.
+    listeners_.clear();
+    echo_.clear();
+    workers_.clear();
+    log::Line(log::Level::info, "stopped");
+    return 0;
+  }
+
+ private:
+  void bind_all() {
+    bool needs_echo = false;
+    for (const auto& r : cfg_->routes)
+      for (const auto& u : r.upstreams) needs_echo |= u.kind == config::Upstream::Kind::echo;
+    if (needs_echo) {
+      std::uint16_t port = 0;
+      for (auto& w : workers_) {
+        auto e = std::make_unique<upstream::EchoServer>(*w, "127.0.0.1", port);
+        port = e->port();
+        w->echo_port = port;
+        echo_worker_[e.get()] = w.get();
+        echo_.push_back(std::move(e));
+      }
+      log::Line(log::Level::debug, "echo_upstream").str("address", "127.0.0.1").num("port", port);
+    }
+    for (const auto& lc : cfg_->listeners) {
+      std::uint16_t port = lc.port;
+      for (auto& w : workers_) {
+        auto l = std::make_unique<net::Listener>(*w, lc.address, port,
+                                                 [](core::Worker& wk, asio::ip::tcp::socket s) {
+                                                   proxy::Session::start(wk, std::move(s));
+                                                 });
+        port = l->port();
+        worker_of_[l.get()] = w.get();
+        listeners_.push_back(std::move(l));
+      }
+      log::Line(log::Level::info, "listening").str("address", lc.address).num("port", port);
+    }
+  }
+
+  std::size_t live() const {
+    std::size_t n = 0;
+    for (const auto& w : workers_) n += w->live();
+    return n;
+  }
+
+  // SIGTERM/SIGINT: stop accepting, let sessions end on their own for the
+  // drain period, then close the rest with 1001 and give them the close
+  // timeout to finish the handshake. A second signal stops at once.
+  void begin_drain(int sig, asio::io_context& io, asio::steady_timer& tick, asio::signal_set& signals) {
+    log::Line(log::Level::info, "shutdown")
+        .str("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT")
+        .num("sessions", static_cast<std::int64_t>(live()))
+        .num("drain_ms", cfg_->drain.count());
+    for (auto& l : listeners_) {
+      auto* lp = l.get();
+      asio::post(worker_of_[lp]->io(), [lp] { lp->stop(); });
+    }
+    signals.async_wait([&io](error_code ec, int) {
+      if (!ec) io.stop();
+    });
+    const auto drain_end = std::chrono::steady_clock::now() + cfg_->drain;
+    poll(io, tick, drain_end, /*closing=*/false);
+  }
+
+  void poll(asio::io_context& io, asio::steady_timer& tick, std::chrono::steady_clock::time_point end,
+            bool closing) {
+    if (live() == 0) {
+      io.stop();
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= end) {
+      if (closing) {
+        log::Line(log::Level::warn, "shutdown_forced").num("sessions", static_cast<std::int64_t>(live()));
+        io.stop();
+        return;
+      }
+      log::Line(log::Level::info, "drain_over").num("sessions", static_cast<std::int64_t>(live()));
+      for (auto& w : workers_) {
+        auto* wp = w.get();
+        asio::post(wp->io(), [wp] { wp->shutdown_all(1001, "server shutting down"); });
+      }
+      std::chrono::milliseconds close_wait{1000};
+      for (const auto& r : cfg_->routes) close_wait = std::max(close_wait, r.timeouts.close);
+      end = std::chrono::steady_clock::now() + close_wait + std::chrono::milliseconds(200);
+      closing = true;
+    }
+    tick.expires_after(std::chrono::milliseconds(50));
+    tick.async_wait([this, &io, &tick, end, closing](error_code ec) {
+      if (!ec) poll(io, tick, end, closing);
+    });
+  }
+
+  std::shared_ptr<const config::Config> cfg_;
+  std::vector<std::unique_ptr<core::Worker>> workers_;
+  std::vector<std::unique_ptr<net::Listener>> listeners_;
+  std::vector<std::unique_ptr<upstream::EchoServer>> echo_;
+  std::unordered_map<net::Listener*, core::Worker*> worker_of_;
+  std::unordered_map<upstream::EchoServer*, core::Worker*> echo_worker_;
+};
+
+}  // namespace
+
+int run_server(std::shared_ptr<const config::Config> cfg) {
+  Server s(std::move(cfg));
+  return s.run();
+}
+
+}  // namespace weir::app

@@ -1,0 +1,17 @@
+#pragma once
+// Coarse monotonic time for activity stamps on the data path: a vDSO read of
+// CLOCK_MONOTONIC_COARSE (a few ns, ~4 ms resolution), good enough for idle and
+// keepalive decisions measured in seconds.
+
+#include <cstdint>
+#include <ctime>
+
+namespace weir::core {
+
+inline std::int64_t coarse_now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+}  // namespace weir::core

@@ -1,0 +1,77 @@
+#include "core/worker.h"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+
+#include "observability/log.h"
+
+namespace weir::core {
+
+namespace {
+// One pool per worker, sized for the largest buffer any route asks for.
+std::size_t pool_buffer_size(const config::Config& cfg) {
+  std::size_t size = 4096;
+  for (const auto& r : cfg.routes) size = std::max<std::size_t>(size, r.limits.buffer_bytes);
+  return size;
+}
+}  // namespace
+
+Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg)
+    : index_(index),
+      config_(std::move(cfg)),
+      buffers_(pool_buffer_size(*config_)),
+      rr_(config_->routes.size(), 0),
+      io_(1) {}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    auto guard = boost::asio::make_work_guard(io_);
+    for (;;) {
+      try {
+        io_.run();
+        break;
+      } catch (const std::exception& e) {
+        // A handler threw: log it and keep the loop (and its other sessions) alive.
+        log::Line(log::Level::error, "worker_exception").num("worker", index_).str("what", e.what());
+      }
+    }
+  });
+}
+
+void Worker::stop() { io_.stop(); }
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::attach(Closable* c) {
+  c->next_ = head_;
+  c->prev_ = nullptr;
+  if (head_) head_->prev_ = c;
+  head_ = c;
+  live_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Worker::detach(Closable* c) {
+  if (c->prev_) c->prev_->next_ = c->next_;
+  else head_ = c->next_;
+  if (c->next_) c->next_->prev_ = c->prev_;
+  c->prev_ = c->next_ = nullptr;
+  live_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Worker::shutdown_all(std::uint16_t code, std::string_view reason) {
+  // shutdown() may detach the session it is called on; take the next first.
+  for (Closable* c = head_; c;) {
+    Closable* next = c->next_;
+    c->shutdown(code, reason);
+    c = next;
+  }
+}
+
+std::uint32_t Worker::next_round_robin(std::size_t route_index) {
+  if (route_index >= rr_.size()) rr_.resize(route_index + 1, 0);
+  return rr_[route_index]++;
+}
+
+}  // namespace weir::core

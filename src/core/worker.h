@@ -1,0 +1,80 @@
+#pragma once
+// A worker: one thread, one io_context, its own listener sockets and buffer
+// pool. Every socket of a session lives here for its whole life; other threads
+// only post() to it (design: threads).
+
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+#include "core/buffer_pool.h"
+#include "observability/stats.h"
+
+namespace weir::core {
+
+// Something a worker can ask to wind down (a session); linked into the
+// worker's list so shutdown can reach every live one.
+class Closable {
+ public:
+  virtual void shutdown(std::uint16_t code, std::string_view reason) = 0;
+
+ protected:
+  ~Closable() = default;
+
+ private:
+  friend class Worker;
+  Closable* prev_ = nullptr;
+  Closable* next_ = nullptr;
+};
+
+class Worker {
+ public:
+  Worker(unsigned index, std::shared_ptr<const config::Config> cfg);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  unsigned index() const { return index_; }
+  boost::asio::io_context& io() { return io_; }
+  BufferPool& buffers() { return buffers_; }
+  const std::shared_ptr<const config::Config>& config() const { return config_; }
+  obs::WorkerStats& stats() { return stats_; }
+
+  // Runs the loop on a new thread until stop().
+  void start();
+  void stop();
+  void join();
+
+  // Session registry (worker thread only).
+  void attach(Closable* c);
+  void detach(Closable* c);
+  // Asks every live session to close (worker thread only).
+  void shutdown_all(std::uint16_t code, std::string_view reason);
+  std::size_t live() const { return live_.load(std::memory_order_relaxed); }
+
+  // Round-robin cursor per route index (worker-local: no shared atomics).
+  std::uint32_t next_round_robin(std::size_t route_index);
+
+  // Port of the built-in echo upstream on 127.0.0.1 (0 when none).
+  std::uint16_t echo_port = 0;
+
+ private:
+  unsigned index_;
+  std::shared_ptr<const config::Config> config_;
+  BufferPool buffers_;
+  obs::WorkerStats stats_;
+  std::thread thread_;
+  Closable* head_ = nullptr;
+  std::atomic<std::size_t> live_{0};
+  std::vector<std::uint32_t> rr_;
+  // Last, so it is destroyed first: handlers it still holds own sessions,
+  // whose destructors return buffers to buffers_.
+  boost::asio::io_context io_;
+};
+
+}  // namespace weir::core

@@ -1,0 +1,535 @@
+// Session, after the 101: the relay. Each pump reads one side, scans frame
+// headers in place and writes the run of frames it read to the other side with
+// one write, non-blocking, without leaving the handler when the socket takes
+// it all (the common case). A pump holds a pooled buffer only while bytes are
+// in flight, and stops reading while its write is blocked: that buffer is the
+// direction's high watermark, and TCP flow control pushes back on the sender.
+
+#include <boost/asio/post.hpp>
+
+#include <array>
+#include <cstring>
+
+#include "core/clock.h"
+#include "observability/log.h"
+#include "proxy/handshake_state.h"
+#include "proxy/session.h"
+
+namespace weir::proxy {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+// Rounds of read+write a pump runs before yielding to other sessions.
+constexpr int kMaxRounds = 8;
+
+// Counts messages and records the peer's Close; optionally re-masks client
+// frames with fresh keys (XOR with old^new key in one pass).
+template <bool Remask>
+struct RelaySink {
+  static constexpr bool wants_payload = Remask;
+  std::uint64_t messages = 0;
+  bool saw_data = false;
+  bool saw_close = false;
+  std::uint16_t close_code = 0;
+  std::string_view close_reason;  // valid only during scan (points into a stack copy): copy it there
+  std::string* reason_out = nullptr;
+  std::uint8_t delta[4] = {0, 0, 0, 0};
+
+  void on_frame(ws::FrameHeader& h, std::uint8_t* frame) {
+    if (!ws::is_control(h.opcode)) {
+      saw_data = true;
+      if (h.fin) ++messages;
+    }
+    if constexpr (Remask) {
+      std::uint8_t fresh[4];
+      ws::random_mask(fresh);
+      for (int i = 0; i < 4; ++i) delta[i] = h.mask[i] ^ fresh[i];
+      std::memcpy(frame + h.header_len - 4, fresh, 4);
+    }
+  }
+  void on_payload(std::uint8_t* p, std::size_t n, std::uint64_t offset) {
+    if constexpr (Remask) ws::apply_mask(p, n, delta, offset);
+  }
+  void on_close(std::uint16_t code, std::string_view reason) {
+    saw_close = true;
+    close_code = code;
+    if (reason_out) reason_out->assign(reason);
+  }
+};
+
+const char* side_name(int s) { return s == 0 ? "client" : "upstream"; }
+
+}  // namespace
+
+void Session::start_relay() {
+  const auto now = core::coarse_now_ms();
+  phase_ = Phase::relay;
+  worker_.stats().sessions_upgraded.add();
+  const auto& lim = route_->limits;
+  for (int d = 0; d < 2; ++d) {
+    policy_[d].expect_masked = d == kClient;
+    policy_[d].allowed_rsv = hs_->allowed_rsv;
+    policy_[d].max_frame_bytes = lim.max_frame_bytes;
+    policy_[d].max_message_bytes = lim.max_message_bytes;
+    sides_[d].last_rx_ms = now;
+  }
+  last_data_ms_ = now;
+  // Frames that arrived with the handshakes are relayed first.
+  pumps_[kClient].pending_in.assign(hs_->in, hs_->req.size);
+  pumps_[kUpstream].pending_in.assign(hs_->up_in, hs_->resp.size);
+  log::Line(log::Level::info, "session_open")
+      .unum("id", id_)
+      .str("client", client_addr_)
+      .str("route", route_->name)
+      .str("upstream", upstream_addr_)
+      .str("path", hs_->req.target);
+  hs_.reset();
+  arm_timer();
+  pump(kClient);
+  if (phase_ == Phase::relay) pump(kUpstream);
+}
+
+void Session::release_buffer(Pump& p) {
+  if (p.buf) {
+    worker_.buffers().release(p.buf);
+    p.buf = nullptr;
+  }
+}
+
+// Reads from side d and forwards to side 1-d until the socket is drained, the
+// write blocks, or kMaxRounds rounds ran.
+void Session::pump(int d) {
+  Pump& p = pumps_[d];
+  SideState& src = sides_[d];
+  if (phase_ != Phase::relay || src.rx_eof || p.wpos != p.wend) return;
+  const std::size_t cap = route_->limits.buffer_bytes;
+  for (int round = 0; round < kMaxRounds; ++round) {
+    if (!p.buf) p.buf = worker_.buffers().acquire();
+    const std::size_t room = cap - p.carry;
+    std::size_t n = 0;
+    error_code ec;
+    if (!p.pending_in.empty()) {
+      n = std::min(room, p.pending_in.size());
+      std::memcpy(p.buf + p.carry, p.pending_in.data(), n);
+      p.pending_in.erase(0, n);
+    } else {
+      n = src.sock.read_some(asio::buffer(p.buf + p.carry, room), ec);
+      if (ec == asio::error::would_block) {
+        if (p.carry == 0) release_buffer(p);
+        arm_read(d);
+        return;
+      }
+      if (ec) {
+        if (p.carry == 0) release_buffer(p);
+        side_lost(d, ec == asio::error::eof ? "connection closed" : ec.message());
+        return;
+      }
+    }
+    const auto now = core::coarse_now_ms();
+    src.last_rx_ms = now;
+    src.ping_sent_ms = 0;
+    const std::size_t total = p.carry + n;
+    if (src.rx_closed) {
+      // After its Close (or a protocol error) a side's bytes are ignored; we
+      // only keep reading to see it go.
+      p.carry = 0;
+    } else {
+      ws::ScanResult r;
+      std::uint64_t messages = 0;
+      bool saw_data = false;
+      std::uint16_t peer_close = 0;
+      std::string reason;
+      auto run = [&](auto& sink) {
+        sink.reason_out = &reason;
+        r = p.scanner.scan(p.buf, total, policy_[d], sink);
+        messages = sink.messages;
+        saw_data = sink.saw_data;
+        peer_close = sink.saw_close ? sink.close_code : 0;
+      };
+      if (remask_ && d == kClient) {
+        RelaySink<true> sink;
+        run(sink);
+      } else {
+        RelaySink<false> sink;
+        run(sink);
+      }
+      if (saw_data) last_data_ms_ = now;
+      p.messages += messages;
+      p.bytes += r.consumed;
+      auto& stats = worker_.stats();
+      (d == kClient ? stats.messages_c2u : stats.messages_u2c).add(messages);
+      (d == kClient ? stats.bytes_c2u : stats.bytes_u2c).add(r.consumed);
+      p.wpos = 0;
+      p.wend = static_cast<std::uint32_t>(r.consumed);
+      p.keep_from = p.wend;
+      p.keep_to = static_cast<std::uint32_t>(total);
+      SideState& dst = sides_[1 - d];
+      if (dst.close_queued || dst.tx_dead) p.wend = 0;  // nothing may follow a Close
+      if (r.closed) {
+        src.rx_closed = true;
+        p.keep_to = p.keep_from;  // bytes after a Close are ignored
+        if (!closed_by_) {
+          closed_by_ = side_name(d);
+          close_code_ = peer_close;
+          close_reason_ = std::move(reason);
+        }
+        if (!dst.close_queued && !dst.tx_dead) dst.close_queued = true;
+        if (!closing_) {
+          closing_ = true;
+          close_deadline_ms_ = now + route_->timeouts.close.count();
+          arm_timer();
+        }
+      }
+      if (r.error) {
+        p.keep_to = p.keep_from;
+        protocol_error(d, r.error, r.reason);
+      }
+    }
+    if (!flush(d)) return;  // resumes from arm_write's handler
+    if (phase_ != Phase::relay) return;
+    if (n < room && p.pending_in.empty()) {
+      // A short read drained the socket: wait for the next edge. (A side that
+      // sent its Close is still read, to see it go; its bytes are ignored.)
+      if (p.carry == 0) release_buffer(p);
+      arm_read(d);
+      return;
+    }
+  }
+  // Fairness: let other sessions on this worker run, then continue.
+  auto self = core::Ref<Session>(this);
+  asio::post(worker_.io(), [self, d] { self->pump(d); });
+}
+
+// Writes the pending run, then injected frames at a frame boundary. Returns
+// false when the socket would block (a write wait is armed).
+bool Session::flush(int d) {
+  Pump& p = pumps_[d];
+  SideState& dst = sides_[1 - d];
+  for (;;) {
+    if (phase_ != Phase::relay) return true;
+    if (dst.tx_dead) {
+      p.wpos = p.wend;
+      p.inject.clear();
+      break;
+    }
+    const std::size_t data = p.wend - p.wpos;
+    const bool inj = !p.inject.empty() && data == 0 && p.scanner.at_frame_boundary();
+    if (data == 0 && !inj) break;
+    error_code ec;
+    std::size_t w;
+    if (data) {
+      const std::array<asio::const_buffer, 2> bufs{
+          asio::buffer(p.buf + p.wpos, data),
+          p.scanner.at_frame_boundary() ? asio::buffer(p.inject) : asio::const_buffer()};
+      w = dst.sock.write_some(bufs, ec);
+    } else {
+      w = dst.sock.write_some(asio::buffer(p.inject), ec);
+    }
+    if (ec == asio::error::would_block) {
+      arm_write(d);
+      return false;
+    }
+    if (ec) {
+      dst.tx_dead = true;
+      side_lost(1 - d, ec.message());
+      continue;
+    }
+    const std::size_t from_data = std::min(w, data);
+    p.wpos += static_cast<std::uint32_t>(from_data);
+    if (w > from_data) p.inject.erase(0, w - from_data);
+  }
+  after_flush(d);
+  return true;
+}
+
+// Everything pending was written: carry the unscanned tail to the front and
+// note a delivered Close.
+void Session::after_flush(int d) {
+  Pump& p = pumps_[d];
+  const std::uint32_t keep = p.keep_to - p.keep_from;
+  if (keep && p.buf) std::memmove(p.buf, p.buf + p.keep_from, keep);
+  p.carry = keep;
+  p.wpos = p.wend = p.keep_from = p.keep_to = 0;
+  SideState& dst = sides_[1 - d];
+  if (dst.close_queued && !dst.tx_closed && p.inject.empty() && !dst.tx_dead) {
+    // The Close (forwarded or ours) is on the wire.
+    dst.tx_closed = true;
+    maybe_finish();
+  }
+}
+
+void Session::arm_read(int d) {
+  SideState& s = sides_[d];
+  if (s.read_armed) return;
+  s.read_armed = true;
+  auto self = core::Ref<Session>(this);
+  s.sock.async_wait(tcp::socket::wait_read, [self, d](error_code ec) {
+    self->sides_[d].read_armed = false;
+    if (ec || self->phase_ != Phase::relay) return;
+    self->pump(d);
+  });
+}
+
+void Session::arm_write(int d) {
+  SideState& dst = sides_[1 - d];
+  if (dst.write_armed) return;
+  dst.write_armed = true;
+  auto self = core::Ref<Session>(this);
+  dst.sock.async_wait(tcp::socket::wait_write, [self, d](error_code ec) {
+    self->sides_[1 - d].write_armed = false;
+    if (ec || self->phase_ != Phase::relay) return;
+    if (self->flush(d)) self->pump(d);
+  });
+}
+
+// Queues a Close to side s (sent at the next frame boundary of the stream
+// towards it); nothing else is sent to s afterwards.
+void Session::queue_close(int s, std::uint16_t code, std::string_view reason) {
+  SideState& side = sides_[s];
+  if (side.close_queued || side.tx_dead || side.rx_eof) return;
+  side.close_queued = true;
+  std::uint8_t frame[2 + 4 + ws::max_control_payload + 8];
+  const std::size_t n = ws::build_close_frame(frame, code, reason, /*masked=*/s == kUpstream);
+  // Bytes already relayed towards s go first; the Close follows at the next
+  // frame boundary.
+  Pump& p = pumps_[1 - s];
+  p.inject.append(reinterpret_cast<const char*>(frame), n);
+  if (p.wpos == p.wend) flush(1 - s);
+}
+
+void Session::queue_ping(int s) {
+  SideState& side = sides_[s];
+  if (side.close_queued || side.tx_dead) return;
+  std::uint8_t frame[2 + 4 + 8];
+  const std::size_t n = ws::build_control_frame(frame, ws::Opcode::ping, "weir", s == kUpstream);
+  Pump& p = pumps_[1 - s];
+  p.inject.append(reinterpret_cast<const char*>(frame), n);
+  if (p.wpos == p.wend) flush(1 - s);
+}
+
+void Session::begin_close(std::uint16_t code, std::string_view reason) {
+  if (!closed_by_) {
+    closed_by_ = "weir";
+    close_code_ = code;
+    close_reason_.assign(reason);
+  }
+  if (!closing_) {
+    closing_ = true;
+    close_deadline_ms_ = core::coarse_now_ms() + (route_ ? route_->timeouts.close.count() : 1000);
+    arm_timer();
+  }
+  queue_close(kClient, code, reason);
+  queue_close(kUpstream, code, reason);
+  maybe_finish();
+}
+
+// Side s broke the protocol in frames it sent (code 1002, 1007 or 1009): it
+// gets a Close with that code; the other side learns why.
+void Session::protocol_error(int d, std::uint16_t code, const char* reason) {
+  worker_.stats().protocol_errors.add();
+  sides_[d].rx_closed = true;
+  const std::string why = fmt::format("{} {}", d == kClient ? "client" : "upstream", reason);
+  log::Line(log::Level::info, "protocol_error")
+      .unum("id", id_)
+      .str("side", side_name(d))
+      .num("close_code", code)
+      .str("reason", reason);
+  if (!closed_by_) {
+    closed_by_ = "weir";
+    close_code_ = code;
+    close_reason_ = why;
+  }
+  // The valid frames before the bad one still go out first (queue_close would
+  // drop them), so only append our Close here.
+  SideState& other = sides_[1 - d];
+  if (!other.close_queued && !other.tx_dead) {
+    other.close_queued = true;
+    std::uint8_t frame[2 + 4 + ws::max_control_payload + 8];
+    const std::size_t n = ws::build_close_frame(frame, code, why, /*masked=*/d == kClient);
+    pumps_[d].inject.append(reinterpret_cast<const char*>(frame), n);
+  }
+  queue_close(d, code, reason);
+  if (!closing_) {
+    closing_ = true;
+    close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.close.count();
+    arm_timer();
+  }
+}
+
+// Side s is gone (EOF without Close, reset, keepalive timeout, write error).
+void Session::side_lost(int s, std::string_view why) {
+  SideState& side = sides_[s];
+  if (side.rx_eof) return;
+  side.rx_eof = true;
+  side.tx_dead = true;
+  error_code ignored;
+  side.sock.shutdown(tcp::socket::shutdown_both, ignored);
+  if (!side.rx_closed) {
+    if (!closed_by_) {
+      closed_by_ = side_name(s);
+      close_code_ = ws::close_code::abnormal;
+      close_reason_.assign(why);
+    }
+    if (s == kClient) queue_close(kUpstream, ws::close_code::going_away, "client went away");
+    else queue_close(kClient, ws::close_code::internal_error, "upstream connection lost");
+  }
+  if (!closing_ && phase_ == Phase::relay) {
+    closing_ = true;
+    close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.close.count();
+    arm_timer();
+  }
+  maybe_finish();
+}
+
+void Session::maybe_finish() {
+  if (phase_ != Phase::relay) return;
+  auto done = [](const SideState& s) { return s.rx_eof || s.tx_dead || (s.rx_closed && s.tx_closed); };
+  if (done(sides_[kClient]) && done(sides_[kUpstream])) finish();
+}
+
+void Session::shutdown(std::uint16_t code, std::string_view reason) {
+  if (phase_ == Phase::relay) {
+    begin_close(code, reason);
+  } else if (phase_ != Phase::done) {
+    // Still handshaking: nothing was promised yet.
+    refuse(503, std::string(reason));
+  }
+}
+
+// Closes both sockets. Buffers go back to the pool in the destructor, once
+// the last handler holding a Ref has run: a caller up the stack may still be
+// using them.
+void Session::finish() {
+  if (finished_) return;
+  finished_ = true;
+  const bool was_relay = phase_ == Phase::relay;
+  phase_ = Phase::done;
+  error_code ignored;
+  timer_.cancel();
+  for (auto& s : sides_) {
+    s.sock.shutdown(tcp::socket::shutdown_send, ignored);
+    s.sock.close(ignored);
+  }
+  if (was_relay) {
+    worker_.stats().sessions_closed.add();
+    log_close();
+  }
+  hs_.reset();
+  worker_.detach(this);
+}
+
+void Session::log_close() {
+  log::Line(log::Level::info, "session_close")
+      .unum("id", id_)
+      .str("client", client_addr_)
+      .str("route", route_ ? route_->name : "")
+      .str("upstream", upstream_addr_)
+      .str("closed_by", closed_by_ ? closed_by_ : "unknown")
+      .num("close_code", close_code_)
+      .str("reason", close_reason_)
+      .unum("bytes_in", pumps_[kClient].bytes)
+      .unum("bytes_out", pumps_[kUpstream].bytes)
+      .unum("msgs_in", pumps_[kClient].messages)
+      .unum("msgs_out", pumps_[kUpstream].messages)
+      .num("duration_ms", core::coarse_now_ms() - started_ms_);
+}
+
+// One timer per session, re-armed when it fires rather than per message:
+// activity only moves time stamps.
+void Session::arm_timer() {
+  std::int64_t deadline;
+  if (phase_ != Phase::relay || closing_) {
+    deadline = close_deadline_ms_;
+  } else {
+    const auto& t = route_->timeouts;
+    const auto& k = route_->keepalive;
+    deadline = INT64_MAX;
+    if (t.idle.count() > 0) deadline = std::min(deadline, last_data_ms_ + t.idle.count());
+    if (t.max_lifetime.count() > 0) deadline = std::min(deadline, started_ms_ + t.max_lifetime.count());
+    if (k.interval.count() > 0) {
+      for (const auto& s : sides_) {
+        deadline = std::min(deadline, s.ping_sent_ms ? s.ping_sent_ms + k.timeout.count()
+                                                     : s.last_rx_ms + k.interval.count());
+      }
+    }
+    if (deadline == INT64_MAX) return;
+  }
+  const auto delay = std::max<std::int64_t>(deadline - core::coarse_now_ms(), 1);
+  // expires_after cancels a pending wait; its handler sees operation_aborted
+  // and arms again with the new expiry.
+  timer_.expires_after(std::chrono::milliseconds(delay));
+  if (timer_armed_) return;
+  timer_armed_ = true;
+  auto self = core::Ref<Session>(this);
+  timer_.async_wait([self](error_code ec) {
+    self->timer_armed_ = false;
+    if (self->phase_ == Phase::done) return;
+    if (ec == asio::error::operation_aborted) {
+      // Re-armed with a new expiry: wait again.
+      self->arm_timer();
+      return;
+    }
+    self->on_timer();
+  });
+}
+
+void Session::on_timer() {
+  const auto now = core::coarse_now_ms();
+  if (phase_ != Phase::relay) {
+    if (now < close_deadline_ms_) return arm_timer();
+    switch (phase_) {
+      case Phase::request:
+        worker_.stats().handshake_timeouts.add();
+        log_refusal(408, "handshake timeout");
+        finish();
+        return;
+      case Phase::connecting:
+        worker_.stats().upstream_failures.add();
+        upstream_failed(504, "upstream connect timeout");
+        return;
+      case Phase::upstream_handshake:
+        worker_.stats().upstream_failures.add();
+        upstream_failed(504, "upstream handshake timeout");
+        return;
+      default:
+        finish();
+        return;
+    }
+  }
+  if (closing_) {
+    if (now >= close_deadline_ms_) {
+      if (!closed_by_) closed_by_ = "weir";
+      finish();
+      return;
+    }
+    return arm_timer();
+  }
+  const auto& t = route_->timeouts;
+  const auto& k = route_->keepalive;
+  if (t.max_lifetime.count() > 0 && now >= started_ms_ + t.max_lifetime.count()) {
+    begin_close(ws::close_code::going_away, "max lifetime reached");
+    return;
+  }
+  if (t.idle.count() > 0 && now >= last_data_ms_ + t.idle.count()) {
+    begin_close(ws::close_code::going_away, "idle timeout");
+    return;
+  }
+  if (k.interval.count() > 0) {
+    for (int s = 0; s < 2; ++s) {
+      SideState& side = sides_[s];
+      if (side.ping_sent_ms && now >= side.ping_sent_ms + k.timeout.count()) {
+        side_lost(s, "keepalive timeout");
+        if (phase_ != Phase::relay) return;
+      } else if (!side.ping_sent_ms && now >= side.last_rx_ms + k.interval.count()) {
+        side.ping_sent_ms = now;
+        queue_ping(s);
+      }
+    }
+  }
+  arm_timer();
+}
+
+}  // namespace weir::proxy

@@ -1,0 +1,125 @@
+#pragma once
+// A proxied WebSocket session: the client's socket, the upstream's socket, the
+// handshake between them and then the relay (two pumps, one per direction).
+// Lives on one worker; handlers hold a Ref, so the session dies with its last
+// pending operation. Handshake code is in session_handshake.cpp, the relay and
+// close logic in relay.cpp.
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "core/ref.h"
+#include "core/worker.h"
+#include "ws/scanner.h"
+
+namespace weir::proxy {
+
+using tcp = boost::asio::ip::tcp;
+
+class Session final : public core::RefCounted, public core::Closable {
+ public:
+  // Takes an accepted client socket and runs the session to its end.
+  static void start(core::Worker& worker, tcp::socket client);
+
+  void shutdown(std::uint16_t code, std::string_view reason) override;
+
+ private:
+  // Side index == index of the pump that reads from it: pump 0 reads the
+  // client and writes the upstream, pump 1 the reverse.
+  enum SideIndex : int { kClient = 0, kUpstream = 1 };
+  enum class Phase : std::uint8_t { request, connecting, upstream_handshake, responding, relay, done };
+
+  struct SideState {
+    explicit SideState(boost::asio::io_context& io) : sock(io) {}
+    tcp::socket sock;
+    std::int64_t last_rx_ms = 0;     // any byte read from it
+    std::int64_t ping_sent_ms = 0;   // our keepalive ping outstanding since; 0 = none
+    bool rx_closed = false;          // it sent a Close (or broke the protocol): ignore its input
+    bool rx_eof = false;             // its read side ended (EOF, reset, timeout)
+    bool close_queued = false;       // a Close to it is queued: nothing else may follow
+    bool tx_closed = false;          // that Close is fully written
+    bool tx_dead = false;            // writing to it failed
+    bool read_armed = false;
+    bool write_armed = false;
+  };
+
+  struct Pump {
+    ws::FrameScanner scanner;
+    std::uint8_t* buf = nullptr;     // pooled; only while bytes are held
+    std::uint32_t wpos = 0, wend = 0;       // pending write [wpos, wend)
+    std::uint32_t keep_from = 0, keep_to = 0;  // unscanned tail to carry to the front
+    std::uint32_t carry = 0;         // carried bytes at buf[0..carry)
+    std::string inject;              // our own frames, sent at the next frame boundary
+    std::string pending_in;          // bytes read during the handshake, not yet relayed
+    std::uint64_t bytes = 0, messages = 0;
+  };
+
+  struct Handshake;
+
+  Session(core::Worker& worker, tcp::socket client);
+  ~Session() override;
+
+  // session_handshake.cpp
+  void read_request();
+  void on_request_bytes(std::size_t n);
+  void route_and_connect();
+  void connect_next();
+  void on_upstream_connected();
+  void read_upstream_response();
+  void on_upstream_response_bytes(std::size_t n);
+  void refuse(unsigned status, std::string reason);
+  void upstream_failed(unsigned status, std::string reason);
+
+  // relay.cpp
+  void start_relay();
+  void pump(int d);
+  bool flush(int d);
+  void after_flush(int d);
+  void arm_read(int d);
+  void arm_write(int d);
+  void release_buffer(Pump& p);
+  void side_lost(int s, std::string_view why);
+  void protocol_error(int d, std::uint16_t code, const char* reason);
+  void queue_close(int s, std::uint16_t code, std::string_view reason);
+  void queue_ping(int s);
+  void begin_close(std::uint16_t code, std::string_view reason);
+  void maybe_finish();
+  void finish();
+  void arm_timer();
+  void on_timer();
+
+  void log_refusal(unsigned status, std::string_view reason);
+  void log_close();
+
+  core::Worker& worker_;
+  std::shared_ptr<const config::Config> config_;
+  const config::Route* route_ = nullptr;
+  std::unique_ptr<Handshake> hs_;   // only until the relay starts
+  SideState sides_[2];
+  Pump pumps_[2];
+  ws::ScanPolicy policy_[2];
+  boost::asio::steady_timer timer_;
+  std::uint64_t id_;
+  std::string client_addr_;         // "ip:port"
+  std::string upstream_addr_;
+  std::int64_t started_ms_;
+  std::int64_t last_data_ms_ = 0;   // last data frame either way (idle timeout)
+  std::int64_t close_deadline_ms_ = 0;
+  Phase phase_ = Phase::request;
+  bool closing_ = false;
+  bool finished_ = false;
+  bool timer_armed_ = false;
+  bool remask_ = false;
+  // Who ended it, with what code and reason (first one wins).
+  const char* closed_by_ = nullptr;
+  std::uint16_t close_code_ = 0;
+  std::string close_reason_;
+};
+
+}  // namespace weir::proxy

@@ -1,0 +1,284 @@
+// Session, from accept to the 101: read and check the client's request, pick a
+// route and an upstream, connect, do the client-side handshake with the
+// backend, and answer the client. Every refusal is an HTTP status, logged.
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/write.hpp>
+
+#include <fmt/format.h>
+
+#include "core/clock.h"
+#include "http/head.h"
+#include "http/upgrade.h"
+#include "observability/log.h"
+#include "proxy/route_match.h"
+#include "proxy/handshake_state.h"
+#include "proxy/session.h"
+
+namespace weir::proxy {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+
+namespace {
+std::uint64_t next_session_id(unsigned worker) {
+  thread_local std::uint64_t seq = 0;
+  return (++seq << 8) | (worker & 0xFF);
+}
+}  // namespace
+
+void Session::start(core::Worker& worker, tcp::socket client) {
+  core::Ref<Session> s(new Session(worker, std::move(client)));
+  s->read_request();
+}
+
+Session::Session(core::Worker& worker, tcp::socket client)
+    : worker_(worker),
+      config_(worker.config()),
+      sides_{SideState(worker.io()), SideState(worker.io())},
+      timer_(worker.io()),
+      id_(next_session_id(worker.index())),
+      started_ms_(core::coarse_now_ms()) {
+  sides_[kClient].sock = std::move(client);
+  error_code ec;
+  const auto ep = sides_[kClient].sock.remote_endpoint(ec);
+  if (!ec) {
+    client_addr_ = ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
+                                        : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+  }
+  sides_[kClient].sock.set_option(tcp::no_delay(true), ec);
+  sides_[kClient].sock.non_blocking(true, ec);
+  hs_ = std::make_unique<Handshake>(worker.io());
+  worker_.attach(this);
+  worker_.stats().connections_accepted.add();
+  // Until a route is known, the top-level defaults (first route's, which start
+  // from them) bound the handshake.
+  const auto& t = config_->routes.front().timeouts;
+  close_deadline_ms_ = started_ms_ + t.handshake.count();
+  arm_timer();
+}
+
+Session::~Session() {
+  for (auto& p : pumps_) release_buffer(p);
+}
+
+void Session::read_request() {
+  const std::size_t max = config_->routes.front().limits.max_header_bytes;
+  auto& in = hs_->in;
+  const std::size_t old = in.size();
+  in.resize(max);
+  auto self = core::Ref<Session>(this);
+  sides_[kClient].sock.async_read_some(
+      asio::buffer(in.data() + old, max - old), [self, old](error_code ec, std::size_t n) {
+        if (self->phase_ != Phase::request) return;
+        self->hs_->in.resize(old + n);
+        if (ec) {
+          // The client left before finishing its request: nothing to answer.
+          self->log_refusal(400, ec == asio::error::eof ? "client closed during handshake" : ec.message());
+          self->finish();
+          return;
+        }
+        self->on_request_bytes(n);
+      });
+}
+
+void Session::on_request_bytes(std::size_t) {
+  const std::size_t max = config_->routes.front().limits.max_header_bytes;
+  std::string err;
+  switch (http::parse_request_head(hs_->in, max, hs_->req, &err)) {
+    case http::ParseStatus::need_more: read_request(); return;
+    case http::ParseStatus::too_large: refuse(431, "request header too large"); return;
+    case http::ParseStatus::bad: refuse(400, "malformed HTTP request: " + err); return;
+    case http::ParseStatus::complete: break;
+  }
+  route_and_connect();
+}
+
+void Session::route_and_connect() {
+  const http::Head& req = hs_->req;
+  const auto match = match_route(*config_, req);
+  if (!match) {
+    refuse(404, "no route for this host and path");
+    return;
+  }
+  route_ = &config_->routes[*match];
+  hs_->route_index = *match;
+  if (auto refusal = http::validate_upgrade_request(req)) {
+    refuse(refusal.status, std::move(refusal.reason));
+    return;
+  }
+  if (!origin_allowed(*route_, req.get("origin"))) {
+    refuse(403, "origin not allowed");
+    return;
+  }
+  remask_ = route_->remask;
+  phase_ = Phase::connecting;
+  close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.connect.count();
+  arm_timer();
+  hs_->first_upstream = worker_.next_round_robin(hs_->route_index);
+  hs_->attempts = 0;
+  connect_next();
+}
+
+// Tries the route's upstreams in round-robin order, each once, until one
+// accepts the TCP connection.
+void Session::connect_next() {
+  auto& hs = *hs_;
+  if (hs.endpoint_index < hs.endpoints.size()) {
+    auto self = core::Ref<Session>(this);
+    const tcp::endpoint ep = hs.endpoints[hs.endpoint_index++];
+    auto& sock = sides_[kUpstream].sock;
+    error_code ignored;
+    sock.close(ignored);
+    sock.async_connect(ep, [self](error_code ec) {
+      if (self->phase_ != Phase::connecting) return;
+      if (ec) {
+        self->hs_->last_error = ec.message();
+        self->connect_next();
+        return;
+      }
+      self->on_upstream_connected();
+    });
+    return;
+  }
+  if (hs.attempts >= route_->upstreams.size()) {
+    worker_.stats().upstream_failures.add();
+    upstream_failed(502, "no upstream reachable: " + hs.last_error);
+    return;
+  }
+  const auto& up = route_->upstreams[(hs.first_upstream + hs.attempts++) % route_->upstreams.size()];
+  upstream_addr_ = up.text;
+  hs.endpoints.clear();
+  hs.endpoint_index = 0;
+  if (up.kind == config::Upstream::Kind::echo) {
+    hs.endpoints.emplace_back(asio::ip::address_v4::loopback(), worker_.echo_port);
+    connect_next();
+    return;
+  }
+  error_code ec;
+  const auto addr = asio::ip::make_address(up.host, ec);
+  if (!ec) {
+    hs.endpoints.emplace_back(addr, up.port);
+    connect_next();
+    return;
+  }
+  auto self = core::Ref<Session>(this);
+  hs.resolver.async_resolve(up.host, std::to_string(up.port),
+                            [self](error_code ec, tcp::resolver::results_type results) {
+                              if (self->phase_ != Phase::connecting) return;
+                              auto& hs = *self->hs_;
+                              if (ec) hs.last_error = "resolve " + self->upstream_addr_ + ": " + ec.message();
+                              for (const auto& r : results) hs.endpoints.push_back(r.endpoint());
+                              self->connect_next();
+                            });
+}
+
+void Session::on_upstream_connected() {
+  auto& up = sides_[kUpstream].sock;
+  error_code ec;
+  up.set_option(tcp::no_delay(true), ec);
+  up.non_blocking(true, ec);
+  phase_ = Phase::upstream_handshake;
+  close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.upstream_handshake.count();
+  arm_timer();
+  std::string_view ip = client_addr_;
+  if (!ip.empty() && ip.front() == '[') ip = ip.substr(1, ip.find(']') - 1);
+  else ip = ip.substr(0, ip.rfind(':'));
+  hs_->out = http::build_upstream_request(hs_->req, {ip, "ws"});
+  auto self = core::Ref<Session>(this);
+  asio::async_write(up, asio::buffer(hs_->out), [self](error_code ec, std::size_t) {
+    if (self->phase_ != Phase::upstream_handshake) return;
+    if (ec) {
+      self->worker_.stats().upstream_failures.add();
+      self->upstream_failed(502, "upstream write failed: " + ec.message());
+      return;
+    }
+    self->read_upstream_response();
+  });
+}
+
+void Session::read_upstream_response() {
+  const std::size_t max = 16 * 1024;
+  auto& in = hs_->up_in;
+  const std::size_t old = in.size();
+  in.resize(max);
+  auto self = core::Ref<Session>(this);
+  sides_[kUpstream].sock.async_read_some(
+      asio::buffer(in.data() + old, max - old), [self, old](error_code ec, std::size_t n) {
+        if (self->phase_ != Phase::upstream_handshake) return;
+        self->hs_->up_in.resize(old + n);
+        if (ec) {
+          self->worker_.stats().upstream_failures.add();
+          self->upstream_failed(502, "upstream closed during handshake: " + ec.message());
+          return;
+        }
+        self->on_upstream_response_bytes(n);
+      });
+}
+
+void Session::on_upstream_response_bytes(std::size_t) {
+  std::string err;
+  switch (http::parse_response_head(hs_->up_in, 16 * 1024, hs_->resp, &err)) {
+    case http::ParseStatus::need_more: read_upstream_response(); return;
+    case http::ParseStatus::too_large:
+      upstream_failed(502, "upstream response header too large");
+      return;
+    case http::ParseStatus::bad:
+      upstream_failed(502, "malformed upstream response: " + err);
+      return;
+    case http::ParseStatus::complete: break;
+  }
+  auto verdict = http::check_upstream_response(hs_->resp, hs_->req);
+  if (verdict.refusal) {
+    worker_.stats().upstream_failures.add();
+    upstream_failed(verdict.refusal.status, std::move(verdict.refusal.reason));
+    return;
+  }
+  hs_->allowed_rsv = verdict.allowed_rsv;
+  hs_->out = http::build_switching_response(hs_->req, hs_->resp);
+  phase_ = Phase::responding;
+  auto self = core::Ref<Session>(this);
+  asio::async_write(sides_[kClient].sock, asio::buffer(hs_->out), [self](error_code ec, std::size_t) {
+    if (self->phase_ != Phase::responding) return;
+    if (ec) {
+      self->closed_by_ = "client";
+      self->close_code_ = ws::close_code::abnormal;
+      self->close_reason_ = "client lost before the upgrade completed: " + ec.message();
+      self->finish();
+      return;
+    }
+    self->start_relay();
+  });
+}
+
+void Session::upstream_failed(unsigned status, std::string reason) {
+  error_code ignored;
+  sides_[kUpstream].sock.close(ignored);
+  refuse(status, std::move(reason));
+}
+
+void Session::refuse(unsigned status, std::string reason) {
+  worker_.stats().refused.add();
+  log_refusal(status, reason);
+  phase_ = Phase::done;
+  hs_->out = http::error_response(status, reason);
+  auto self = core::Ref<Session>(this);
+  asio::async_write(sides_[kClient].sock, asio::buffer(hs_->out), [self](error_code, std::size_t) {
+    error_code ignored;
+    // Half-close so the response is delivered before the connection goes.
+    self->sides_[kClient].sock.shutdown(tcp::socket::shutdown_send, ignored);
+    self->finish();
+  });
+}
+
+void Session::log_refusal(unsigned status, std::string_view reason) {
+  log::Line l(status >= 500 ? log::Level::warn : log::Level::info, "refused");
+  l.unum("id", id_).str("client", client_addr_).num("status", status).str("reason", reason);
+  if (hs_ && !hs_->req.target.empty()) l.str("path", hs_->req.target);
+  if (route_) l.str("route", route_->name);
+  if (!upstream_addr_.empty()) l.str("upstream", upstream_addr_);
+}
+
+}  // namespace weir::proxy
