@@ -189,6 +189,7 @@ void Session::pump(int d) {
       }
     }
     if (!flush(d)) return;  // resumes from arm_write's handler
+    if (src.rx_closed) maybe_finish();
     if (phase_ != Phase::relay) return;
     if (n < room && p.pending_in.empty()) {
       // A short read drained the socket: wait for the next edge. (A side that
