@@ -97,8 +97,9 @@ std::string suggestion(std::string_view key, Keys allowed) {
   }
   // Close enough to be a typo of `best`, far enough from a different word.
   const std::size_t longer = std::max(key.size(), best.size());
-  if (best_distance <= 2 && best_distance * 2 <= longer)
+  if (best_distance <= 2 && best_distance * 2 <= longer) {
     return " (did you mean '" + std::string(best) + "'?)";
+  }
   return {};
 }
 
@@ -157,18 +158,22 @@ class Loader {
     if (f.node.IsNull()) return out;
     if (!f.node.IsMap()) fail(f.mark, f.label + " must be a mapping, got " + describe(f.node));
     for (auto it = f.node.begin(); it != f.node.end(); ++it) {
-      const YAML::Node& key = it->first;
-      if (!key.IsScalar())
+      // Copies: the iterator hands out a temporary pair, so a reference would dangle.
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
+      if (!key.IsScalar()) {
         fail(key.Mark(),
              "a key " + std::string(where) + " must be a plain word, got " + describe(key));
+      }
       const std::string& k = key.Scalar();
       if (allowed.size() != 0 && std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
         fail(key.Mark(),
              "unknown key " + quote(k) + " " + std::string(where) + suggestion(k, allowed));
       }
-      if (out.find(k) != nullptr)
+      if (out.find(k) != nullptr) {
         fail(key.Mark(), "duplicate key " + quote(k) + " " + std::string(where));
-      out.entries.emplace_back(k, child(f.name, key, it->second));
+      }
+      out.entries.emplace_back(k, child(f.name, key, value));
     }
     return out;
   }
@@ -212,9 +217,10 @@ class Loader {
                      std::string_view range) const {
     const std::string text = scalar(f, "a size such as 64KiB");
     const auto value = parse_size(text);
-    if (!value)
+    if (!value) {
       fail(f.mark,
            "invalid size " + quote(text) + " for " + f.label + " (use e.g. 4096, 64KiB, 16MiB)");
+    }
     if (*value < min || *value > max) {
       fail(f.mark, f.label + " must be " + std::string(range) + ", got " + quote(text));
     }
@@ -293,8 +299,9 @@ std::vector<Listener> Loader::listeners(const Field& f) const {
           "an IPv4 or IPv6 address literal such as 127.0.0.1, 0.0.0.0 or ::1";
       l.address = scalar(*a, rule);
       const auto ip = normalize_ip(l.address);
-      if (!ip)
+      if (!ip) {
         fail(a->mark, a->label + " must be " + std::string(rule) + ", got " + quote(l.address));
+      }
       normalized = *ip;
     }
     const Field& p = require(fs, "port", "in listener");
@@ -379,8 +386,9 @@ RouteMatch Loader::match(const Field& f) const {
     static constexpr std::string_view rule =
         "a host name such as chat.example.com or *.example.com (no port)";
     const std::string host = lower(scalar(*v, rule));
-    if (host != "*" && !valid_match_host(host))
+    if (host != "*" && !valid_match_host(host)) {
       fail(v->mark, v->label + " must be " + std::string(rule) + ", got " + quote(host));
+    }
     m.host = host == "*" ? "" : host;
   }
 
@@ -392,8 +400,9 @@ RouteMatch Loader::match(const Field& f) const {
   }
   if (const Field* v = exact != nullptr ? exact : prefix) {
     const std::string path = scalar(*v, "a path starting with '/'");
-    if (path.empty() || path.front() != '/')
+    if (path.empty() || path.front() != '/') {
       fail(v->mark, v->label + " must start with '/', got " + quote(path));
+    }
     // The query and fragment are not part of the matched path, so a route
     // containing them could never match.
     if (path.find_first_of("?#") != std::string::npos) {
@@ -417,9 +426,10 @@ RouteMatch Loader::match(const Field& f) const {
       const std::string name = lower(raw_name);
       const bool repeated = std::any_of(m.headers.begin(), m.headers.end(),
                                         [&](const HeaderMatch& hm) { return hm.name == name; });
-      if (repeated)
+      if (repeated) {
         fail(value.key_mark,
              "header " + quote(raw_name) + " appears twice in match.headers (names ignore case)");
+      }
       m.headers.push_back({name, scalar(value, "a string (the exact header value)")});
     }
   }
@@ -458,12 +468,14 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index,
   for (const Field& u : list(ups, true)) {
     const std::string text = scalar(u, "'host:port' or 'echo'");
     auto up = parse_upstream(text);
-    if (!up)
+    if (!up) {
       fail(u.mark, "invalid upstream " + quote(text) + " (use host:port, [IPv6]:port or echo)");
+    }
     r.upstreams.push_back(std::move(*up));
   }
-  if (r.upstreams.empty())
+  if (r.upstreams.empty()) {
     fail(ups.mark, "'upstreams' must not be empty (add at least one host:port, or echo)");
+  }
 
   if (const Field* v = fs.find("origins")) {
     for (const Field& o : list(*v, true)) {
@@ -521,8 +533,9 @@ std::vector<Route> Loader::routes(const Field& f, const Route& defaults) const {
 
 Config Loader::load_unchecked(const std::string& yaml) const {
   const std::vector<YAML::Node> docs = YAML::LoadAll(yaml);
-  if (docs.size() > 1)
+  if (docs.size() > 1) {
     fail(docs[1].Mark(), "only one YAML document is allowed (found a second '---')");
+  }
   if (docs.empty() || docs[0].IsNull()) {
     fail(YAML::Mark(), "the configuration is empty; it needs at least 'listeners' and 'routes'");
   }
@@ -562,9 +575,10 @@ Config Loader::load_unchecked(const std::string& yaml) const {
       config.log_level = scalar(*l, rule);
       const bool known = config.log_level == "debug" || config.log_level == "info" ||
                          config.log_level == "warn" || config.log_level == "error";
-      if (!known)
+      if (!known) {
         fail(l->mark,
              l->label + " must be " + std::string(rule) + ", got " + quote(config.log_level));
+      }
     }
   }
 

@@ -56,6 +56,9 @@ struct RouteMatch {
   std::vector<HeaderMatch> headers;
 };
 
+// timeouts.handshake and limits.max_header_bytes apply before a route is
+// chosen, so the loader refuses them in a route: every route carries the
+// top-level values, and routes.front() may stand for them.
 struct Route {
   std::string name;
   RouteMatch match;
@@ -91,7 +94,11 @@ class ConfigError : public std::runtime_error {
 };
 
 // Loads and validates; throws ConfigError. `${VAR}` in scalars is replaced by
-// the environment variable (an unset variable is an error).
+// the environment variable (an unset variable is an error), `${VAR:-default}`
+// falls back when it is unset or empty, `${file:PATH}` inserts a file's
+// contents (one trailing newline stripped; a relative PATH is taken from the
+// config file's directory, or the current one for load_string), and `$${` is
+// a literal `${`. A file that cannot be read gives line and column 0.
 Config load_file(const std::string& path);
 Config load_string(const std::string& yaml, const std::string& source_name);
 

@@ -77,7 +77,7 @@ class ScopedEnv {
 
 // ---------------------------------------------------------------- parse_duration
 
-TEST(ParseDuration, AcceptsUnitsAndBareSeconds) {
+TEST(ConfigParseDuration, AcceptsUnitsAndBareSeconds) {
   EXPECT_EQ(parse_duration("0"), Millis{0});
   EXPECT_EQ(parse_duration("30"), 30s);
   EXPECT_EQ(parse_duration("250ms"), 250ms);
@@ -88,7 +88,7 @@ TEST(ParseDuration, AcceptsUnitsAndBareSeconds) {
   EXPECT_EQ(parse_duration("10 s"), 10s);
 }
 
-TEST(ParseDuration, AcceptsFractionsThatAreWholeMilliseconds) {
+TEST(ConfigParseDuration, AcceptsFractionsThatAreWholeMilliseconds) {
   EXPECT_EQ(parse_duration("1.5s"), 1500ms);
   EXPECT_EQ(parse_duration("1.5"), 1500ms);
   EXPECT_EQ(parse_duration("0.25m"), 15s);
@@ -98,14 +98,14 @@ TEST(ParseDuration, AcceptsFractionsThatAreWholeMilliseconds) {
   EXPECT_EQ(parse_duration("0.0001s"), std::nullopt);
 }
 
-TEST(ParseDuration, RejectsGarbage) {
+TEST(ConfigParseDuration, RejectsGarbage) {
   for (const char* bad : {"", "-1s", "-5", "+5s", "abc", "10x", "10S", "10sec", "1.", ".5s", "1e3",
                           "s", "10 ", " 10s", "10s ", "1m30s", "0x10"}) {
     EXPECT_EQ(parse_duration(bad), std::nullopt) << bad;
   }
 }
 
-TEST(ParseDuration, RejectsOverflow) {
+TEST(ConfigParseDuration, RejectsOverflow) {
   EXPECT_EQ(parse_duration("99999999999999999999"), std::nullopt);
   EXPECT_EQ(parse_duration("9223372036854775807h"), std::nullopt);
   EXPECT_EQ(parse_duration("9223372036854775807ms"), Millis{9223372036854775807});
@@ -113,7 +113,7 @@ TEST(ParseDuration, RejectsOverflow) {
 
 // ------------------------------------------------------------------- parse_size
 
-TEST(ParseSize, AcceptsBinaryUnits) {
+TEST(ConfigParseSize, AcceptsBinaryUnits) {
   EXPECT_EQ(parse_size("512"), 512u);
   EXPECT_EQ(parse_size("0"), 0u);
   EXPECT_EQ(parse_size("100B"), 100u);
@@ -123,7 +123,7 @@ TEST(ParseSize, AcceptsBinaryUnits) {
   EXPECT_EQ(parse_size("18446744073709551615"), 18446744073709551615ull);
 }
 
-TEST(ParseSize, RejectsGarbageAndOverflow) {
+TEST(ConfigParseSize, RejectsGarbageAndOverflow) {
   for (const char* bad : {"", "-1", "1.5MiB", "8kb", "8KIB", "8mb", "1T", "KiB", "8 ", "8 K B",
                           "18446744073709551616", "17179869184GiB", "0x10"}) {
     EXPECT_EQ(parse_size(bad), std::nullopt) << bad;
@@ -132,14 +132,14 @@ TEST(ParseSize, RejectsGarbageAndOverflow) {
 
 // --------------------------------------------------------------- parse_upstream
 
-TEST(ParseUpstream, Echo) {
+TEST(ConfigParseUpstream, Echo) {
   const auto up = parse_upstream("echo");
   ASSERT_TRUE(up);
   EXPECT_EQ(up->kind, Upstream::Kind::echo);
   EXPECT_EQ(up->text, "echo");
 }
 
-TEST(ParseUpstream, HostAndPort) {
+TEST(ConfigParseUpstream, HostAndPort) {
   auto up = parse_upstream("127.0.0.1:9000");
   ASSERT_TRUE(up);
   EXPECT_EQ(up->kind, Upstream::Kind::tcp);
@@ -158,7 +158,7 @@ TEST(ParseUpstream, HostAndPort) {
   EXPECT_EQ(up->port, 65535);
 }
 
-TEST(ParseUpstream, BracketedIpv6) {
+TEST(ConfigParseUpstream, BracketedIpv6) {
   const auto up = parse_upstream("[::1]:80");
   ASSERT_TRUE(up);
   EXPECT_EQ(up->kind, Upstream::Kind::tcp);
@@ -167,7 +167,7 @@ TEST(ParseUpstream, BracketedIpv6) {
   EXPECT_EQ(up->text, "[::1]:80");
 }
 
-TEST(ParseUpstream, RejectsMalformed) {
+TEST(ConfigParseUpstream, RejectsMalformed) {
   for (const char* bad : {"", "backend", ":80", "backend:", "backend:0", "backend:65536",
                           "backend:80x", "backend:-1", "::1:80", "[::1]80", "[::1]", "[zz]:80",
                           "[::1:80", "ws://a:80", "a b:80", "a..b:80", ".a:80", "Echo", "echo:"}) {
@@ -177,7 +177,7 @@ TEST(ParseUpstream, RejectsMalformed) {
 
 // ------------------------------------------------------------------ ConfigError
 
-TEST(ConfigError, FormatsFileLineColumn) {
+TEST(ConfigErrorType, FormatsFileLineColumn) {
   const ConfigError e("a.yaml", 3, 7, "boom");
   EXPECT_STREQ(e.what(), "a.yaml:3:7: boom");
   EXPECT_EQ(e.file, "a.yaml");
@@ -186,7 +186,7 @@ TEST(ConfigError, FormatsFileLineColumn) {
   EXPECT_EQ(e.message, "boom");
 }
 
-TEST(ConfigError, CarriesThePositionOfTheOffendingNode) {
+TEST(ConfigErrorType, CarriesThePositionOfTheOffendingNode) {
   try {
     load_string(with_route("upstreams: echo\n    timout: 5s\n"), "pos.yaml");
     FAIL() << "no error";
@@ -200,7 +200,7 @@ TEST(ConfigError, CarriesThePositionOfTheOffendingNode) {
 
 // --------------------------------------------------------------------- defaults
 
-TEST(Load, MinimalFileTakesEveryDefault) {
+TEST(ConfigLoad, MinimalFileTakesEveryDefault) {
   const Config c = load_string(kMinimal, "t.yaml");
   EXPECT_EQ(c.source, "t.yaml");
   EXPECT_EQ(c.workers, 0u);
@@ -236,13 +236,13 @@ TEST(Load, MinimalFileTakesEveryDefault) {
   EXPECT_EQ(r.keepalive.timeout, 10s);
 }
 
-TEST(Load, EmptySectionsMeanDefaults) {
+TEST(ConfigLoad, EmptySectionsMeanDefaults) {
   const Config c = load_string(std::string(kMinimal) + "timeouts:\nlimits: {}\nlog:\n", "t.yaml");
   EXPECT_EQ(c.routes[0].timeouts.idle, 300s);
   EXPECT_EQ(c.log_level, "info");
 }
 
-TEST(Load, EveryTopLevelKey) {
+TEST(ConfigLoad, EveryTopLevelKey) {
   const Config c = load_string(
       "workers: 4\n"
       "listeners:\n"
@@ -297,7 +297,7 @@ TEST(Load, EveryTopLevelKey) {
   EXPECT_EQ(r.keepalive.timeout, 5s);
 }
 
-TEST(Load, WorkersAutoOrCount) {
+TEST(ConfigLoad, WorkersAutoOrCount) {
   EXPECT_EQ(load_string(std::string(kMinimal) + "workers: auto\n", "t").workers, 0u);
   EXPECT_EQ(load_string(std::string(kMinimal) + "workers: 1\n", "t").workers, 1u);
   EXPECT_EQ(load_string(std::string(kMinimal) + "workers: 256\n", "t").workers, 256u);
@@ -311,7 +311,7 @@ TEST(Load, WorkersAutoOrCount) {
 
 // -------------------------------------------------------------------- overrides
 
-TEST(Load, RouteOverridesStartFromTopLevelWhereverItIs) {
+TEST(ConfigLoad, RouteOverridesStartFromTopLevelWhereverItIs) {
   // The top-level sections come after the routes: they must still apply.
   const Config c = load_string(
       "listeners: [{port: 8080}]\n"
@@ -351,7 +351,7 @@ TEST(Load, RouteOverridesStartFromTopLevelWhereverItIs) {
   EXPECT_EQ(b.keepalive.timeout, 10s);
 }
 
-TEST(Load, HandshakeLimitsAreTopLevelOnly) {
+TEST(ConfigLoad, HandshakeLimitsAreTopLevelOnly) {
   // Read before a route is chosen, so a per-route value could never apply.
   EXPECT_EQ(error_of(with_route("upstreams: echo\n    timeouts:\n      handshake: 1s\n")),
             "t.yaml:6:7: 'timeouts.handshake' cannot be set per route (the request is read "
@@ -363,7 +363,7 @@ TEST(Load, HandshakeLimitsAreTopLevelOnly) {
 
 // ------------------------------------------------------------------------ route
 
-TEST(Load, RouteFields) {
+TEST(ConfigLoad, RouteFields) {
   const Config c = load_string(
       "listeners: [{port: 8080}]\n"
       "routes:\n"
@@ -400,7 +400,7 @@ TEST(Load, RouteFields) {
   EXPECT_TRUE(r.remask);
 }
 
-TEST(Load, PathPrefixAndSingleUpstreamScalar) {
+TEST(ConfigLoad, PathPrefixAndSingleUpstreamScalar) {
   const Config c =
       load_string(with_route("match: {path_prefix: /api/}\n    upstreams: backend:9000\n"), "t");
   EXPECT_EQ(c.routes[0].match.path, "/api/");
@@ -409,7 +409,7 @@ TEST(Load, PathPrefixAndSingleUpstreamScalar) {
   EXPECT_EQ(c.routes[0].upstreams[0].host, "backend");
 }
 
-TEST(Load, WildcardHostIsLowerCased) {
+TEST(ConfigLoad, WildcardHostIsLowerCased) {
   EXPECT_EQ(load_string(with_route("match: {host: '*.Example.COM'}\n    upstreams: echo\n"), "t")
                 .routes[0]
                 .match.host,
@@ -421,7 +421,7 @@ TEST(Load, WildcardHostIsLowerCased) {
             "");
 }
 
-TEST(Load, DefaultRouteNamesAreNumberedFromOne) {
+TEST(ConfigLoad, DefaultRouteNamesAreNumberedFromOne) {
   const Config c = load_string(
       "listeners: [{port: 1}]\n"
       "routes:\n"
@@ -434,7 +434,7 @@ TEST(Load, DefaultRouteNamesAreNumberedFromOne) {
   EXPECT_EQ(c.routes[2].name, "route3");
 }
 
-TEST(Load, RemaskAcceptsOnlyTrueAndFalse) {
+TEST(ConfigLoad, RemaskAcceptsOnlyTrueAndFalse) {
   EXPECT_FALSE(
       load_string(with_route("upstreams: echo\n    remask: false\n"), "t").routes[0].remask);
   EXPECT_TRUE(load_string(with_route("upstreams: echo\n    remask: TRUE\n"), "t").routes[0].remask);
@@ -444,7 +444,7 @@ TEST(Load, RemaskAcceptsOnlyTrueAndFalse) {
 
 // ---------------------------------------------------------------------- errors
 
-TEST(Errors, UnknownKeys) {
+TEST(ConfigErrors, UnknownKeys) {
   EXPECT_EQ(error_of(with_route("upstreams: echo\n    timout: 5s\n")),
             "t.yaml:5:5: unknown key 'timout' in route (did you mean 'timeouts'?)");
   EXPECT_EQ(error_of(std::string(kMinimal) + "banana: 1\n"),
@@ -465,12 +465,12 @@ TEST(Errors, UnknownKeys) {
             "t.yaml:5:13: unknown key 'intreval' in keepalive (did you mean 'interval'?)");
 }
 
-TEST(Errors, DuplicateKey) {
+TEST(ConfigErrors, DuplicateKey) {
   EXPECT_EQ(error_of("listeners:\n  - port: 1\n    port: 2\nroutes: [{upstreams: echo}]\n"),
             "t.yaml:3:5: duplicate key 'port' in listener");
 }
 
-TEST(Errors, MissingRequiredKeysPointAtTheMapping) {
+TEST(ConfigErrors, MissingRequiredKeysPointAtTheMapping) {
   EXPECT_EQ(error_of("routes: [{upstreams: echo}]\n"),
             "t.yaml:1:1: missing required key 'listeners' at top level");
   EXPECT_EQ(error_of("workers: 2\nlisteners: [{port: 1}]\n"),
@@ -481,7 +481,7 @@ TEST(Errors, MissingRequiredKeysPointAtTheMapping) {
             "t.yaml:4:5: missing required key 'upstreams' in route");
 }
 
-TEST(Errors, EmptyLists) {
+TEST(ConfigErrors, EmptyLists) {
   EXPECT_EQ(error_of("listeners: [{port: 1}]\nroutes: []\n"),
             "t.yaml:2:9: 'routes' must not be empty (add at least one route)");
   EXPECT_EQ(error_of("listeners: []\nroutes: [{upstreams: echo}]\n"),
@@ -499,7 +499,7 @@ TEST(Errors, EmptyLists) {
             "t.yaml:5:7: entry 2 of 'upstreams' must be 'host:port' or 'echo', got an empty value");
 }
 
-TEST(Errors, WrongTypes) {
+TEST(ConfigErrors, WrongTypes) {
   EXPECT_EQ(error_of(std::string(kMinimal) + "timeouts: [1, 2]\n"),
             "t.yaml:5:11: 'timeouts' must be a mapping, got a list");
   EXPECT_EQ(error_of(std::string(kMinimal) + "limits: 10\n"),
@@ -531,7 +531,7 @@ TEST(Errors, WrongTypes) {
             "a list");
 }
 
-TEST(Errors, Port) {
+TEST(ConfigErrors, Port) {
   const std::string rule = "'port' must be an integer 1-65535 (0 = any free port)";
   EXPECT_EQ(error_of("listeners:\n  - port: 65536\nroutes: [{upstreams: echo}]\n"),
             "t.yaml:2:11: " + rule);
@@ -546,7 +546,7 @@ TEST(Errors, Port) {
             "t.yaml:2:5: " + rule + ", got an empty value");
 }
 
-TEST(Errors, ListenerAddress) {
+TEST(ConfigErrors, ListenerAddress) {
   EXPECT_EQ(
       error_of("listeners:\n  - address: localhost\n    port: 1\nroutes: [{upstreams: echo}]\n"),
       "t.yaml:2:14: 'address' must be an IPv4 or IPv6 address literal such as 127.0.0.1, "
@@ -556,7 +556,7 @@ TEST(Errors, ListenerAddress) {
             "0.0.0.0 or ::1, got '[::1]'");
 }
 
-TEST(Errors, DuplicateListener) {
+TEST(ConfigErrors, DuplicateListener) {
   EXPECT_EQ(error_of("listeners:\n"
                      "  - {address: '::1', port: 80}\n"
                      "  - {address: '0:0::1', port: 80}\n"
@@ -568,7 +568,7 @@ TEST(Errors, DuplicateListener) {
             2u);
 }
 
-TEST(Errors, Durations) {
+TEST(ConfigErrors, Durations) {
   EXPECT_EQ(error_of(std::string(kMinimal) + "timeouts:\n  idle: abc\n"),
             "t.yaml:6:9: invalid duration 'abc' for 'timeouts.idle' (use e.g. 500ms, 10s, 5m)");
   EXPECT_EQ(error_of(with_route("upstreams: echo\n    timeouts: {close: -1s}\n")),
@@ -582,7 +582,7 @@ TEST(Errors, Durations) {
             "10s, 5m)");
 }
 
-TEST(Errors, Sizes) {
+TEST(ConfigErrors, Sizes) {
   EXPECT_EQ(error_of(std::string(kMinimal) + "limits:\n  max_frame_bytes: lots\n"),
             "t.yaml:6:20: invalid size 'lots' for 'limits.max_frame_bytes' (use e.g. 4096, 64KiB, "
             "16MiB)");
@@ -606,12 +606,12 @@ TEST(Errors, Sizes) {
             "no error");
 }
 
-TEST(Errors, LogLevel) {
+TEST(ConfigErrors, LogLevel) {
   EXPECT_EQ(error_of(std::string(kMinimal) + "log:\n  level: verbose\n"),
             "t.yaml:6:10: 'log.level' must be one of debug, info, warn, error, got 'verbose'");
 }
 
-TEST(Errors, Match) {
+TEST(ConfigErrors, Match) {
   EXPECT_EQ(
       error_of(with_route("upstreams: echo\n    match:\n      path: /a\n      path_prefix: /b\n")),
       "t.yaml:7:7: use either 'match.path' or 'match.path_prefix', not both");
@@ -633,7 +633,7 @@ TEST(Errors, Match) {
             "t.yaml:7:9: invalid header name 'X A' in match.headers");
 }
 
-TEST(Errors, Upstreams) {
+TEST(ConfigErrors, Upstreams) {
   // Inside a flow list the column is the entry's own.
   EXPECT_EQ(error_of(with_route("upstreams: [echo, backend]\n")),
             "t.yaml:4:23: invalid upstream 'backend' (use host:port, [IPv6]:port or echo)");
@@ -641,7 +641,7 @@ TEST(Errors, Upstreams) {
             "t.yaml:4:16: invalid upstream '::1:80' (use host:port, [IPv6]:port or echo)");
 }
 
-TEST(Errors, Origins) {
+TEST(ConfigErrors, Origins) {
   EXPECT_EQ(error_of(with_route("upstreams: echo\n    origins: ['https://a.example/']\n")),
             "t.yaml:5:15: invalid origin 'https://a.example/' (use scheme://host[:port] with no "
             "path, e.g. https://chat.example.com, or '*')");
@@ -650,7 +650,7 @@ TEST(Errors, Origins) {
             "e.g. https://chat.example.com, or '*')");
 }
 
-TEST(Errors, RouteNames) {
+TEST(ConfigErrors, RouteNames) {
   EXPECT_EQ(error_of("listeners: [{port: 1}]\n"
                      "routes:\n"
                      "  - name: chat\n"
@@ -670,7 +670,7 @@ TEST(Errors, RouteNames) {
             "t.yaml:4:11: 'name' must be 1-64 letters, digits, '-', '_' or '.', got 'my route'");
 }
 
-TEST(Errors, IdenticalMatches) {
+TEST(ConfigErrors, IdenticalMatches) {
   EXPECT_EQ(error_of("listeners: [{port: 1}]\n"
                      "routes:\n"
                      "  - name: a\n"
@@ -689,7 +689,7 @@ TEST(Errors, IdenticalMatches) {
             "no error");
 }
 
-TEST(Errors, YamlSyntaxErrorPosition) {
+TEST(ConfigErrors, YamlSyntaxErrorPosition) {
   // yaml-cpp reports where it noticed the problem: the token after the
   // unclosed '[' ...
   EXPECT_EQ(error_of("listeners: [{port: 1}\nroutes: []\n"),
@@ -701,7 +701,7 @@ TEST(Errors, YamlSyntaxErrorPosition) {
             "t.yaml:3:4: YAML syntax error: end of sequence not found");
 }
 
-TEST(Errors, EmptyAndMultipleDocuments) {
+TEST(ConfigErrors, EmptyAndMultipleDocuments) {
   EXPECT_EQ(error_of(""),
             "t.yaml:1:1: the configuration is empty; it needs at least 'listeners' and 'routes'");
   EXPECT_EQ(error_of("# only a comment\n"),
@@ -712,7 +712,7 @@ TEST(Errors, EmptyAndMultipleDocuments) {
 
 // ----------------------------------------------------------------- substitution
 
-TEST(Substitution, EnvironmentVariables) {
+TEST(ConfigSubstitution, EnvironmentVariables) {
   ScopedEnv port("WEIR_TEST_PORT", "9001");
   ScopedEnv host("WEIR_TEST_HOST", "backend");
   const Config c = load_string(
@@ -728,7 +728,7 @@ TEST(Substitution, EnvironmentVariables) {
   EXPECT_EQ(c.routes[0].match.headers[0].value, "k-backend");
 }
 
-TEST(Substitution, Defaults) {
+TEST(ConfigSubstitution, Defaults) {
   ScopedEnv unset("WEIR_TEST_UNSET", nullptr);
   ScopedEnv empty("WEIR_TEST_EMPTY", "");
   ScopedEnv set("WEIR_TEST_SET", "7000");
@@ -744,14 +744,14 @@ TEST(Substitution, Defaults) {
   EXPECT_EQ(c.listeners[2].port, 7000);
 }
 
-TEST(Substitution, UnsetVariableIsAnErrorAtItsScalar) {
+TEST(ConfigSubstitution, UnsetVariableIsAnErrorAtItsScalar) {
   ScopedEnv unset("WEIR_TEST_UNSET", nullptr);
   EXPECT_EQ(error_of("listeners:\n  - port: ${WEIR_TEST_UNSET}\nroutes: [{upstreams: echo}]\n"),
             "t.yaml:2:11: 'port': environment variable 'WEIR_TEST_UNSET' is not set (use "
             "${WEIR_TEST_UNSET:-default} to give a default)");
 }
 
-TEST(Substitution, SyntaxErrors) {
+TEST(ConfigSubstitution, SyntaxErrors) {
   EXPECT_EQ(error_of(with_route("upstreams: echo\n    name: ${OOPS\n")),
             "t.yaml:5:11: 'name': unterminated '${' (write '$${' for a literal '${')");
   EXPECT_EQ(error_of(with_route("upstreams: echo\n    name: ${1X}\n")),
@@ -762,7 +762,7 @@ TEST(Substitution, SyntaxErrors) {
             "${file:PATH})");
 }
 
-TEST(Substitution, LiteralDollars) {
+TEST(ConfigSubstitution, LiteralDollars) {
   const Config c = load_string(
       with_route("upstreams: echo\n    match: {headers: {x-a: 'p$ss', x-b: '$${NOT_A_VAR}'}}\n"),
       "t");
@@ -770,7 +770,7 @@ TEST(Substitution, LiteralDollars) {
   EXPECT_EQ(c.routes[0].match.headers[1].value, "${NOT_A_VAR}");
 }
 
-TEST(Substitution, NotInKeysAndNotRescanned) {
+TEST(ConfigSubstitution, NotInKeysAndNotRescanned) {
   ScopedEnv inner("WEIR_TEST_INNER", "${WEIR_TEST_UNSET}");
   ScopedEnv unset("WEIR_TEST_UNSET", nullptr);
   const Config c = load_string(
@@ -781,7 +781,7 @@ TEST(Substitution, NotInKeysAndNotRescanned) {
             "t.yaml:5:1: unknown key '${WEIR_TEST_INNER}' at top level");
 }
 
-TEST(Substitution, FileContents) {
+TEST(ConfigSubstitution, FileContents) {
   TempDir dir;
   const std::string secret = dir.write("token", "s3cret\n");
   const std::string crlf = dir.write("crlf", "line\r\n");
@@ -801,7 +801,7 @@ TEST(Substitution, FileContents) {
   EXPECT_EQ(c.routes[0].match.headers[2].value, "a\n");  // only one newline is stripped
 }
 
-TEST(Substitution, UnreadableFileIsAnError) {
+TEST(ConfigSubstitution, UnreadableFileIsAnError) {
   EXPECT_EQ(error_of(with_route("upstreams: echo\n    name: ${file:/nonexistent/weir/x}\n")),
             "t.yaml:5:11: 'name': cannot read '/nonexistent/weir/x' for "
             "'${file:/nonexistent/weir/x}': No such file or directory");
@@ -809,7 +809,7 @@ TEST(Substitution, UnreadableFileIsAnError) {
             "t.yaml:5:11: 'name': '${file:}' needs a path, e.g. ${file:/run/secrets/token}");
 }
 
-TEST(Substitution, RelativeFileIsTakenFromTheConfigDirectory) {
+TEST(ConfigSubstitution, RelativeFileIsTakenFromTheConfigDirectory) {
   TempDir dir;
   dir.write("name.txt", "from-file\n");
   const std::string path =
@@ -819,7 +819,7 @@ TEST(Substitution, RelativeFileIsTakenFromTheConfigDirectory) {
 
 // -------------------------------------------------------------------- load_file
 
-TEST(LoadFile, ReadsAFile) {
+TEST(ConfigLoadFile, ReadsAFile) {
   TempDir dir;
   const std::string path = dir.write("weir.yaml", kMinimal);
   const Config c = load_file(path);
@@ -827,7 +827,7 @@ TEST(LoadFile, ReadsAFile) {
   EXPECT_EQ(c.routes.size(), 1u);
 }
 
-TEST(LoadFile, ErrorsNameTheFile) {
+TEST(ConfigLoadFile, ErrorsNameTheFile) {
   TempDir dir;
   const std::string path = dir.write("bad.yaml", "listeners: [{port: 1}]\nroutes: []\n");
   EXPECT_THROW(
@@ -843,7 +843,7 @@ TEST(LoadFile, ErrorsNameTheFile) {
       ConfigError);
 }
 
-TEST(LoadFile, MissingOrUnreadable) {
+TEST(ConfigLoadFile, MissingOrUnreadable) {
   try {
     load_file("/nonexistent/weir.yaml");
     FAIL() << "no error";
@@ -865,7 +865,7 @@ TEST(LoadFile, MissingOrUnreadable) {
 
 // ----------------------------------------------------------------------- others
 
-TEST(DemoConfig, EchoOnEveryPath) {
+TEST(ConfigDemo, EchoOnEveryPath) {
   const Config c = demo_config(9999);
   EXPECT_EQ(c.source, "<demo>");
   EXPECT_EQ(c.workers, 0u);
@@ -902,7 +902,7 @@ std::filesystem::path find_example() {
   return {};
 }
 
-TEST(Example, LoadsAndSaysWhatItShows) {
+TEST(ConfigExample, LoadsAndSaysWhatItShows) {
   ScopedEnv port("WEIR_PORT", nullptr);
   const auto path = find_example();
   ASSERT_FALSE(path.empty()) << "examples/weir.yaml not found";
