@@ -1,0 +1,460 @@
+#include "bench_client.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <thread>
+
+#include "ws/frame.h"
+
+namespace weir::bench {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+
+void Histogram::record(std::uint64_t us) {
+  ++count_;
+  max_ = std::max(max_, us);
+  int idx;
+  if (us < kSub) {
+    idx = static_cast<int>(us);
+  } else {
+    const int msb = 63 - __builtin_clzll(us);          // >= 6
+    const int shift = msb - 5;                          // keep 6 significant bits
+    idx = (shift + 1) * kSub / 2 + static_cast<int>((us >> shift) - kSub / 2);
+    idx = std::min<int>(idx, static_cast<int>(buckets_.size()) - 1);
+  }
+  ++buckets_[idx];
+}
+
+void Histogram::merge(const Histogram& o) {
+  for (std::size_t i = 0; i < buckets_.size(); ++i) buckets_[i] += o.buckets_[i];
+  count_ += o.count_;
+  max_ = std::max(max_, o.max_);
+}
+
+std::uint64_t Histogram::percentile(double p) const {
+  if (count_ == 0) return 0;
+  const auto want = static_cast<std::uint64_t>(p / 100.0 * static_cast<double>(count_ - 1)) + 1;
+  std::uint64_t seen = 0;
+  for (std::size_t i = 0; i < buckets_.size(); ++i) {
+    seen += buckets_[i];
+    if (seen >= want) {
+      if (static_cast<int>(i) < kSub) return i;
+      const int shift = static_cast<int>(i) / (kSub / 2) - 1;
+      const std::uint64_t base = static_cast<std::uint64_t>(i) - static_cast<std::uint64_t>((shift + 1) * kSub / 2) + kSub / 2;
+      return ((base + 1) << shift) - 1;  // upper edge of the bucket
+    }
+  }
+  return max_;
+}
+
+namespace {
+
+enum class Mode { throughput, latency, connect, hold };
+
+struct Shared {
+  const Options* opt;
+  Mode mode;
+  Clock::time_point start, measure_from, end;
+  std::atomic<bool> stop{false};
+};
+
+// Fills payload for message `seq`: byte i = (seq * 31 + i) & 0xFF; latency
+// mode puts the intended send time (ns since start) in the first 8 bytes.
+inline std::uint8_t pattern(std::uint64_t seq, std::size_t i) {
+  return static_cast<std::uint8_t>(seq * 31 + i);
+}
+
+class Conn : public std::enable_shared_from_this<Conn> {
+ public:
+  Conn(asio::io_context& io, Shared& sh, Result& res, unsigned index)
+      : io_(io), sh_(sh), res_(res), sock_(io), timer_(io), index_(index) {
+    rbuf_.resize(256 * 1024);
+  }
+
+  void start() { connect(); }
+
+  // Hold mode: open, and answered a ping within the last two intervals.
+  bool alive(Clock::time_point at) const {
+    const auto window = std::chrono::milliseconds(static_cast<int>(opt().ping_interval_s * 2000) + 500);
+    return open_ && last_pong_ + window >= at;
+  }
+
+ private:
+  const Options& opt() const { return *sh_.opt; }
+
+  void connect() {
+    auto self = shared_from_this();
+    sock_ = tcp::socket(io_);
+    tcp::endpoint ep(asio::ip::make_address(opt().host), opt().port);
+    error_code ec;
+    sock_.open(ep.protocol(), ec);
+    if (!opt().sources.empty()) {
+      const auto& src = opt().sources[index_ % opt().sources.size()];
+      sock_.bind(tcp::endpoint(asio::ip::make_address(src), 0), ec);
+    }
+    sock_.async_connect(ep, [self](error_code ec) {
+      if (ec) return self->fail();
+      self->sock_.set_option(tcp::no_delay(true));
+      self->handshake();
+    });
+  }
+
+  void handshake() {
+    auto self = shared_from_this();
+    req_ = "GET " + opt().path + " HTTP/1.1\r\nHost: " + opt().host +
+           "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n";
+    asio::async_write(sock_, asio::buffer(req_), [self](error_code ec, std::size_t) {
+      if (ec) return self->fail();
+      self->head_.consume(self->head_.size());
+      asio::async_read_until(self->sock_, self->head_, "\r\n\r\n", [self](error_code ec, std::size_t n) {
+        if (ec) return self->fail();
+        const char* p = static_cast<const char*>(self->head_.data().data());
+        if (std::strncmp(p, "HTTP/1.1 101", 12) != 0) return self->fail();
+        // Bytes after the head (none expected before we send) are kept.
+        self->rlen_ = self->head_.size() - n;
+        std::memcpy(self->rbuf_.data(), p + n, self->rlen_);
+        self->on_open();
+      });
+    });
+  }
+
+  void on_open() {
+    open_ = true;
+    last_pong_ = Clock::now();
+    sent_ = recv_ = 0;
+    frame_left_ = 0;
+    read();
+    switch (sh_.mode) {
+      case Mode::throughput:
+        for (unsigned i = 0; i < opt().inflight; ++i) send_message();
+        break;
+      case Mode::latency:
+        next_send_ = sh_.start + std::chrono::nanoseconds(static_cast<std::int64_t>(
+                                     1e9 * opt().connections / opt().rate * index_ / opt().connections));
+        schedule();
+        break;
+      case Mode::connect:
+        send_message();
+        break;
+      case Mode::hold:
+        ping();
+        break;
+    }
+  }
+
+  // Appends one masked binary frame for message sent_ to the write queue.
+  void send_message() {
+    const std::size_t n = std::max<std::size_t>(opt().size, sh_.mode == Mode::latency ? 8 : 0);
+    ws::FrameHeader h;
+    h.opcode = ws::Opcode::binary;
+    h.masked = true;
+    h.payload_len = n;
+    std::memcpy(h.mask, &index_, 4);
+    std::string& out = wq_.emplace_back();
+    out.resize(ws::header_size(n, true) + n);
+    auto* p = reinterpret_cast<std::uint8_t*>(out.data());
+    const std::size_t hl = ws::write_header(p, h);
+    for (std::size_t i = 0; i < n; ++i) p[hl + i] = pattern(sent_, i);
+    if (sh_.mode == Mode::latency) {
+      const std::int64_t t = std::chrono::duration_cast<std::chrono::nanoseconds>(next_send_ - sh_.start).count();
+      std::memcpy(p + hl, &t, 8);
+      intended_.push_back(t);
+    }
+    ws::apply_mask(p + hl, n, h.mask, 0);
+    ++sent_;
+    flush();
+  }
+
+  void send_raw(std::string bytes) {
+    wq_.push_back(std::move(bytes));
+    flush();
+  }
+
+  void flush() {
+    if (writing_ || wq_.empty()) return;
+    writing_ = true;
+    // Coalesce everything queued into one write.
+    wbuf_.clear();
+    for (auto& s : wq_) wbuf_ += s;
+    wq_.clear();
+    auto self = shared_from_this();
+    asio::async_write(sock_, asio::buffer(wbuf_), [self](error_code ec, std::size_t) {
+      self->writing_ = false;
+      if (ec) return self->fail();
+      self->flush();
+    });
+  }
+
+  void schedule() {
+    if (sh_.stop.load(std::memory_order_relaxed)) return;
+    auto self = shared_from_this();
+    timer_.expires_at(next_send_);
+    timer_.async_wait([self](error_code ec) {
+      if (ec) return;
+      self->send_message();
+      self->next_send_ += std::chrono::nanoseconds(
+          static_cast<std::int64_t>(1e9 * self->opt().connections / self->opt().rate));
+      self->schedule();
+    });
+  }
+
+  void ping() {
+    std::string f(6, '\0');
+    ws::FrameHeader h;
+    h.opcode = ws::Opcode::ping;
+    h.masked = true;
+    h.payload_len = 0;
+    ws::write_header(reinterpret_cast<std::uint8_t*>(f.data()), h);
+    pong_pending_ = true;
+    send_raw(std::move(f));
+    auto self = shared_from_this();
+    timer_.expires_after(std::chrono::milliseconds(static_cast<int>(opt().ping_interval_s * 1000)));
+    timer_.async_wait([self](error_code ec) {
+      if (ec || self->sh_.stop.load()) return;
+      self->ping();
+    });
+  }
+
+  void read() {
+    if (rlen_ > 0) {
+      const std::size_t n = rlen_;
+      rlen_ = 0;
+      return on_bytes(n);
+    }
+    auto self = shared_from_this();
+    sock_.async_read_some(asio::buffer(rbuf_.data() + carry_, rbuf_.size() - carry_),
+                          [self](error_code ec, std::size_t n) {
+                            if (ec) return self->on_read_error();
+                            self->on_bytes(n);
+                          });
+  }
+
+  void on_bytes(std::size_t n) {
+    std::uint8_t* p = reinterpret_cast<std::uint8_t*>(rbuf_.data());
+    std::size_t len = carry_ + n, pos = 0;
+    while (pos < len) {
+      if (frame_left_ > 0) {
+        const std::size_t k = std::min<std::uint64_t>(frame_left_, len - pos);
+        if (frame_op_ == ws::Opcode::binary) verify(p + pos, k);
+        frame_off_ += k;
+        frame_left_ -= k;
+        pos += k;
+        if (frame_left_ == 0) on_frame_done();
+        continue;
+      }
+      ws::FrameHeader h;
+      if (ws::parse_header(p + pos, len - pos, h) != ws::HeaderStatus::ok) break;
+      pos += h.header_len;
+      frame_op_ = h.opcode;
+      frame_off_ = 0;
+      frame_left_ = h.payload_len;
+      if (frame_op_ == ws::Opcode::close) closed_ = true;
+      if (frame_left_ == 0) on_frame_done();
+    }
+    carry_ = len - pos;
+    if (carry_) std::memmove(p, p + pos, carry_);
+    if (closed_) return finish_cycle();
+    read();
+  }
+
+  void verify(const std::uint8_t* p, std::size_t k) {
+    const std::size_t from = sh_.mode == Mode::latency ? 8 : 0;
+    for (std::size_t i = 0; i < k; ++i) {
+      const std::size_t at = frame_off_ + i;
+      if (at < from) {
+        reinterpret_cast<std::uint8_t*>(&stamp_)[at] = p[i];
+        continue;
+      }
+      if (p[i] != pattern(recv_, at)) {
+        ++mismatch_in_frame_;
+        break;
+      }
+    }
+  }
+
+  void on_frame_done() {
+    if (frame_op_ == ws::Opcode::pong) {
+      pong_pending_ = false;
+      last_pong_ = Clock::now();
+      return;
+    }
+    if (frame_op_ != ws::Opcode::binary) return;
+    const auto now = Clock::now();
+    const bool measured = now >= sh_.measure_from && now < sh_.end;
+    if (mismatch_in_frame_) ++res_.mismatches;
+    mismatch_in_frame_ = 0;
+    if (measured) {
+      ++res_.messages;
+      res_.bytes += frame_off_;
+    }
+    if (sh_.mode == Mode::latency && !intended_.empty()) {
+      const std::int64_t t = intended_.front();
+      intended_.pop_front();
+      if (measured) {
+        const auto sent = sh_.start + std::chrono::nanoseconds(t);
+        res_.latency.record(static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(now - sent).count()));
+      }
+    }
+    ++recv_;
+    if (sh_.stop.load(std::memory_order_relaxed)) return close_now();
+    if (sh_.mode == Mode::throughput) send_message();
+    if (sh_.mode == Mode::connect) {
+      // One echo per cycle: start the close handshake.
+      std::string f(8, '\0');
+      ws::FrameHeader h;
+      h.opcode = ws::Opcode::close;
+      h.masked = true;
+      h.payload_len = 2;
+      const std::size_t hl = ws::write_header(reinterpret_cast<std::uint8_t*>(f.data()), h);
+      f[hl] = 0x03;
+      f[hl + 1] = static_cast<char>(0xE8);
+      f.resize(hl + 2);
+      send_raw(std::move(f));
+    }
+  }
+
+  void finish_cycle() {
+    error_code ignored;
+    sock_.close(ignored);
+    if (sh_.mode == Mode::connect) {
+      if (Clock::now() >= sh_.measure_from && Clock::now() < sh_.end) ++res_.connects;
+      if (sh_.stop.load()) return;
+      reset_and_reconnect();
+    }
+  }
+
+  void reset_and_reconnect() {
+    closed_ = false;
+    carry_ = rlen_ = 0;
+    frame_left_ = 0;
+    wq_.clear();
+    connect();
+  }
+
+  void close_now() {
+    error_code ignored;
+    timer_.cancel();
+    sock_.close(ignored);
+  }
+
+  void on_read_error() {
+    if (sh_.stop.load()) return close_now();
+    if (sh_.mode == Mode::connect && closed_) return finish_cycle();
+    fail();
+  }
+
+  void fail() {
+    open_ = false;
+    ++res_.errors;
+    error_code ignored;
+    timer_.cancel();
+    sock_.close(ignored);
+    if (sh_.mode == Mode::connect && !sh_.stop.load()) {
+      reset_and_reconnect();
+    }
+  }
+
+  asio::io_context& io_;
+  Shared& sh_;
+  Result& res_;
+  tcp::socket sock_;
+  asio::steady_timer timer_;
+  std::uint32_t index_;
+  std::string req_;
+  asio::streambuf head_;
+  std::string rbuf_;
+  std::size_t carry_ = 0, rlen_ = 0;
+  std::deque<std::string> wq_;
+  std::string wbuf_;
+  bool writing_ = false;
+  std::uint64_t sent_ = 0, recv_ = 0;
+  ws::Opcode frame_op_ = ws::Opcode::binary;
+  std::uint64_t frame_left_ = 0, frame_off_ = 0;
+  std::uint64_t mismatch_in_frame_ = 0;
+  std::int64_t stamp_ = 0;
+  std::deque<std::int64_t> intended_;
+  Clock::time_point next_send_;
+  bool closed_ = false;
+  bool pong_pending_ = false;
+  bool open_ = false;
+  Clock::time_point last_pong_;
+};
+
+Result run(const Options& o, Mode mode) {
+  Shared sh;
+  sh.opt = &o;
+  sh.mode = mode;
+  sh.start = Clock::now();
+  sh.measure_from = sh.start + std::chrono::milliseconds(static_cast<int>(o.warmup_s * 1000));
+  sh.end = sh.measure_from + std::chrono::milliseconds(static_cast<int>(o.duration_s * 1000));
+  const unsigned threads = std::max(1u, o.threads);
+  std::vector<Result> results(threads);
+  std::vector<std::thread> ts;
+  std::vector<std::unique_ptr<asio::io_context>> ios;
+  for (unsigned t = 0; t < threads; ++t) ios.push_back(std::make_unique<asio::io_context>(1));
+  for (unsigned t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      auto& io = *ios[t];
+      std::vector<std::shared_ptr<Conn>> conns;
+      for (unsigned i = t; i < o.connections; i += threads) {
+        conns.push_back(std::make_shared<Conn>(io, sh, results[t], i));
+        conns.back()->start();
+      }
+      asio::steady_timer stop_timer(io);
+      stop_timer.expires_at(sh.end);
+      stop_timer.async_wait([&](error_code) {
+        sh.stop = true;
+        // Give in-flight echoes a moment, then end the loop.
+        stop_timer.expires_after(std::chrono::milliseconds(300));
+        stop_timer.async_wait([&](error_code) { io.stop(); });
+      });
+      io.run();
+      for (auto& c : conns) results[t].alive += c->alive(sh.end);
+    });
+  }
+  // Progress on stderr once a second.
+  while (Clock::now() < sh.end) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    std::fprintf(stderr, "\r  %.0fs / %.0fs ", std::chrono::duration<double>(Clock::now() - sh.start).count(),
+                 o.warmup_s + o.duration_s);
+  }
+  for (auto& t : ts) t.join();
+  std::fprintf(stderr, "\n");
+  Result total;
+  for (auto& r : results) {
+    total.messages += r.messages;
+    total.bytes += r.bytes;
+    total.connects += r.connects;
+    total.alive += r.alive;
+    total.errors += r.errors;
+    total.mismatches += r.mismatches;
+    total.latency.merge(r.latency);
+  }
+  total.seconds = o.duration_s;
+  return total;
+}
+
+}  // namespace
+
+Result run_throughput(const Options& o) { return run(o, Mode::throughput); }
+Result run_latency(const Options& o) { return run(o, Mode::latency); }
+Result run_connect(const Options& o) { return run(o, Mode::connect); }
+Result run_hold(const Options& o) { return run(o, Mode::hold); }
+
+}  // namespace weir::bench

@@ -1,0 +1,138 @@
+// weir-bench: WebSocket load generator and echo backend (see bench/README.md).
+
+#include <CLI/CLI.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include "bench_client.h"
+#include "config/config.h"
+#include "core/worker.h"
+#include "upstream/echo_server.h"
+
+namespace {
+
+using weir::bench::Options;
+using weir::bench::Result;
+
+void print(const char* mode, const Options& o, const Result& r, bool json) {
+  const double secs = r.seconds > 0 ? r.seconds : 1;
+  if (json) {
+    std::printf(
+        "{\"mode\":\"%s\",\"connections\":%u,\"size\":%zu,\"inflight\":%u,\"rate\":%.0f,\"seconds\":%.2f,"
+        "\"messages\":%llu,\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,\"connects\":%llu,\"connects_per_s\":%.1f,"
+        "\"alive\":%llu,\"errors\":%llu,\"mismatches\":%llu,\"p50_us\":%llu,\"p90_us\":%llu,\"p99_us\":%llu,"
+        "\"p999_us\":%llu,\"max_us\":%llu}\n",
+        mode, o.connections, o.size, o.inflight, o.rate, secs, static_cast<unsigned long long>(r.messages),
+        r.messages / secs, r.bytes / secs / 1e6, static_cast<unsigned long long>(r.connects), r.connects / secs,
+        static_cast<unsigned long long>(r.alive), static_cast<unsigned long long>(r.errors),
+        static_cast<unsigned long long>(r.mismatches),
+        static_cast<unsigned long long>(r.latency.percentile(50)),
+        static_cast<unsigned long long>(r.latency.percentile(90)),
+        static_cast<unsigned long long>(r.latency.percentile(99)),
+        static_cast<unsigned long long>(r.latency.percentile(99.9)),
+        static_cast<unsigned long long>(r.latency.max()));
+    return;
+  }
+  std::printf("%-10s %8s %8s %8s %12s %10s %10s %8s %10s\n", "mode", "conns", "size", "inflight", "msgs/s",
+              "MB/s", "connects/s", "errors", "mismatch");
+  std::printf("%-10s %8u %8zu %8u %12.0f %10.2f %10.0f %8llu %10llu\n", mode, o.connections, o.size, o.inflight,
+              r.messages / secs, r.bytes / secs / 1e6, r.connects / secs,
+              static_cast<unsigned long long>(r.errors), static_cast<unsigned long long>(r.mismatches));
+  if (r.latency.count()) {
+    std::printf("latency us: p50 %llu  p90 %llu  p99 %llu  p99.9 %llu  max %llu  (%llu samples)\n",
+                static_cast<unsigned long long>(r.latency.percentile(50)),
+                static_cast<unsigned long long>(r.latency.percentile(90)),
+                static_cast<unsigned long long>(r.latency.percentile(99)),
+                static_cast<unsigned long long>(r.latency.percentile(99.9)),
+                static_cast<unsigned long long>(r.latency.max()),
+                static_cast<unsigned long long>(r.latency.count()));
+  }
+  if (std::string(mode) == "hold") std::printf("alive: %llu of %u\n", static_cast<unsigned long long>(r.alive), o.connections);
+}
+
+int run_echo(const std::string& address, std::uint16_t port, unsigned workers) {
+  auto cfg = std::make_shared<const weir::config::Config>(weir::config::demo_config(0));
+  std::vector<std::unique_ptr<weir::core::Worker>> ws;
+  std::vector<std::unique_ptr<weir::upstream::EchoServer>> echo;
+  for (unsigned i = 0; i < workers; ++i) {
+    ws.push_back(std::make_unique<weir::core::Worker>(i, cfg));
+    echo.push_back(std::make_unique<weir::upstream::EchoServer>(*ws.back(), address, port));
+    port = echo.back()->port();
+    echo.back()->start();
+  }
+  std::printf("{\"event\":\"listening\",\"address\":\"%s\",\"port\":%u}\n", address.c_str(), port);
+  std::fflush(stdout);
+  for (auto& w : ws) w->start();
+  boost::asio::io_context io;
+  boost::asio::signal_set sig(io, SIGINT, SIGTERM);
+  sig.async_wait([&](auto, int) { io.stop(); });
+  io.run();
+  for (auto& w : ws) w->stop();
+  for (auto& w : ws) w->join();
+  echo.clear();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"weir-bench: WebSocket load generator and echo backend"};
+  app.require_subcommand(1);
+  Options o;
+  bool json = false;
+  std::string url = "ws://127.0.0.1:8080/";
+  auto add_common = [&](CLI::App* c) {
+    c->add_option("-u,--url", url, "ws://host:port/path");
+    c->add_option("-c,--connections", o.connections, "connections");
+    c->add_option("-d,--duration", o.duration_s, "measured seconds");
+    c->add_option("-w,--warmup", o.warmup_s, "seconds before measuring");
+    c->add_option("-t,--threads", o.threads, "client threads");
+    c->add_option("-s,--size", o.size, "message payload bytes");
+    c->add_flag("--json", json, "one JSON object on stdout");
+  };
+  auto* tp = app.add_subcommand("throughput", "closed loop: P messages in flight per connection");
+  add_common(tp);
+  tp->add_option("-p,--inflight", o.inflight, "messages in flight per connection");
+  auto* lat = app.add_subcommand("latency", "open loop at a fixed total rate; percentiles in us");
+  add_common(lat);
+  lat->add_option("-r,--rate", o.rate, "messages/s over all connections");
+  auto* con = app.add_subcommand("connect", "connect + handshake + one echo + close, in a loop");
+  add_common(con);
+  auto* hold = app.add_subcommand("hold", "open N idle connections, ping every T s, count survivors");
+  add_common(hold);
+  hold->add_option("--ping-interval", o.ping_interval_s, "seconds between pings");
+  hold->add_option("--source", o.sources, "local source addresses (127.0.0.x) to spread connections");
+  auto* echo = app.add_subcommand("echo", "run the echo backend");
+  std::string echo_addr = "127.0.0.1";
+  std::uint16_t echo_port = 0;
+  unsigned echo_workers = 1;
+  echo->add_option("-a,--address", echo_addr);
+  echo->add_option("-p,--port", echo_port, "0 = any free port (printed)");
+  echo->add_option("-n,--workers", echo_workers);
+  CLI11_PARSE(app, argc, argv);
+
+  if (*echo) return run_echo(echo_addr, echo_port, echo_workers);
+
+  // ws://host:port/path
+  std::string rest = url.rfind("ws://", 0) == 0 ? url.substr(5) : url;
+  const auto slash = rest.find('/');
+  o.path = slash == std::string::npos ? "/" : rest.substr(slash);
+  const std::string hostport = rest.substr(0, slash);
+  const auto colon = hostport.rfind(':');
+  o.host = hostport.substr(0, colon);
+  o.port = static_cast<std::uint16_t>(colon == std::string::npos ? 80 : std::stoi(hostport.substr(colon + 1)));
+
+  Result r;
+  const char* mode = "";
+  if (*tp) r = weir::bench::run_throughput(o), mode = "throughput";
+  else if (*lat) r = weir::bench::run_latency(o), mode = "latency";
+  else if (*con) r = weir::bench::run_connect(o), mode = "connect";
+  else if (*hold) r = weir::bench::run_hold(o), mode = "hold";
+  print(mode, o, r, json);
+  return r.mismatches ? 3 : 0;
+}
