@@ -36,7 +36,9 @@ struct RelaySink {
   std::uint16_t close_code = 0;
   std::string_view close_reason;  // valid only during scan (points into a stack copy): copy it there
   std::string* reason_out = nullptr;
-  std::uint8_t delta[4] = {0, 0, 0, 0};
+  // old key ^ new key of the frame being re-masked; lives in the pump because
+  // a frame's payload may span many scans.
+  std::uint8_t* delta = nullptr;
 
   void on_frame(ws::FrameHeader& h, std::uint8_t* frame) {
     if (!ws::is_control(h.opcode)) {
@@ -144,6 +146,7 @@ void Session::pump(int d) {
       std::string reason;
       auto run = [&](auto& sink) {
         sink.reason_out = &reason;
+        sink.delta = p.remask_delta;
         r = p.scanner.scan(p.buf, total, policy_[d], sink);
         messages = sink.messages;
         saw_data = sink.saw_data;

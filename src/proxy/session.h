@@ -58,6 +58,7 @@ class Session final : public core::RefCounted, public core::Closable {
     std::string inject;              // our own frames, sent at the next frame boundary
     std::string pending_in;          // bytes read during the handshake, not yet relayed
     std::uint64_t bytes = 0, messages = 0;
+    std::uint8_t remask_delta[4] = {0, 0, 0, 0};  // remask: old ^ new key of the current frame
   };
 
   struct Handshake;
