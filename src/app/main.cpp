@@ -40,6 +40,10 @@ int run_file(const std::string& path) {
 
 int demo(std::uint16_t port) {
   auto cfg = std::make_shared<const weir::config::Config>(weir::config::demo_config(port));
+  if (port == 0) {
+    std::fprintf(stderr, "weir demo: listening on a free port: see the \"listening\" line below.\n");
+    return run(std::move(cfg));
+  }
   std::fprintf(stderr,
                "weir demo: a WebSocket proxy on ws://127.0.0.1:%u in front of the built-in echo upstream.\n"
                "Try it from another terminal:\n"

@@ -28,6 +28,10 @@ class Server {
 
   int run() {
     std::signal(SIGPIPE, SIG_IGN);
+    // Signal handling is in place before anything is announced: a SIGTERM
+    // right after "listening" must drain, not kill.
+    asio::io_context main_io(1);
+    asio::signal_set signals(main_io, SIGINT, SIGTERM);
     unsigned n = cfg_->workers ? cfg_->workers : std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<core::Worker>(i, cfg_));
     try {
@@ -47,8 +51,6 @@ class Server {
     for (auto& w : workers_) w->start();
     log::Line(log::Level::info, "started").num("workers", n).str("version", WEIR_VERSION);
 
-    asio::io_context main_io(1);
-    asio::signal_set signals(main_io, SIGINT, SIGTERM);
     asio::steady_timer tick(main_io);
     signals.async_wait([&](error_code ec, int sig) {
       if (ec) return;

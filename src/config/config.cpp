@@ -444,7 +444,7 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index,
   }
   const Fields fs = fields(
       item, "in route",
-      {"name", "match", "upstreams", "origins", "remask", "timeouts", "limits", "keepalive"});
+      {"name", "match", "upstreams", "origins", "remask", "strict", "timeouts", "limits", "keepalive"});
   ParsedRoute parsed{defaults, item.mark, item.mark};
   Route& r = parsed.route;
 
@@ -491,6 +491,7 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index,
   }
 
   if (const Field* v = fs.find("remask")) r.remask = boolean(*v);
+  if (const Field* v = fs.find("strict")) r.strict = boolean(*v);
   if (const Field* v = fs.find("timeouts")) apply_timeouts(*v, r.timeouts, true);
   if (const Field* v = fs.find("limits")) apply_limits(*v, r.limits, true);
   if (const Field* v = fs.find("keepalive")) apply_keepalive(*v, r.keepalive);

@@ -65,6 +65,7 @@ struct Route {
   std::vector<Upstream> upstreams;   // never empty
   std::vector<std::string> origins;  // empty = any origin; "*" = any
   bool remask = false;               // re-mask client frames with fresh keys
+  bool strict = false;               // Weir itself checks UTF-8 of text messages (1007)
   Timeouts timeouts;
   Limits limits;
   Keepalive keepalive;

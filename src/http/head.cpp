@@ -125,6 +125,12 @@ std::string_view Head::get(std::string_view name) const {
   return {};
 }
 
+bool Head::has_token(std::string_view name, std::string_view token) const {
+  for (const auto& f : fields)
+    if (iequals(f.name, name) && http::has_token(f.value, token)) return true;
+  return false;
+}
+
 std::size_t Head::count(std::string_view name) const {
   std::size_t n = 0;
   for (const auto& f : fields) n += iequals(f.name, name);

@@ -30,6 +30,9 @@ struct Head {
   std::string_view get(std::string_view name) const;
   // Number of fields with this name.
   std::size_t count(std::string_view name) const;
+  // True when any field with this name lists `token` (comma-separated,
+  // case-insensitive): repeated fields form one list (RFC 9110 5.3).
+  bool has_token(std::string_view name, std::string_view token) const;
 };
 
 enum class ParseStatus {

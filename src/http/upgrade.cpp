@@ -46,7 +46,7 @@ Refusal validate_upgrade_request(const Head& req) {
   if (req.version < 11) return {400, "HTTP/1.1 required for a WebSocket upgrade"};
   if (req.has_body) return {400, "an upgrade request has no body"};
   if (req.count("host") != 1) return {400, "exactly one Host header required"};
-  if (!has_token(req.get("upgrade"), "websocket") || !has_token(req.get("connection"), "upgrade"))
+  if (!req.has_token("upgrade", "websocket") || !req.has_token("connection", "upgrade"))
     return {426, "WebSocket upgrade required"};
   if (req.count("sec-websocket-version") != 1 || req.get("sec-websocket-version") != "13")
     return {426, "unsupported Sec-WebSocket-Version (13 required)"};
@@ -103,24 +103,23 @@ std::string error_response(unsigned status, std::string_view reason) {
   return out;
 }
 
-bool is_hop_by_hop(std::string_view name, std::string_view connection_value) {
+bool is_hop_by_hop(std::string_view name, const Head& message) {
   static constexpr std::string_view kHop[] = {"connection", "keep-alive", "proxy-connection",
                                               "proxy-authenticate", "proxy-authorization", "te",
                                               "trailer", "transfer-encoding", "upgrade"};
   for (auto h : kHop)
     if (iequals(name, h)) return true;
-  return has_token(connection_value, name);
+  return message.has_token("connection", name);
 }
 
 std::string build_upstream_request(const Head& req, const ForwardInfo& info) {
   std::string out;
   out.reserve(req.size + 256);
   out.append("GET ").append(req.target).append(" HTTP/1.1\r\n");
-  const std::string_view connection = req.get("connection");
   std::string xff;
   std::string forwarded;
   for (const auto& f : req.fields) {
-    if (is_hop_by_hop(f.name, connection)) continue;
+    if (is_hop_by_hop(f.name, req)) continue;
     if (iequals(f.name, "x-forwarded-for")) {
       if (!xff.empty()) xff += ", ";
       xff.append(f.value);
@@ -156,7 +155,7 @@ UpstreamVerdict check_upstream_response(const Head& resp, const Head& client_req
     v.refusal = {502, fmt::format("upstream refused the upgrade: {} {}", resp.status, resp.reason)};
     return v;
   }
-  if (!has_token(resp.get("upgrade"), "websocket") || !has_token(resp.get("connection"), "upgrade")) {
+  if (!resp.has_token("upgrade", "websocket") || !resp.has_token("connection", "upgrade")) {
     v.refusal = {502, "upstream sent an invalid upgrade response"};
     return v;
   }
@@ -194,9 +193,8 @@ UpstreamVerdict check_upstream_response(const Head& resp, const Head& client_req
 std::string build_switching_response(const Head& client_req, const Head& upstream_resp) {
   std::string out = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
   append_field(out, "Sec-WebSocket-Accept", compute_accept(client_req.get("sec-websocket-key")));
-  const std::string_view connection = upstream_resp.get("connection");
   for (const auto& f : upstream_resp.fields) {
-    if (is_hop_by_hop(f.name, connection) || iequals(f.name, "sec-websocket-accept") ||
+    if (is_hop_by_hop(f.name, upstream_resp) || iequals(f.name, "sec-websocket-accept") ||
         iequals(f.name, "content-length"))
       continue;
     append_field(out, f.name, f.value);

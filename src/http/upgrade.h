@@ -55,8 +55,8 @@ UpstreamVerdict check_upstream_response(const Head& resp, const Head& client_req
 // end-to-end headers (e.g. Set-Cookie), with our own Accept.
 std::string build_switching_response(const Head& client_req, const Head& upstream_resp);
 
-// True for headers a proxy must not forward (RFC 9110 7.6.1) given the
-// message's Connection header value.
-bool is_hop_by_hop(std::string_view name, std::string_view connection_value);
+// True for headers a proxy must not forward (RFC 9110 7.6.1): the standard
+// hop-by-hop names and any name listed in the message's Connection fields.
+bool is_hop_by_hop(std::string_view name, const Head& message);
 
 }  // namespace weir::http

@@ -76,6 +76,7 @@ void Session::start_relay() {
     policy_[d].allowed_rsv = hs_->allowed_rsv;
     policy_[d].max_frame_bytes = lim.max_frame_bytes;
     policy_[d].max_message_bytes = lim.max_message_bytes;
+    policy_[d].check_utf8 = route_->strict;
     sides_[d].last_rx_ms = now;
   }
   last_data_ms_ = now;
@@ -356,6 +357,9 @@ void Session::protocol_error(int d, std::uint16_t code, const char* reason) {
     pumps_[d].inject.append(reinterpret_cast<const char*>(frame), n);
   }
   queue_close(d, code, reason);
+  // The violation was found inside a frame part of which is already on its
+  // way: the other side cannot be given a clean Close, so its connection is cut.
+  if (!pumps_[d].scanner.at_frame_boundary()) side_lost(1 - d, "stream cut mid-frame by a protocol error");
   if (!closing_) {
     closing_ = true;
     close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.close.count();

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "ws/frame.h"
@@ -30,6 +31,7 @@ struct ScanPolicy {
   std::uint8_t allowed_rsv = 0;        // RSV bits an extension negotiated (0x4 = RSV1)
   std::uint64_t max_frame_bytes = 16ull << 20;
   std::uint64_t max_message_bytes = 64ull << 20;
+  bool check_utf8 = false;             // validate text messages (strict mode) -> 1007
 };
 
 struct ScanResult {
@@ -72,9 +74,30 @@ class FrameScanner {
   std::uint64_t payload_left_ = 0;     // of the current data frame
   std::uint64_t payload_offset_ = 0;   // bytes of the current frame's payload already seen
   std::uint64_t message_bytes_ = 0;    // of the current (possibly fragmented) message
+  // Checks text payload p[0..n) (masked per the current frame); false if invalid.
+  bool check_text(const std::uint8_t* p, std::size_t n);
+
   bool in_message_ = false;            // a fragmented data message is open
   bool closed_ = false;
+  bool text_ = false;                  // the current message is text and is being validated
+  bool frame_fin_ = false;             // the current data frame ends its message
+  bool frame_masked_ = false;
+  std::uint8_t mask_[4] = {0, 0, 0, 0};  // of the current data frame
+  Utf8Validator utf8_;
 };
+
+inline bool FrameScanner::check_text(const std::uint8_t* p, std::size_t n) {
+  if (!frame_masked_) return utf8_.feed(p, n);
+  std::uint8_t tmp[512];
+  for (std::size_t done = 0; done < n;) {
+    const std::size_t k = std::min(n - done, sizeof tmp);
+    std::copy(p + done, p + done + k, tmp);
+    apply_mask(tmp, k, mask_, payload_offset_ + done);
+    if (!utf8_.feed(tmp, k)) return false;
+    done += k;
+  }
+  return true;
+}
 
 template <class Sink>
 ScanResult FrameScanner::scan(std::uint8_t* p, std::size_t n, const ScanPolicy& policy,
@@ -84,6 +107,11 @@ ScanResult FrameScanner::scan(std::uint8_t* p, std::size_t n, const ScanPolicy& 
   while (pos < n && !closed_) {
     if (payload_left_ != 0) {
       const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(payload_left_, n - pos));
+      if (text_) {
+        if (!check_text(p + pos, k)) return fail(r, close_code::invalid_payload, "invalid UTF-8 in text message");
+        if (k == payload_left_ && frame_fin_ && !utf8_.complete())
+          return fail(r, close_code::invalid_payload, "text message ends inside a UTF-8 sequence");
+      }
       if constexpr (Sink::wants_payload) sink.on_payload(p + pos, k, payload_offset_);
       payload_offset_ += k;
       payload_left_ -= k;
@@ -145,6 +173,16 @@ ScanResult FrameScanner::scan(std::uint8_t* p, std::size_t n, const ScanPolicy& 
     if (h.payload_len > policy.max_message_bytes - std::min(message_bytes_, policy.max_message_bytes))
       return fail(r, close_code::too_big, "message too big");
     message_bytes_ += h.payload_len;
+    if (h.opcode != Opcode::continuation) {
+      // Compressed payload (RSV1) cannot be checked without inflating it.
+      text_ = policy.check_utf8 && h.opcode == Opcode::text && (h.rsv & 0x4) == 0;
+      utf8_.reset();
+    }
+    if (text_ && h.fin && h.payload_len == 0 && !utf8_.complete())
+      return fail(r, close_code::invalid_payload, "text message ends inside a UTF-8 sequence");
+    frame_fin_ = h.fin;
+    frame_masked_ = h.masked;
+    std::memcpy(mask_, h.mask, 4);
     in_message_ = !h.fin;
     sink.on_frame(h, p + pos);
     pos += h.header_len;

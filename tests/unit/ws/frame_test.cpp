@@ -36,7 +36,9 @@ TEST(Frame, ParsesAllThreeLengthEncodings) {
       EXPECT_EQ(h.header_len, header_size(len, masked));
       EXPECT_EQ(h.opcode, Opcode::binary);
       EXPECT_TRUE(h.fin);
-      if (masked) EXPECT_EQ(h.mask[3], 4);
+      if (masked) {
+        EXPECT_EQ(h.mask[3], 4);
+      }
     }
   }
 }

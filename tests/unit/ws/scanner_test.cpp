@@ -263,3 +263,65 @@ TEST(Scanner, EmptyCloseReportsNoStatus) {
 
 }  // namespace
 }  // namespace weir::ws
+
+namespace weir::ws {
+namespace {
+
+ScanPolicy strict_policy() {
+  ScanPolicy p;
+  p.check_utf8 = true;
+  return p;
+}
+
+TEST(ScannerStrict, ValidTextPassesInWholeAndFragmentedMessagesAtAnySplit) {
+  const std::string euro = "\xe2\x82\xac";
+  auto in = cat({frame(Opcode::text, "plain " + euro, true), frame(Opcode::text, "a\xe2", true, false),
+                 frame(Opcode::ping, "", true), frame(Opcode::continuation, "\x82", true, false),
+                 frame(Opcode::continuation, "\xac!", true, true), frame(Opcode::binary, "\xff\xfe", true)});
+  for (std::size_t step : {1u, 2u, 5u, 4096u}) {
+    FrameScanner s;
+    Recorder rec;
+    std::size_t fwd = 0;
+    auto r = feed(s, in, step, strict_policy(), rec, &fwd);
+    EXPECT_EQ(r.error, 0) << step;
+    EXPECT_EQ(fwd, in.size()) << step;
+  }
+}
+
+TEST(ScannerStrict, InvalidTextIs1007) {
+  struct Case {
+    const char* name;
+    Bytes bytes;
+  };
+  const Case cases[] = {
+      {"invalid byte", frame(Opcode::text, "ok\xff", true)},
+      {"surrogate", frame(Opcode::text, "\xed\xa0\x80", true)},
+      {"truncated at end", frame(Opcode::text, "\xe2\x82", true)},
+      {"truncated across fragments",
+       cat({frame(Opcode::text, "a\xe2", true, false), frame(Opcode::continuation, "", true, true)})},
+      {"invalid in continuation",
+       cat({frame(Opcode::text, "a", true, false), frame(Opcode::continuation, "\xc0\xaf", true, true)})},
+      {"server side unmasked", frame(Opcode::text, "\xff", false)},
+  };
+  for (const auto& c : cases) {
+    for (std::size_t step : {1u, 3u, 4096u}) {
+      FrameScanner s;
+      Recorder rec;
+      ScanPolicy pol = strict_policy();
+      pol.expect_masked = std::string(c.name) != "server side unmasked";
+      auto r = feed(s, c.bytes, step, pol, rec);
+      EXPECT_EQ(r.error, close_code::invalid_payload) << c.name << " step " << step;
+    }
+  }
+}
+
+TEST(ScannerStrict, OffByDefault) {
+  FrameScanner s;
+  Recorder rec;
+  auto in = frame(Opcode::text, "\xff", true);
+  auto r = s.scan(in.data(), in.size(), client_policy(), rec);
+  EXPECT_EQ(r.error, 0);
+}
+
+}  // namespace
+}  // namespace weir::ws
