@@ -3,7 +3,11 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/socket_base.hpp>
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include "observability/log.h"
 
@@ -33,6 +37,33 @@ Listener::Listener(core::Worker& worker, const std::string& address, std::uint16
   acceptor_.bind(ep);
   acceptor_.listen(asio::socket_base::max_listen_connections);
   port_ = acceptor_.local_endpoint().port();
+  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+Listener::~Listener() {
+  if (reserve_fd_ >= 0) ::close(reserve_fd_);
+}
+
+bool Listener::refuse_one_with_503() {
+  if (reserve_fd_ < 0) return false;
+  ::close(reserve_fd_);
+  reserve_fd_ = -1;
+  const int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd >= 0) {
+    static constexpr char kResponse[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 25\r\n"
+        "Connection: close\r\n\r\nout of file descriptors.\n";
+    [[maybe_unused]] auto n = ::send(fd, kResponse, sizeof kResponse - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::shutdown(fd, SHUT_WR);
+    ::close(fd);
+    worker_.stats().refused.add();
+    log::Line(log::Level::warn, "refused")
+        .num("worker", worker_.index())
+        .num("status", 503)
+        .str("reason", "out of file descriptors");
+  }
+  reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return fd >= 0;
 }
 
 void Listener::start() { accept_next(); }
@@ -48,6 +79,13 @@ void Listener::accept_next() {
   if (stopped_) return;
   acceptor_.async_accept(worker_.io(), [this](error_code ec, tcp::socket sock) {
     if (stopped_) return;
+    if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
+      worker_.stats().accept_errors.add();
+      if (refuse_one_with_503()) {
+        accept_next();
+        return;
+      }
+    }
     if (ec) {
       worker_.stats().accept_errors.add();
       log::Line(log::Level::warn, "accept_error").num("worker", worker_.index()).str("error", ec.message());

@@ -20,12 +20,16 @@ class Listener {
   // Binds address:port (port 0 = any free port); throws std::system_error.
   Listener(core::Worker& worker, const std::string& address, std::uint16_t port, OnAccept on_accept);
 
+  ~Listener();
   std::uint16_t port() const { return port_; }
   void start();   // worker thread
   void stop();    // worker thread: no more accepts
 
  private:
   void accept_next();
+  // Out of descriptors: spend the reserve one to accept a waiting client and
+  // tell it 503 instead of leaving it in the backlog. False if none waited.
+  bool refuse_one_with_503();
 
   core::Worker& worker_;
   boost::asio::ip::tcp::acceptor acceptor_;
@@ -33,6 +37,7 @@ class Listener {
   OnAccept on_accept_;
   std::uint16_t port_ = 0;
   bool stopped_ = false;
+  int reserve_fd_ = -1;  // /dev/null, released when accept() hits EMFILE
 };
 
 }  // namespace weir::net

@@ -134,6 +134,12 @@ void Session::connect_next() {
     sock.close(ignored);
     sock.async_connect(ep, [self](error_code ec) {
       if (self->phase_ != Phase::connecting) return;
+      if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
+        // Our own limit, not the backend's fault: trying others would not help.
+        self->worker_.stats().upstream_failures.add();
+        self->upstream_failed(503, "out of file descriptors");
+        return;
+      }
       if (ec) {
         self->hs_->last_error = ec.message();
         self->connect_next();
