@@ -591,7 +591,7 @@ Config Loader::load_unchecked(const std::string& yaml) const {
 
 Config load_file(const std::string& path) {
   std::string text;
-  if (const int err = detail::read_text_file(path, text); err != 0) {
+  if (const int err = detail::read_text_file(path, text, detail::kMaxConfigBytes); err != 0) {
     throw ConfigError(path, 0, 0, std::string("cannot read file: ") + std::strerror(err));
   }
   // `${file:relative}` is taken from the config file's own directory, so a

@@ -11,7 +11,11 @@
 namespace weir::config::detail {
 
 // Reads a whole file into `out`. Returns 0, or the errno that stopped it.
-int read_text_file(const std::string& path, std::string& out);
+// Reads a whole file; returns 0 or an errno (EFBIG past max_bytes, so that a
+// path like /dev/zero cannot make the loader read forever).
+int read_text_file(const std::string& path, std::string& out, std::size_t max_bytes);
+inline constexpr std::size_t kMaxConfigBytes = 16u << 20;   // the YAML file
+inline constexpr std::size_t kMaxSecretBytes = 1u << 20;    // a ${file:...} value
 
 // Expands, left to right and without re-scanning what was inserted:
 //   ${VAR}           the environment variable; unset -> error

@@ -24,7 +24,7 @@ bool valid_variable_name(std::string_view name) {
 
 }  // namespace
 
-int read_text_file(const std::string& path, std::string& out) {
+int read_text_file(const std::string& path, std::string& out, std::size_t max_bytes) {
   // Plain POSIX calls so that a directory or an unreadable file reports the
   // real errno (EISDIR, EACCES) instead of a stream's bare failbit.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -41,6 +41,10 @@ int read_text_file(const std::string& path, std::string& out) {
       return err;
     }
     out.append(buf, static_cast<std::size_t>(n));
+    if (out.size() > max_bytes) {
+      ::close(fd);
+      return EFBIG;
+    }
   }
   ::close(fd);
   return 0;
@@ -84,7 +88,7 @@ bool substitute(std::string_view in, const std::string& base_dir, std::string& o
       std::filesystem::path path{std::string(path_text)};
       if (path.is_relative() && !base_dir.empty()) path = std::filesystem::path(base_dir) / path;
       std::string contents;
-      if (const int err = read_text_file(path.string(), contents); err != 0) {
+      if (const int err = read_text_file(path.string(), contents, kMaxSecretBytes); err != 0) {
         error = "cannot read '" + path.string() + "' for '${" + std::string(body) +
                 "}': " + std::strerror(err);
         return false;

@@ -929,3 +929,22 @@ TEST(ConfigExample, LoadsAndSaysWhatItShows) {
 
 }  // namespace
 }  // namespace weir::config
+
+namespace weir::config {
+namespace {
+
+// Found by fuzz_config: ${file:/dev/zero} read forever.
+TEST(ConfigFileSubstitution, EndlessFileIsRefused) {
+  const std::string yaml =
+      "listeners: [{port: 0}]\nroutes:\n  - upstreams: [\"${file:/dev/zero}\"]\n";
+  try {
+    load_string(yaml, "t.yaml");
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.line, 3);
+    EXPECT_NE(std::string(e.what()).find("File too large"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace weir::config
