@@ -26,16 +26,21 @@ constexpr std::size_t kMaxHead = 8 * 1024;
 // never passes the read cursor. Pings become pongs; pongs are dropped.
 struct EchoSink {
   static constexpr bool wants_payload = true;
+  // The current frame's mask and whether it is dropped persist across reads
+  // (a frame's payload may span many), so they live in the connection.
+  struct FrameState {
+    bool skip = false;
+    std::uint8_t mask[4] = {0, 0, 0, 0};
+  };
   std::uint8_t* base = nullptr;
+  FrameState* frame = nullptr;
   std::size_t out = 0;
-  bool skip = false;
   bool close = false;
-  std::uint8_t mask[4];
 
   void on_frame(ws::FrameHeader& h, std::uint8_t*) {
-    skip = h.opcode == ws::Opcode::pong;
-    std::memcpy(mask, h.mask, 4);
-    if (skip) return;
+    frame->skip = h.opcode == ws::Opcode::pong;
+    std::memcpy(frame->mask, h.mask, 4);
+    if (frame->skip) return;
     ws::FrameHeader o = h;
     o.masked = false;
     if (h.opcode == ws::Opcode::ping) o.opcode = ws::Opcode::pong;
@@ -43,8 +48,8 @@ struct EchoSink {
     out += ws::write_header(base + out, o);
   }
   void on_payload(std::uint8_t* p, std::size_t n, std::uint64_t offset) {
-    if (skip) return;
-    ws::apply_mask(p, n, mask, offset);
+    if (frame->skip) return;
+    ws::apply_mask(p, n, frame->mask, offset);
     std::memmove(base + out, p, n);
     out += n;
   }
@@ -124,6 +129,7 @@ class EchoConn final : public core::RefCounted {
       const std::size_t total = carry_ + n;
       EchoSink sink;
       sink.base = buf_;
+      sink.frame = &frame_;
       const auto r = scanner_.scan(buf_, total, policy_, sink);
       std::size_t out = sink.out;
       if (r.error) {
@@ -193,6 +199,7 @@ class EchoConn final : public core::RefCounted {
   std::string pending_in_;
   ws::FrameScanner scanner_;
   ws::ScanPolicy policy_;
+  EchoSink::FrameState frame_;
   std::uint8_t* buf_ = nullptr;
   std::size_t carry_ = 0, wpos_ = 0, wend_ = 0, tail_ = 0;
   std::uint8_t tail_buf_[ws::max_header_bytes + ws::max_control_payload];

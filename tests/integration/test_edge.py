@@ -130,3 +130,23 @@ def test_hop_by_hop_named_in_second_connection_header(weir, peers):
     view = json.loads(payload)
     names = [k.lower() for k, _ in view["headers"]]
     assert "x-hop" not in names, view["headers"]
+
+
+def test_builtin_echo_with_frames_split_across_reads(weir):
+    """The built-in echo upstream must unmask a frame whose payload arrives in
+    several reads (regression: the mask was kept per read and the tail came back
+    garbled once a proxy in front split frames differently)."""
+    w = weir.routes([{"upstreams": ["echo"]}])
+    c = RawClient(w.port, "/")
+    try:
+        payload = bytes((i * 7) & 0xFF for i in range(70000))
+        frame = encode_frame(OP_BINARY, payload, mask=True)
+        for cut in (1, 7, 5000, 40000, 69990):
+            c.send_raw(frame[:cut])
+            time.sleep(0.05)
+            c.send_raw(frame[cut:])
+            op, got = c.recv_message(timeout=5)
+            assert op == OP_BINARY
+            assert got == payload, f"cut at {cut}: first bad byte at {next(i for i in range(len(got)) if got[i] != payload[i])}"
+    finally:
+        c.close()
