@@ -23,6 +23,18 @@ using boost::system::error_code;
 
 
 namespace {
+
+// Handshake heads are read into buffers that start small and double up to the
+// limit: thousands of handshakes in flight must not each pin the maximum
+// (which would also leave the heap fragmented once they are freed).
+constexpr std::size_t kHeadChunk = 1024;
+constexpr std::size_t kMaxUpstreamHead = 16 * 1024;
+
+std::size_t next_read_size(const std::string& buf, std::size_t max) {
+  const std::size_t want = std::max(kHeadChunk, buf.size());  // double each time
+  return std::min(want, max - std::min(max, buf.size()));
+}
+
 std::uint64_t next_session_id(unsigned worker) {
   thread_local std::uint64_t seq = 0;
   return (++seq << 8) | (worker & 0xFF);
@@ -68,10 +80,10 @@ void Session::read_request() {
   const std::size_t max = config_->routes.front().limits.max_header_bytes;
   auto& in = hs_->in;
   const std::size_t old = in.size();
-  in.resize(max);
+  in.resize(old + next_read_size(in, max));
   auto self = core::Ref<Session>(this);
   sides_[kClient].sock.async_read_some(
-      asio::buffer(in.data() + old, max - old), [self, old](error_code ec, std::size_t n) {
+      asio::buffer(in.data() + old, in.size() - old), [self, old](error_code ec, std::size_t n) {
         if (self->phase_ != Phase::request) return;
         self->hs_->in.resize(old + n);
         if (ec) {
@@ -206,13 +218,12 @@ void Session::on_upstream_connected() {
 }
 
 void Session::read_upstream_response() {
-  const std::size_t max = 16 * 1024;
   auto& in = hs_->up_in;
   const std::size_t old = in.size();
-  in.resize(max);
+  in.resize(old + next_read_size(in, kMaxUpstreamHead));
   auto self = core::Ref<Session>(this);
   sides_[kUpstream].sock.async_read_some(
-      asio::buffer(in.data() + old, max - old), [self, old](error_code ec, std::size_t n) {
+      asio::buffer(in.data() + old, in.size() - old), [self, old](error_code ec, std::size_t n) {
         if (self->phase_ != Phase::upstream_handshake) return;
         self->hs_->up_in.resize(old + n);
         if (ec) {
@@ -226,7 +237,7 @@ void Session::read_upstream_response() {
 
 void Session::on_upstream_response_bytes(std::size_t) {
   std::string err;
-  switch (http::parse_response_head(hs_->up_in, 16 * 1024, hs_->resp, &err)) {
+  switch (http::parse_response_head(hs_->up_in, kMaxUpstreamHead, hs_->resp, &err)) {
     case http::ParseStatus::need_more: read_upstream_response(); return;
     case http::ParseStatus::too_large:
       upstream_failed(502, "upstream response header too large");
