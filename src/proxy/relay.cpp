@@ -384,6 +384,9 @@ void Session::side_lost(int s, std::string_view why) {
     if (s == kClient) queue_close(kUpstream, ws::close_code::going_away, "client went away");
     else queue_close(kClient, ws::close_code::internal_error, "upstream connection lost");
   }
+  // It left inside a frame part of which the other side already has: a Close
+  // cannot follow (it would be read as payload), so that side is cut too.
+  if (!pumps_[s].scanner.at_frame_boundary()) side_lost(1 - s, "peer lost inside a frame");
   if (!closing_ && phase_ == Phase::relay) {
     closing_ = true;
     close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.close.count();
