@@ -533,6 +533,10 @@ std::vector<Route> Loader::routes(const Field& f, const Route& defaults) const {
 }
 
 Config Loader::load_unchecked(const std::string& yaml) const {
+  if (const auto at = detail::find_unsafe_comma(yaml)) {
+    throw ConfigError(source_, at->first, at->second,
+                      "unexpected ',' outside a [ ] or { } list (quote the value if the comma is part of it)");
+  }
   const std::vector<YAML::Node> docs = YAML::LoadAll(yaml);
   if (docs.size() > 1) {
     fail(docs[1].Mark(), "only one YAML document is allowed (found a second '---')");

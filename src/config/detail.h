@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace weir::config::detail {
 
@@ -14,6 +15,10 @@ namespace weir::config::detail {
 // Reads a whole file; returns 0 or an errno (EFBIG past max_bytes, so that a
 // path like /dev/zero cannot make the loader read forever).
 int read_text_file(const std::string& path, std::string& out, std::size_t max_bytes);
+// Position (1-based line, column) of a ',' that yaml-cpp 0.7 would loop on
+// forever (see yaml_guard.cpp), or nullopt.
+std::optional<std::pair<int, int>> find_unsafe_comma(std::string_view text);
+
 inline constexpr std::size_t kMaxConfigBytes = 16u << 20;   // the YAML file
 inline constexpr std::size_t kMaxSecretBytes = 1u << 20;    // a ${file:...} value
 

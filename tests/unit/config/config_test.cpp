@@ -948,3 +948,43 @@ TEST(ConfigFileSubstitution, EndlessFileIsRefused) {
 
 }  // namespace
 }  // namespace weir::config
+
+namespace weir::config {
+namespace {
+
+// Found by fuzz_config: each of these made yaml-cpp 0.7 loop forever.
+TEST(ConfigYamlGuard, CommasThatHangTheParserAreErrors) {
+  const struct {
+    const char* yaml;
+    int line, col;
+  } cases[] = {
+      {",", 1, 1},          {" , a", 1, 2},        {"- a\n,", 2, 1},    {"\"x\" ,", 1, 5},
+      {"&a ,", 1, 4},       {"!t ,", 1, 4},        {"---\n,", 2, 1},    {"[a] ,", 1, 5},
+      {"\"x\",", 1, 4},     {"[a],", 1, 4},        {"{a: 1},", 1, 7},   {"'x',", 1, 4},
+  };
+  for (const auto& c : cases) {
+    try {
+      load_string(c.yaml, "g.yaml");
+      ADD_FAILURE() << "no error for " << c.yaml;
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.line, c.line) << c.yaml;
+      EXPECT_EQ(e.col, c.col) << c.yaml;
+      EXPECT_NE(std::string(e.what()).find("unexpected ','"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(ConfigYamlGuard, CommasInValuesListsAndBlocksAreFine) {
+  const std::string yaml =
+      "# a comment, with commas , here\n"
+      "listeners: [{address: 127.0.0.1, port: 0}]\n"
+      "routes:\n"
+      "  - name: a\n"
+      "    upstreams: [\"127.0.0.1:9000\", echo]\n"
+      "    origins:\n"
+      "      - \"https://x.example\"   # trailing, comment\n";
+  EXPECT_NO_THROW(load_string(yaml, "ok.yaml"));
+}
+
+}  // namespace
+}  // namespace weir::config
