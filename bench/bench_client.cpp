@@ -13,6 +13,7 @@
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <random>
 #include <thread>
 
 #include "ws/frame.h"
@@ -81,8 +82,17 @@ inline std::uint8_t pattern(std::uint64_t seq, std::size_t i) {
 class Conn : public std::enable_shared_from_this<Conn> {
  public:
   Conn(asio::io_context& io, Shared& sh, Result& res, unsigned index)
-      : io_(io), sh_(sh), res_(res), sock_(io), timer_(io), index_(index) {
-    rbuf_.resize(256 * 1024);
+      : io_(io), sh_(sh), res_(res), sock_(io), timer_(io), index_(index),
+        // Room for a few messages; not zero-filled (8000 held connections must stay cheap).
+        rcap_(std::max<std::size_t>(16 * 1024, 4 * (sh.opt->size + 14))),
+        rbuf_(new char[rcap_]) {
+    // A random, non-zero key per connection: a peer that mishandles masks
+    // cannot pass by luck (index-derived keys were mostly zero bytes).
+    std::random_device rd;
+    do {
+      const std::uint32_t k = rd();
+      std::memcpy(mask_, &k, 4);
+    } while (!mask_[0] || !mask_[1] || !mask_[2] || !mask_[3]);
   }
 
   void start() { connect(); }
@@ -127,7 +137,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
         if (std::strncmp(p, "HTTP/1.1 101", 12) != 0) return self->fail();
         // Bytes after the head (none expected before we send) are kept.
         self->rlen_ = self->head_.size() - n;
-        std::memcpy(self->rbuf_.data(), p + n, self->rlen_);
+        if (self->rlen_ > self->rcap_) return self->fail();
+        std::memcpy(self->rbuf_.get(), p + n, self->rlen_);
         self->on_open();
       });
     });
@@ -164,7 +175,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
     h.opcode = ws::Opcode::binary;
     h.masked = true;
     h.payload_len = n;
-    std::memcpy(h.mask, &index_, 4);
+    std::memcpy(h.mask, mask_, 4);
     std::string& out = wq_.emplace_back();
     out.resize(ws::header_size(n, true) + n);
     auto* p = reinterpret_cast<std::uint8_t*>(out.data());
@@ -237,7 +248,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
       return on_bytes(n);
     }
     auto self = shared_from_this();
-    sock_.async_read_some(asio::buffer(rbuf_.data() + carry_, rbuf_.size() - carry_),
+    sock_.async_read_some(asio::buffer(rbuf_.get() + carry_, rcap_ - carry_),
                           [self](error_code ec, std::size_t n) {
                             if (ec) return self->on_read_error();
                             self->on_bytes(n);
@@ -245,7 +256,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
   }
 
   void on_bytes(std::size_t n) {
-    std::uint8_t* p = reinterpret_cast<std::uint8_t*>(rbuf_.data());
+    std::uint8_t* p = reinterpret_cast<std::uint8_t*>(rbuf_.get());
     std::size_t len = carry_ + n, pos = 0;
     while (pos < len) {
       if (frame_left_ > 0) {
@@ -378,7 +389,9 @@ class Conn : public std::enable_shared_from_this<Conn> {
   std::uint32_t index_;
   std::string req_;
   asio::streambuf head_;
-  std::string rbuf_;
+  std::size_t rcap_;
+  std::unique_ptr<char[]> rbuf_;
+  std::uint8_t mask_[4];
   std::size_t carry_ = 0, rlen_ = 0;
   std::deque<std::string> wq_;
   std::string wbuf_;

@@ -468,7 +468,12 @@ void Session::arm_timer() {
     }
     if (deadline == INT64_MAX) return;
   }
+  // A pending wait that fires no later than the new deadline is kept: when it
+  // fires, on_timer() computes the next one. This keeps phase changes (connect,
+  // upgrade, relay) from re-programming the kernel timer each time.
+  if (timer_armed_ && armed_deadline_ms_ <= deadline) return;
   const auto delay = std::max<std::int64_t>(deadline - core::coarse_now_ms(), 1);
+  armed_deadline_ms_ = deadline;
   // expires_after cancels a pending wait; its handler sees operation_aborted
   // and arms again with the new expiry.
   timer_.expires_after(std::chrono::milliseconds(delay));
@@ -480,6 +485,8 @@ void Session::arm_timer() {
     if (self->phase_ == Phase::done) return;
     if (ec == asio::error::operation_aborted) {
       // Re-armed with a new expiry: wait again.
+      self->timer_armed_ = false;
+      self->armed_deadline_ms_ = INT64_MAX;
       self->arm_timer();
       return;
     }

@@ -112,6 +112,7 @@ class Session final : public core::RefCounted, public core::Closable {
   std::int64_t started_ms_;
   std::int64_t last_data_ms_ = 0;   // last data frame either way (idle timeout)
   std::int64_t close_deadline_ms_ = 0;
+  std::int64_t armed_deadline_ms_ = INT64_MAX;  // expiry of the pending timer wait
   Phase phase_ = Phase::request;
   bool closing_ = false;
   bool finished_ = false;
