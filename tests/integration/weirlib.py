@@ -41,6 +41,11 @@ KiB = 1024
 MiB = 1024 * 1024
 
 
+# Set by ctest for a sanitizer build: memory figures are meaningless there and
+# some resource-exhaustion tests cannot run (the sanitizers need descriptors).
+SANITIZED = os.environ.get("WEIR_SANITIZED") == "1"
+
+
 def weir_bin() -> str:
     return os.environ.get("WEIR_BIN") or str(REPO / "build" / "weir")
 
