@@ -33,7 +33,9 @@ class Server {
     asio::io_context main_io(1);
     asio::signal_set signals(main_io, SIGINT, SIGTERM);
     unsigned n = cfg_->workers ? cfg_->workers : std::max(1u, std::thread::hardware_concurrency());
-    for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<core::Worker>(i, cfg_));
+    // Filter chains are immutable and shared by every worker.
+    auto chains = std::make_shared<const core::Worker::Chains>(filters::build_chains(*cfg_));
+    for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<core::Worker>(i, cfg_, chains));
     try {
       bind_all();
     } catch (const std::exception& e) {

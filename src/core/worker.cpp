@@ -16,11 +16,14 @@ std::size_t pool_buffer_size(const config::Config& cfg) {
 }
 }  // namespace
 
-Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg)
+Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg,
+               std::shared_ptr<const Chains> chains)
     : index_(index),
       config_(std::move(cfg)),
       buffers_(pool_buffer_size(*config_)),
-      rr_(config_->routes.size(), 0),
+      chains_(chains ? std::move(chains)
+                     : std::make_shared<const Chains>(filters::build_chains(*config_))),
+      picker_(config_->routes.size()),
       io_(1) {}
 
 void Worker::start() {
@@ -67,11 +70,6 @@ void Worker::shutdown_all(std::uint16_t code, std::string_view reason) {
     c->shutdown(code, reason);
     c = next;
   }
-}
-
-std::uint32_t Worker::next_round_robin(std::size_t route_index) {
-  if (route_index >= rr_.size()) rr_.resize(route_index + 1, 0);
-  return rr_[route_index]++;
 }
 
 }  // namespace weir::core

@@ -14,6 +14,8 @@
 
 #include "config/config.h"
 #include "core/buffer_pool.h"
+#include "filters/filter.h"
+#include "upstream/picker.h"
 #include "observability/stats.h"
 
 namespace weir::core {
@@ -35,7 +37,11 @@ class Closable {
 
 class Worker {
  public:
-  Worker(unsigned index, std::shared_ptr<const config::Config> cfg);
+  using Chains = std::vector<filters::Chain>;
+  // chains: the routes' filter chains, built once and shared by all workers
+  // (built here from cfg when not given).
+  Worker(unsigned index, std::shared_ptr<const config::Config> cfg,
+         std::shared_ptr<const Chains> chains = nullptr);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
@@ -57,8 +63,8 @@ class Worker {
   void shutdown_all(std::uint16_t code, std::string_view reason);
   std::size_t live() const { return live_.load(std::memory_order_relaxed); }
 
-  // Round-robin cursor per route index (worker-local: no shared atomics).
-  std::uint32_t next_round_robin(std::size_t route_index);
+  const filters::Chain& chain(std::size_t route_index) const { return (*chains_)[route_index]; }
+  upstream::Picker& picker() { return picker_; }
 
   // Port of the built-in echo upstream on 127.0.0.1 (0 when none).
   std::uint16_t echo_port = 0;
@@ -71,7 +77,8 @@ class Worker {
   std::thread thread_;
   Closable* head_ = nullptr;
   std::atomic<std::size_t> live_{0};
-  std::vector<std::uint32_t> rr_;
+  std::shared_ptr<const Chains> chains_;
+  upstream::Picker picker_;
   // Last, so it is destroyed first: handlers it still holds own sessions,
   // whose destructors return buffers to buffers_.
   boost::asio::io_context io_;

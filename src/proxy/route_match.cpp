@@ -53,11 +53,4 @@ std::optional<std::size_t> match_route(const config::Config& cfg, const http::He
   return std::nullopt;
 }
 
-bool origin_allowed(const config::Route& route, std::string_view origin) {
-  if (route.origins.empty()) return true;
-  for (const auto& o : route.origins)
-    if (o == "*" || http::iequals(o, origin)) return true;
-  return false;
-}
-
 }  // namespace weir::proxy

@@ -17,7 +17,4 @@ std::optional<std::size_t> match_route(const config::Config& cfg, const http::He
 // any name ending in ".example.com".
 bool host_matches(std::string_view pattern, std::string_view host_header);
 
-// An empty allowlist allows every origin (and requests without Origin).
-bool origin_allowed(const config::Route& route, std::string_view origin);
-
 }  // namespace weir::proxy

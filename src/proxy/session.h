@@ -96,6 +96,7 @@ class Session final : public core::RefCounted, public core::Closable {
   void on_timer();
 
   void log_refusal(unsigned status, std::string_view reason);
+  std::string_view client_ip() const;  // client_addr_ without port or brackets
   void log_close();
 
   core::Worker& worker_;

@@ -121,15 +121,16 @@ void Session::route_and_connect() {
     refuse(refusal.status, std::move(refusal.reason));
     return;
   }
-  if (!origin_allowed(*route_, req.get("origin"))) {
-    refuse(403, "origin not allowed");
+  const filters::HandshakeContext ctx{req, client_ip(), *route_};
+  if (auto v = worker_.chain(*match).run_handshake(ctx); v.status != 0) {
+    refuse(v.status, std::move(v.reason));
     return;
   }
   remask_ = route_->remask;
   phase_ = Phase::connecting;
   close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.connect.count();
   arm_timer();
-  hs_->first_upstream = worker_.next_round_robin(hs_->route_index);
+  hs_->first_upstream = worker_.picker().first(hs_->route_index);
   hs_->attempts = 0;
   connect_next();
 }
@@ -201,10 +202,7 @@ void Session::on_upstream_connected() {
   phase_ = Phase::upstream_handshake;
   close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.upstream_handshake.count();
   arm_timer();
-  std::string_view ip = client_addr_;
-  if (!ip.empty() && ip.front() == '[') ip = ip.substr(1, ip.find(']') - 1);
-  else ip = ip.substr(0, ip.rfind(':'));
-  hs_->out = http::build_upstream_request(hs_->req, {ip, "ws"});
+  hs_->out = http::build_upstream_request(hs_->req, {client_ip(), "ws"});
   auto self = core::Ref<Session>(this);
   asio::async_write(up, asio::buffer(hs_->out), [self](error_code ec, std::size_t) {
     if (self->phase_ != Phase::upstream_handshake) return;
@@ -268,6 +266,12 @@ void Session::on_upstream_response_bytes(std::size_t) {
     }
     self->start_relay();
   });
+}
+
+std::string_view Session::client_ip() const {
+  std::string_view ip = client_addr_;
+  if (!ip.empty() && ip.front() == '[') return ip.substr(1, ip.find(']') - 1);
+  return ip.substr(0, ip.rfind(':'));
 }
 
 void Session::upstream_failed(unsigned status, std::string reason) {

@@ -1,5 +1,7 @@
 #include "proxy/route_match.h"
 
+#include "filters/origin/origin_filter.h"
+
 #include <gtest/gtest.h>
 
 namespace weir::proxy {
@@ -49,16 +51,25 @@ TEST(RouteMatch, HeaderConditions) {
 }
 
 TEST(RouteMatch, HostsAndOrigins) {
+  // Routes without an origin list get no origin filter at all.
+  config::Config cfg;
+  cfg.routes.push_back(route("any", "", "/", true));
+  auto with = route("some", "", "/x", false);
+  with.origins = {"https://ok.example"};
+  cfg.routes.push_back(with);
+  const auto chains = filters::build_chains(cfg);
+  EXPECT_EQ(chains[0].size(), 0u);
+  EXPECT_EQ(chains[1].size(), 1u);
+
   EXPECT_TRUE(host_matches("Chat.Example.com", "chat.example.COM:443"));
   EXPECT_TRUE(host_matches("", "anything"));
   EXPECT_FALSE(host_matches("*.example.com", "example.com"));
   EXPECT_TRUE(host_matches("*.example.com", "a.b.example.com"));
-  config::Route r = route("o", "", "/", true);
-  EXPECT_TRUE(origin_allowed(r, ""));
-  r.origins = {"https://ok.example"};
-  EXPECT_TRUE(origin_allowed(r, "https://OK.example"));
-  EXPECT_FALSE(origin_allowed(r, "https://evil.example"));
-  EXPECT_FALSE(origin_allowed(r, ""));
+  filters::OriginFilter f({"https://ok.example"});
+  EXPECT_TRUE(f.allows("https://OK.example"));
+  EXPECT_FALSE(f.allows("https://evil.example"));
+  EXPECT_FALSE(f.allows(""));
+  EXPECT_TRUE(filters::OriginFilter({"*"}).allows(""));
 }
 
 }  // namespace
