@@ -14,7 +14,10 @@ namespace weir::core {
 class BufferPool {
  public:
   // size: bytes per buffer; keep: how many free buffers to keep cached.
-  explicit BufferPool(std::size_t size = 64 * 1024, std::size_t keep = 64) : size_(size), keep_(keep) {}
+  // keep: free buffers cached for reuse; a worker rarely has more than a few
+  // in flight (they are held only while a write is blocked), so a small cache
+  // avoids malloc churn without pinning megabytes.
+  explicit BufferPool(std::size_t size = 64 * 1024, std::size_t keep = 8) : size_(size), keep_(keep) {}
   ~BufferPool() {
     for (auto* b : free_) std::free(b);
   }
