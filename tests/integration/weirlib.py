@@ -472,18 +472,24 @@ class Response:
         return v[0] if v else None
 
 
+def recv_before(sock: socket.socket, deadline: float, timeout_message: str) -> bytes:
+    """One recv that must complete before `deadline` (time.monotonic()); raises
+    TimeoutError(timeout_message) otherwise. b"" means EOF."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(timeout_message)
+    sock.settimeout(left)
+    try:
+        return sock.recv(65536)
+    except socket.timeout:
+        raise TimeoutError(timeout_message) from None
+
+
 def read_response(sock: socket.socket, timeout: float = 5.0) -> Response:
     deadline = time.monotonic() + timeout
     buf = b""
     while b"\r\n\r\n" not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"no HTTP response head within {timeout}s (got {buf!r})")
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            raise TimeoutError(f"no HTTP response head within {timeout}s (got {buf!r})") from None
+        chunk = recv_before(sock, deadline, f"no HTTP response head within {timeout}s (got {buf!r})")
         if not chunk:
             raise EOFError(f"connection closed before a full response head (got {buf!r})")
         buf += chunk
@@ -531,14 +537,8 @@ def wait_peer_close(sock: socket.socket, timeout: float) -> float:
     t0 = time.monotonic()
     deadline = t0 + timeout
     while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"connection still open after {timeout}s")
-        sock.settimeout(left)
         try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            raise TimeoutError(f"connection still open after {timeout}s") from None
+            chunk = recv_before(sock, deadline, f"connection still open after {timeout}s")
         except ConnectionError:
             return time.monotonic() - t0
         if not chunk:
