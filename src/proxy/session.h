@@ -71,6 +71,7 @@ class Session final : public core::RefCounted, public core::Closable {
   void on_request_bytes(std::size_t n);
   void route_and_connect();
   void connect_next();
+  void watch_client_during_setup();
   void on_upstream_connected();
   void read_upstream_response();
   void on_upstream_response_bytes(std::size_t n);

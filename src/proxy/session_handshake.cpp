@@ -8,6 +8,10 @@
 
 #include <fmt/format.h>
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include "core/clock.h"
 #include "http/head.h"
 #include "http/upgrade.h"
@@ -132,7 +136,28 @@ void Session::route_and_connect() {
   arm_timer();
   hs_->first_upstream = worker_.picker().first(hs_->route_index);
   hs_->attempts = 0;
+  watch_client_during_setup();
   connect_next();
+}
+
+// While the upstream is being set up nothing reads the client; without a
+// watch, a client that gives up would hold its session until the connect or
+// upstream handshake timeout. One readiness wait: EOF or an error ends the
+// session at once; early frame bytes just end the watch (they are relayed later).
+void Session::watch_client_during_setup() {
+  auto self = core::Ref<Session>(this);
+  sides_[kClient].sock.async_wait(tcp::socket::wait_read, [self](error_code ec) {
+    if (ec || (self->phase_ != Phase::connecting && self->phase_ != Phase::upstream_handshake)) return;
+    char byte;
+    const ssize_t n = ::recv(self->sides_[kClient].sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) return;
+    self->log_refusal(499, "client closed during upstream setup");
+    error_code ignored;
+    self->sides_[kUpstream].sock.close(ignored);
+    self->hs_->resolver.cancel();
+    self->phase_ = Phase::done;
+    self->finish();
+  });
 }
 
 // Tries the route's upstreams in round-robin order, each once, until one

@@ -57,6 +57,21 @@ def test_silent_backend_504_after_upstream_handshake_timeout(weir, peers):
     rb.wait_conn()  # the TCP connection was made
 
 
+def test_client_leaving_during_upstream_setup_ends_session_at_once(weir, peers):
+    """Nothing reads the client while Weir waits for the backend's 101; a client
+    that gives up must still be noticed, not held until upstream_handshake."""
+    rb = peers.raw("silent")
+    w = weir.routes([{"upstreams": [rb.addr]}], timeouts={"upstream_handshake": "10s"})
+    s = socket.create_connection(("127.0.0.1", w.port), timeout=5)
+    s.sendall(build_request("/x"))
+    rb.wait_conn()  # Weir is now waiting on the backend
+    t0 = time.monotonic()
+    s.close()
+    ev = w.log.wait("refused", status=499, timeout=3)[0]
+    assert time.monotonic() - t0 < 2.0
+    assert "client closed" in ev["reason"]
+
+
 def _blackhole():
     """A listener whose accept queue is full: further SYNs are dropped, so a connect
     hangs until its timeout (Linux)."""
