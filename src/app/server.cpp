@@ -44,11 +44,11 @@ class Server {
     }
     for (auto& l : listeners_) {
       auto* lp = l.get();
-      asio::post(worker_of_[lp]->io(), [lp] { lp->start(); });
+      asio::post(lp->worker().io(), [lp] { lp->start(); });
     }
     for (auto& e : echo_) {
       auto* ep = e.get();
-      asio::post(echo_worker_[ep]->io(), [ep] { ep->start(); });
+      asio::post(ep->worker().io(), [ep] { ep->start(); });
     }
     for (auto& w : workers_) w->start();
     log::Line(log::Level::info, "started").num("workers", n).str("version", WEIR_VERSION);
@@ -80,7 +80,6 @@ class Server {
         auto e = std::make_unique<upstream::EchoServer>(*w, "127.0.0.1", port);
         port = e->port();
         w->echo_port = port;
-        echo_worker_[e.get()] = w.get();
         echo_.push_back(std::move(e));
       }
       log::Line(log::Level::debug, "echo_upstream").str("address", "127.0.0.1").num("port", port);
@@ -93,7 +92,6 @@ class Server {
                                                    proxy::Session::start(wk, std::move(s));
                                                  });
         port = l->port();
-        worker_of_[l.get()] = w.get();
         listeners_.push_back(std::move(l));
       }
       log::Line(log::Level::info, "listening").str("address", lc.address).num("port", port);
@@ -116,7 +114,7 @@ class Server {
         .num("drain_ms", cfg_->drain.count());
     for (auto& l : listeners_) {
       auto* lp = l.get();
-      asio::post(worker_of_[lp]->io(), [lp] { lp->stop(); });
+      asio::post(lp->worker().io(), [lp] { lp->stop(); });
     }
     signals.async_wait([&io](error_code ec, int) {
       if (!ec) io.stop();
@@ -157,8 +155,6 @@ class Server {
   std::vector<std::unique_ptr<core::Worker>> workers_;
   std::vector<std::unique_ptr<net::Listener>> listeners_;
   std::vector<std::unique_ptr<upstream::EchoServer>> echo_;
-  std::unordered_map<net::Listener*, core::Worker*> worker_of_;
-  std::unordered_map<upstream::EchoServer*, core::Worker*> echo_worker_;
 };
 
 }  // namespace

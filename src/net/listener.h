@@ -22,6 +22,7 @@ class Listener {
 
   ~Listener();
   std::uint16_t port() const { return port_; }
+  core::Worker& worker() const { return worker_; }
   void start();   // worker thread
   void stop();    // worker thread: no more accepts
 

@@ -23,6 +23,7 @@ struct WorkerStats {
   Counter sessions_closed;
   Counter refused;               // handshake refused with an HTTP status
   Counter handshake_timeouts;
+  Counter setup_abandoned;       // client left while the upstream was being set up (499)
   Counter upstream_failures;     // connect/handshake to a backend failed
   Counter protocol_errors;       // frames that failed validation (either side)
   Counter messages_c2u, messages_u2c;

@@ -151,6 +151,7 @@ void Session::watch_client_during_setup() {
     char byte;
     const ssize_t n = ::recv(self->sides_[kClient].sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) return;
+    self->worker_.stats().setup_abandoned.add();
     self->log_refusal(499, "client closed during upstream setup");
     error_code ignored;
     self->sides_[kUpstream].sock.close(ignored);

@@ -222,6 +222,7 @@ EchoServer::EchoServer(core::Worker& worker, const std::string& address, std::ui
     : impl_(std::make_unique<Impl>(worker, address, port)) {}
 EchoServer::~EchoServer() = default;
 std::uint16_t EchoServer::port() const { return impl_->listener.port(); }
+core::Worker& EchoServer::worker() const { return impl_->listener.worker(); }
 void EchoServer::start() { impl_->listener.start(); }
 void EchoServer::stop() { impl_->listener.stop(); }
 

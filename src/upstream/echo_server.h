@@ -18,6 +18,7 @@ class EchoServer {
   EchoServer(core::Worker& worker, const std::string& address, std::uint16_t port);
   ~EchoServer();
   std::uint16_t port() const;
+  core::Worker& worker() const;
   void start();
   void stop();
 

@@ -188,7 +188,19 @@ class EventLog:
 # --------------------------------------------------------------------------- weir process
 
 
-class Weir:
+class _StderrCapture:
+    """Collects a child process's stderr (self.proc) into self.stderr_chunks."""
+
+    def _drain_stderr(self) -> None:
+        for chunk in iter(lambda: self.proc.stderr.read1(65536), b""):
+            self.stderr_chunks.append(chunk)
+
+    @property
+    def stderr(self) -> str:
+        return b"".join(self.stderr_chunks).decode("utf-8", "replace")
+
+
+class Weir(_StderrCapture):
     """A running `weir run -c FILE`, with its JSON log collected."""
 
     def __init__(self, config: dict | str, workdir: Path, name: str = "weir",
@@ -215,14 +227,6 @@ class Weir:
             raise AssertionError(f"weir did not start: {e}\nstderr: {self.stderr}") from None
         self.ports = [int(e["port"]) for e in evs[:n_listeners]]
         self.port = self.ports[0]
-
-    def _drain_stderr(self) -> None:
-        for chunk in iter(lambda: self.proc.stderr.read1(65536), b""):
-            self.stderr_chunks.append(chunk)
-
-    @property
-    def stderr(self) -> str:
-        return b"".join(self.stderr_chunks).decode("utf-8", "replace")
 
     def url(self, path: str = "/") -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
@@ -260,7 +264,7 @@ class Weir:
 # --------------------------------------------------------------------------- peer processes
 
 
-class Peer:
+class Peer(_StderrCapture):
     """A peer process (Python websockets or Node ws) that prints JSON lines; the first
     one is {"event": "listening", "port": N} for servers."""
 
@@ -281,14 +285,6 @@ class Peer:
                 self.stop()
                 raise AssertionError(f"peer {argv} did not start: {e}\nstderr: {self.stderr}") from None
             self.port = int(ev["port"])
-
-    def _drain_stderr(self) -> None:
-        for chunk in iter(lambda: self.proc.stderr.read1(65536), b""):
-            self.stderr_chunks.append(chunk)
-
-    @property
-    def stderr(self) -> str:
-        return b"".join(self.stderr_chunks).decode("utf-8", "replace")
 
     @property
     def addr(self) -> str:
