@@ -7,6 +7,7 @@
 
 #include "app/server.h"
 #include "config/config.h"
+#include "net/tls.h"
 #include "observability/log.h"
 
 namespace {
@@ -14,6 +15,7 @@ namespace {
 int check_config(const std::string& path) {
   try {
     auto cfg = weir::config::load_file(path);
+    weir::net::build_tls(cfg);  // reads and checks every certificate and key
     std::printf("%s: ok (%zu listener(s), %zu route(s))\n", path.c_str(), cfg.listeners.size(),
                 cfg.routes.size());
     return 0;

@@ -11,6 +11,7 @@
 
 #include "core/worker.h"
 #include "net/listener.h"
+#include "net/tls.h"
 #include "observability/log.h"
 #include "proxy/session.h"
 #include "upstream/echo_server.h"
@@ -32,10 +33,18 @@ class Server {
     // right after "listening" must drain, not kill.
     asio::io_context main_io(1);
     asio::signal_set signals(main_io, SIGINT, SIGTERM);
+    asio::signal_set hup(main_io, SIGHUP);
+    // Certificates are read before anything binds: a bad one is a config
+    // error (file:line:col), thrown to the caller.
+    auto tls = net::build_tls(*cfg_);
+    warn_insecure_upstreams();
     unsigned n = cfg_->workers ? cfg_->workers : std::max(1u, std::thread::hardware_concurrency());
     // Filter chains are immutable and shared by every worker.
     auto chains = std::make_shared<const core::Worker::Chains>(filters::build_chains(*cfg_));
-    for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<core::Worker>(i, cfg_, chains));
+    for (unsigned i = 0; i < n; ++i) {
+      workers_.push_back(std::make_unique<core::Worker>(i, cfg_, chains));
+      workers_.back()->set_tls(tls);
+    }
     try {
       bind_all();
     } catch (const std::exception& e) {
@@ -56,8 +65,10 @@ class Server {
     asio::steady_timer tick(main_io);
     signals.async_wait([&](error_code ec, int sig) {
       if (ec) return;
+      hup.cancel();
       begin_drain(sig, main_io, tick, signals);
     });
+    wait_hup(hup);
     main_io.run();
     for (auto& w : workers_) w->stop();
     for (auto& w : workers_) w->join();
@@ -84,18 +95,56 @@ class Server {
       }
       log::Line(log::Level::debug, "echo_upstream").str("address", "127.0.0.1").num("port", port);
     }
-    for (const auto& lc : cfg_->listeners) {
+    for (std::size_t i = 0; i < cfg_->listeners.size(); ++i) {
+      const auto& lc = cfg_->listeners[i];
       std::uint16_t port = lc.port;
       for (auto& w : workers_) {
         auto l = std::make_unique<net::Listener>(*w, lc.address, port,
-                                                 [](core::Worker& wk, asio::ip::tcp::socket s) {
-                                                   proxy::Session::start(wk, std::move(s));
+                                                 [i](core::Worker& wk, asio::ip::tcp::socket s) {
+                                                   proxy::Session::start(wk, std::move(s), i);
                                                  });
         port = l->port();
         listeners_.push_back(std::move(l));
       }
-      log::Line(log::Level::info, "listening").str("address", lc.address).num("port", port);
+      log::Line(log::Level::info, "listening")
+          .str("address", lc.address)
+          .num("port", port)
+          .str("scheme", lc.tls ? "wss" : "ws");
     }
+  }
+
+  void warn_insecure_upstreams() const {
+    for (const auto& r : cfg_->routes) {
+      bool any = false;
+      for (const auto& u : r.upstreams) any |= u.tls;
+      if (any && !r.upstream_tls.verify) {
+        log::Line(log::Level::warn, "upstream_tls_insecure")
+            .str("route", r.name)
+            .str("detail", "upstream_tls.verify is false: backend certificates and names are NOT checked");
+      }
+    }
+  }
+
+  // SIGHUP: re-read every certificate, key, CA and OCSP file. New handshakes
+  // use the new set; established connections keep theirs. A set that fails
+  // to load is refused whole and the running one stays.
+  void wait_hup(asio::signal_set& hup) {
+    hup.async_wait([this, &hup](error_code ec, int) {
+      if (ec) return;
+      try {
+        auto tls = net::build_tls(*cfg_);
+        for (auto& w : workers_) {
+          auto* wp = w.get();
+          asio::post(wp->io(), [wp, tls] { wp->set_tls(tls); });
+        }
+        log::Line(log::Level::info, "tls_reload").num("certificates", static_cast<std::int64_t>(tls->certificates));
+      } catch (const config::ConfigError& e) {
+        log::Line(log::Level::error, "tls_reload_failed").str("error", e.what());
+      } catch (const std::exception& e) {
+        log::Line(log::Level::error, "tls_reload_failed").str("error", e.what());
+      }
+      wait_hup(hup);
+    });
   }
 
   std::size_t live() const {

@@ -41,7 +41,55 @@ struct Upstream {
   Kind kind = Kind::tcp;
   std::string host;      // DNS name or IP literal (tcp only)
   std::uint16_t port = 0;
+  bool tls = false;      // wss://
   std::string text;      // as written in the config, for logs
+};
+
+// Where a value came from, so that problems found after loading (a
+// certificate that does not parse, a key that does not match) can still be
+// reported as file:line:col.
+struct SourcePos {
+  int line = 0, col = 0;
+};
+
+// A file named in the config, read when TLS contexts are built (at start and
+// on SIGHUP), not by the loader.
+struct FileRef {
+  std::string path;      // relative paths resolved against the config's directory
+  SourcePos pos;
+  bool empty() const { return path.empty(); }
+};
+
+struct TlsCertificate {
+  FileRef cert;                      // PEM chain, leaf first
+  FileRef key;                       // PEM private key
+  FileRef ocsp;                      // optional DER OCSP response to staple
+  std::vector<std::string> names;    // SNI names (lower-case, "*.x" wildcards); empty = from the cert
+  SourcePos pos;                     // the list entry
+};
+
+struct ListenerTls {
+  enum class ClientCert { none, optional, require };
+  std::vector<TlsCertificate> certificates;  // never empty; the first is the default
+  int min_version = 0x0303;                  // TLS1_2_VERSION or TLS1_3_VERSION
+  std::string ciphers;                       // TLS 1.2 cipher list; empty = OpenSSL's default
+  std::string ciphersuites;                  // TLS 1.3; empty = OpenSSL's default
+  bool session_tickets = true;
+  Millis ticket_key_rotation{3'600'000};
+  std::uint32_t session_cache = 20'000;      // server-side cache entries; 0 = off
+  FileRef client_ca;
+  ClientCert client_cert = ClientCert::none;
+  bool strict_sni = false;                   // unknown SNI name -> handshake refused
+  Millis handshake_timeout{10'000};
+  SourcePos pos;                             // the `tls` key
+};
+
+struct UpstreamTls {
+  FileRef ca;                  // empty = the system's CA store
+  bool verify = true;          // false: no certificate or host name check
+  std::string server_name;     // SNI and name to verify; empty = the upstream's host
+  FileRef cert, key;           // client certificate (mTLS to the backend)
+  SourcePos pos;
 };
 
 struct HeaderMatch {
@@ -66,6 +114,7 @@ struct Route {
   std::vector<std::string> origins;  // empty = any origin; "*" = any
   bool remask = false;               // re-mask client frames with fresh keys
   bool strict = false;               // Weir itself checks UTF-8 of text messages (1007)
+  UpstreamTls upstream_tls;          // for the route's wss:// upstreams
   Timeouts timeouts;
   Limits limits;
   Keepalive keepalive;
@@ -74,6 +123,7 @@ struct Route {
 struct Listener {
   std::string address = "127.0.0.1";
   std::uint16_t port = 8080;         // 0 = any free port (logged on start)
+  std::optional<ListenerTls> tls;    // set: wss:// (TLS is terminated here)
 };
 
 struct Config {
@@ -109,6 +159,7 @@ Config demo_config(std::uint16_t port = 8080);
 // Parsers shared by the loader and the command line; nullopt when invalid.
 std::optional<Millis> parse_duration(const std::string& s);   // "250ms" "10s" "5m" "1h" "0"
 std::optional<std::uint64_t> parse_size(const std::string& s); // "512" "8KiB" "16MiB" "1GiB" "4k"
-std::optional<Upstream> parse_upstream(const std::string& s);  // "host:port" "[::1]:80" "echo"
+// "host:port" "[::1]:80" "ws://host:port" "wss://host:port" "echo"
+std::optional<Upstream> parse_upstream(const std::string& s);
 
 }  // namespace weir::config

@@ -153,10 +153,27 @@ std::optional<std::uint64_t> parse_size(const std::string& text) {
 }
 
 std::optional<Upstream> parse_upstream(const std::string& text) {
-  const std::string_view s = text;
+  std::string_view s = text;
   Upstream up;
   up.text = text;
-  if (s == "echo") {
+  if (s.substr(0, 6) == "wss://") {
+    up.tls = true;
+    s.remove_prefix(6);
+  } else if (s.substr(0, 5) == "ws://") {
+    s.remove_prefix(5);
+  }
+  const bool scheme = s.size() != text.size();
+  if (scheme && !s.empty() && s.back() == '/') s.remove_suffix(1);  // "wss://host:443/"
+  // With a scheme the port may be left out: 80 for ws, 443 for wss.
+  std::string with_port;
+  if (scheme && !s.empty() && s.back() != ']' && s.find(':') == std::string_view::npos) {
+    with_port = std::string(s) + (up.tls ? ":443" : ":80");
+    s = with_port;
+  } else if (scheme && !s.empty() && s.back() == ']') {
+    with_port = std::string(s) + (up.tls ? ":443" : ":80");
+    s = with_port;
+  }
+  if (s == "echo" && s.size() == text.size()) {
     up.kind = Upstream::Kind::echo;
     return up;
   }

@@ -18,6 +18,10 @@
 #include "upstream/picker.h"
 #include "observability/stats.h"
 
+namespace weir::net {
+struct TlsSet;
+}
+
 namespace weir::core {
 
 // Something a worker can ask to wind down (a session); linked into the
@@ -66,6 +70,11 @@ class Worker {
   const filters::Chain& chain(std::size_t route_index) const { return (*chains_)[route_index]; }
   upstream::Picker& picker() { return picker_; }
 
+  // The TLS contexts new connections use (worker thread only; a reload posts
+  // a new set to every worker).
+  const std::shared_ptr<const net::TlsSet>& tls() const { return tls_; }
+  void set_tls(std::shared_ptr<const net::TlsSet> tls) { tls_ = std::move(tls); }
+
   // Port of the built-in echo upstream on 127.0.0.1 (0 when none).
   std::uint16_t echo_port = 0;
 
@@ -79,6 +88,7 @@ class Worker {
   std::atomic<std::size_t> live_{0};
   std::shared_ptr<const Chains> chains_;
   upstream::Picker picker_;
+  std::shared_ptr<const net::TlsSet> tls_;
   // Last, so it is destroyed first: handlers it still holds own sessions,
   // whose destructors return buffers to buffers_.
   boost::asio::io_context io_;

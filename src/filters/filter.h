@@ -19,6 +19,7 @@ struct HandshakeContext {
   const http::Head& request;
   std::string_view client_ip;
   const config::Route& route;
+  std::string_view client_cert = {};  // verified TLS client certificate subject (RFC 2253), or ""
 };
 
 // status 0 = continue with the next filter.

@@ -29,6 +29,9 @@ struct WorkerStats {
   Counter messages_c2u, messages_u2c;
   Counter bytes_c2u, bytes_u2c;
   Counter accept_errors;         // accept() failed (e.g. EMFILE)
+  Counter tls_handshakes;        // client-side TLS handshakes completed
+  Counter tls_resumed;           // ... of which resumed a session (ticket or cache)
+  Counter tls_handshake_failures;
 };
 
 }  // namespace weir::obs

@@ -27,6 +27,17 @@ struct Session::Handshake {
   std::string up_in;            // backend response head (+ any early frames)
   http::Head resp;
   std::uint8_t allowed_rsv = 0;
+  std::size_t out_pos = 0;      // send_out progress
+  int out_side = 0;
+  Session::Step out_next = nullptr;
+  bool tls_started = false;     // the first byte looked like a TLS record
+  std::string io_error;         // send_out failure, "" when it succeeded
+  std::size_t listener = 0;
+  const config::Upstream* upstream = nullptr;  // being connected
+  // Client-side TLS, once its handshake is done.
+  const char* tls_version = nullptr;
+  std::string sni;
+  std::string client_cert;      // verified subject (RFC 2253)
 };
 
 }  // namespace weir::proxy

@@ -7,10 +7,12 @@
 
 #include <boost/asio/post.hpp>
 
-#include <array>
 #include <cstring>
 
+#include <openssl/ssl.h>
+
 #include "core/clock.h"
+#include "net/stream.h"
 #include "observability/log.h"
 #include "proxy/handshake_state.h"
 #include "proxy/session.h"
@@ -83,12 +85,17 @@ void Session::start_relay() {
   // Frames that arrived with the handshakes are relayed first.
   pumps_[kClient].pending_in.assign(hs_->in, hs_->req.size);
   pumps_[kUpstream].pending_in.assign(hs_->up_in, hs_->resp.size);
-  log::Line(log::Level::info, "session_open")
-      .unum("id", id_)
-      .str("client", client_addr_)
-      .str("route", route_->name)
-      .str("upstream", upstream_addr_)
-      .str("path", hs_->req.target);
+  {
+    log::Line l(log::Level::info, "session_open");
+    l.unum("id", id_)
+        .str("client", client_addr_)
+        .str("route", route_->name)
+        .str("upstream", upstream_addr_)
+        .str("path", hs_->req.target);
+    if (hs_->tls_version != nullptr) l.str("tls", hs_->tls_version);
+    if (!hs_->sni.empty()) l.str("sni", hs_->sni);
+    if (!hs_->client_cert.empty()) l.str("client_cert", hs_->client_cert);
+  }
   hs_.reset();
   arm_timer();
   pump(kClient);
@@ -113,21 +120,21 @@ void Session::pump(int d) {
     if (!p.buf) p.buf = worker_.buffers().acquire();
     const std::size_t room = cap - p.carry;
     std::size_t n = 0;
-    error_code ec;
     if (!p.pending_in.empty()) {
       n = std::min(room, p.pending_in.size());
       std::memcpy(p.buf + p.carry, p.pending_in.data(), n);
       p.pending_in.erase(0, n);
     } else {
-      n = src.sock.read_some(asio::buffer(p.buf + p.carry, room), ec);
-      if (ec == asio::error::would_block) {
+      const auto r = net::read_some(src.sock.native_handle(), src.ssl, p.buf + p.carry, room);
+      n = r.n;
+      if (r.status != net::Io::done) {
         if (p.carry == 0) release_buffer(p);
-        arm_read(d);
-        return;
-      }
-      if (ec) {
-        if (p.carry == 0) release_buffer(p);
-        side_lost(d, ec == asio::error::eof ? "connection closed" : ec.message());
+        if (r.would_block()) {
+          src.read_wants_write = r.status == net::Io::want_write;
+          arm_read(d);
+        } else {
+          side_lost(d, net::describe(r));
+        }
         return;
       }
     }
@@ -195,9 +202,10 @@ void Session::pump(int d) {
     if (!flush(d)) return;  // resumes from arm_write's handler
     if (src.rx_closed) maybe_finish();
     if (phase_ != Phase::relay) return;
-    if (n < room && p.pending_in.empty()) {
+    if (n < room && p.pending_in.empty() && src.ssl == nullptr) {
       // A short read drained the socket: wait for the next edge. (A side that
       // sent its Close is still read, to see it go; its bytes are ignored.)
+      // TLS returns a record at a time, so there only want_read says so.
       if (p.carry == 0) release_buffer(p);
       arm_read(d);
       return;
@@ -223,25 +231,22 @@ bool Session::flush(int d) {
     const std::size_t data = p.wend - p.wpos;
     const bool inj = !p.inject.empty() && data == 0 && p.scanner.at_frame_boundary();
     if (data == 0 && !inj) break;
-    error_code ec;
-    std::size_t w;
-    if (data) {
-      const std::array<asio::const_buffer, 2> bufs{
-          asio::buffer(p.buf + p.wpos, data),
-          p.scanner.at_frame_boundary() ? asio::buffer(p.inject) : asio::const_buffer()};
-      w = dst.sock.write_some(bufs, ec);
-    } else {
-      w = dst.sock.write_some(asio::buffer(p.inject), ec);
-    }
-    if (ec == asio::error::would_block) {
+    const bool with_inject = data && p.scanner.at_frame_boundary() && !p.inject.empty();
+    const auto r = data ? net::write_some(dst.sock.native_handle(), dst.ssl, p.buf + p.wpos, data,
+                                          with_inject ? p.inject.data() : nullptr,
+                                          with_inject ? p.inject.size() : 0)
+                        : net::write_some(dst.sock.native_handle(), dst.ssl, p.inject.data(), p.inject.size());
+    if (r.would_block()) {
+      dst.write_wants_read = r.status == net::Io::want_read;
       arm_write(d);
       return false;
     }
-    if (ec) {
+    if (r.status != net::Io::done) {
       dst.tx_dead = true;
-      side_lost(1 - d, ec.message());
+      side_lost(1 - d, net::describe(r));
       continue;
     }
+    const std::size_t w = r.n;
     const std::size_t from_data = std::min(w, data);
     p.wpos += static_cast<std::uint32_t>(from_data);
     if (w > from_data) p.inject.erase(0, w - from_data);
@@ -271,7 +276,8 @@ void Session::arm_read(int d) {
   if (s.read_armed) return;
   s.read_armed = true;
   auto self = core::Ref<Session>(this);
-  s.sock.async_wait(tcp::socket::wait_read, [self, d](error_code ec) {
+  s.sock.async_wait(s.read_wants_write ? tcp::socket::wait_write : tcp::socket::wait_read,
+                    [self, d](error_code ec) {
     self->sides_[d].read_armed = false;
     if (ec || self->phase_ != Phase::relay) return;
     self->pump(d);
@@ -283,7 +289,8 @@ void Session::arm_write(int d) {
   if (dst.write_armed) return;
   dst.write_armed = true;
   auto self = core::Ref<Session>(this);
-  dst.sock.async_wait(tcp::socket::wait_write, [self, d](error_code ec) {
+  dst.sock.async_wait(dst.write_wants_read ? tcp::socket::wait_read : tcp::socket::wait_write,
+                      [self, d](error_code ec) {
     self->sides_[1 - d].write_armed = false;
     if (ec || self->phase_ != Phase::relay) return;
     if (self->flush(d)) self->pump(d);
@@ -421,6 +428,11 @@ void Session::finish() {
   error_code ignored;
   timer_.cancel();
   for (auto& s : sides_) {
+    // close_notify, best effort and only on a live, established TLS link
+    // (never after the socket closed: its descriptor may already be reused).
+    if (s.ssl != nullptr && s.sock.is_open() && !s.tx_dead && SSL_is_init_finished(s.ssl)) {
+      SSL_shutdown(s.ssl);
+    }
     s.sock.shutdown(tcp::socket::shutdown_send, ignored);
     s.sock.close(ignored);
   }

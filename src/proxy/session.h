@@ -18,6 +18,14 @@
 #include "core/worker.h"
 #include "ws/scanner.h"
 
+struct ssl_st;
+
+namespace weir::net {
+struct TlsSet;
+struct IoResult;
+enum class Io : unsigned char;
+}  // namespace weir::net
+
 namespace weir::proxy {
 
 using tcp = boost::asio::ip::tcp;
@@ -25,7 +33,8 @@ using tcp = boost::asio::ip::tcp;
 class Session final : public core::RefCounted, public core::Closable {
  public:
   // Takes an accepted client socket and runs the session to its end.
-  static void start(core::Worker& worker, tcp::socket client);
+  // listener: index into the config's listeners (for its TLS settings).
+  static void start(core::Worker& worker, tcp::socket client, std::size_t listener = 0);
 
   void shutdown(std::uint16_t code, std::string_view reason) override;
 
@@ -33,11 +42,12 @@ class Session final : public core::RefCounted, public core::Closable {
   // Side index == index of the pump that reads from it: pump 0 reads the
   // client and writes the upstream, pump 1 the reverse.
   enum SideIndex : int { kClient = 0, kUpstream = 1 };
-  enum class Phase : std::uint8_t { request, connecting, upstream_handshake, responding, relay, done };
+  enum class Phase : std::uint8_t { tls_handshake, request, connecting, upstream_handshake, responding, relay, done };
 
   struct SideState {
     explicit SideState(boost::asio::io_context& io) : sock(io) {}
     tcp::socket sock;
+    ssl_st* ssl = nullptr;           // TLS on this side (owned)
     std::int64_t last_rx_ms = 0;     // any byte read from it
     std::int64_t ping_sent_ms = 0;   // our keepalive ping outstanding since; 0 = none
     bool rx_closed = false;          // it sent a Close (or broke the protocol): ignore its input
@@ -47,6 +57,8 @@ class Session final : public core::RefCounted, public core::Closable {
     bool tx_dead = false;            // writing to it failed
     bool read_armed = false;
     bool write_armed = false;
+    bool read_wants_write = false;   // TLS: the last read needs the socket writable
+    bool write_wants_read = false;   // TLS: the last write needs the socket readable
   };
 
   struct Pump {
@@ -63,18 +75,35 @@ class Session final : public core::RefCounted, public core::Closable {
 
   struct Handshake;
 
-  Session(core::Worker& worker, tcp::socket client);
+  using Step = void (Session::*)();
+
+  Session(core::Worker& worker, tcp::socket client, std::size_t listener);
   ~Session() override;
+
+  // session_tls.cpp
+  void tls_accept();
+  void tls_failed(std::string_view reason);
+  void tls_connect();
+  void wait_io(int s, net::Io want, Step next);
+  // Writes hs_->out[hs_->out_pos..] to side s, then runs next (even on
+  // failure: hs_->io_error is then set).
+  void send_out(int s, Step next);
+  void continue_send();
+  void free_tls();
 
   // session_handshake.cpp
   void read_request();
-  void on_request_bytes(std::size_t n);
+  bool on_request_bytes();
   void route_and_connect();
   void connect_next();
   void watch_client_during_setup();
   void on_upstream_connected();
   void read_upstream_response();
-  void on_upstream_response_bytes(std::size_t n);
+  bool on_upstream_response_bytes();
+  void on_upstream_request_sent();
+  void on_response_sent();
+  void on_refusal_sent();
+  void send_upstream_request();
   void refuse(unsigned status, std::string reason);
   void upstream_failed(unsigned status, std::string reason);
 
@@ -84,6 +113,7 @@ class Session final : public core::RefCounted, public core::Closable {
   bool flush(int d);
   void after_flush(int d);
   void arm_read(int d);
+  void on_io_error(int d, const net::IoResult& r, bool writing);
   void arm_write(int d);
   void release_buffer(Pump& p);
   void side_lost(int s, std::string_view why);
@@ -104,6 +134,7 @@ class Session final : public core::RefCounted, public core::Closable {
   std::shared_ptr<const config::Config> config_;
   const config::Route* route_ = nullptr;
   std::unique_ptr<Handshake> hs_;   // only until the relay starts
+  std::shared_ptr<const net::TlsSet> tls_;  // while any side may use TLS (keeps its contexts)
   SideState sides_[2];
   Pump pumps_[2];
   ws::ScanPolicy policy_[2];

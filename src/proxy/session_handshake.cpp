@@ -4,7 +4,6 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
-#include <boost/asio/write.hpp>
 
 #include <fmt/format.h>
 
@@ -12,7 +11,11 @@
 
 #include <cerrno>
 
+#include <openssl/ssl.h>
+
 #include "core/clock.h"
+#include "net/stream.h"
+#include "net/tls.h"
 #include "http/head.h"
 #include "http/upgrade.h"
 #include "observability/log.h"
@@ -45,12 +48,16 @@ std::uint64_t next_session_id(unsigned worker) {
 }
 }  // namespace
 
-void Session::start(core::Worker& worker, tcp::socket client) {
-  core::Ref<Session> s(new Session(worker, std::move(client)));
-  s->read_request();
+void Session::start(core::Worker& worker, tcp::socket client, std::size_t listener) {
+  core::Ref<Session> s(new Session(worker, std::move(client), listener));
+  if (s->phase_ == Phase::tls_handshake) {
+    s->tls_accept();
+  } else {
+    s->read_request();
+  }
 }
 
-Session::Session(core::Worker& worker, tcp::socket client)
+Session::Session(core::Worker& worker, tcp::socket client, std::size_t listener)
     : worker_(worker),
       config_(worker.config()),
       sides_{SideState(worker.io()), SideState(worker.io())},
@@ -67,49 +74,67 @@ Session::Session(core::Worker& worker, tcp::socket client)
   sides_[kClient].sock.set_option(tcp::no_delay(true), ec);
   sides_[kClient].sock.non_blocking(true, ec);
   hs_ = std::make_unique<Handshake>(worker.io());
+  hs_->listener = listener;
   worker_.attach(this);
   worker_.stats().connections_accepted.add();
   // Until a route is known, the top-level defaults (first route's, which start
   // from them) bound the handshake.
   const auto& t = config_->routes.front().timeouts;
   close_deadline_ms_ = started_ms_ + t.handshake.count();
+  if (const auto& tls = worker.tls(); tls && !tls->empty()) {
+    tls_ = tls;
+    const net::TlsServer* server = listener < tls->listeners.size() ? tls->listeners[listener].get() : nullptr;
+    if (server != nullptr) {
+      phase_ = Phase::tls_handshake;
+      close_deadline_ms_ = started_ms_ + server->conf().handshake_timeout.count();
+      sides_[kClient].ssl = server->new_ssl();
+      if (sides_[kClient].ssl != nullptr) SSL_set_fd(sides_[kClient].ssl, sides_[kClient].sock.native_handle());
+    }
+  }
   arm_timer();
 }
 
 Session::~Session() {
   for (auto& p : pumps_) release_buffer(p);
+  free_tls();
 }
 
 void Session::read_request() {
   const std::size_t max = config_->routes.front().limits.max_header_bytes;
   auto& in = hs_->in;
-  const std::size_t old = in.size();
-  in.resize(old + next_read_size(in, max));
-  auto self = core::Ref<Session>(this);
-  sides_[kClient].sock.async_read_some(
-      asio::buffer(in.data() + old, in.size() - old), [self, old](error_code ec, std::size_t n) {
-        if (self->phase_ != Phase::request) return;
-        self->hs_->in.resize(old + n);
-        if (ec) {
-          // The client left before finishing its request: nothing to answer.
-          self->log_refusal(400, ec == asio::error::eof ? "client closed during handshake" : ec.message());
-          self->finish();
-          return;
-        }
-        self->on_request_bytes(n);
-      });
+  for (;;) {
+    const std::size_t old = in.size();
+    const std::size_t want = next_read_size(in, max);
+    in.resize(old + want);
+    const auto r = net::read_some(sides_[kClient].sock.native_handle(), sides_[kClient].ssl, in.data() + old, want);
+    in.resize(old + r.n);
+    if (r.would_block()) {
+      wait_io(kClient, r.status, &Session::read_request);
+      return;
+    }
+    if (r.status != net::Io::done) {
+      // The client left before finishing its request: nothing to answer.
+      log_refusal(400, r.status == net::Io::eof ? "client closed during handshake" : net::describe(r));
+      finish();
+      return;
+    }
+    if (!on_request_bytes()) return;
+  }
 }
 
-void Session::on_request_bytes(std::size_t) {
+// False when the request was dealt with (routed or refused), true when more
+// of it is needed.
+bool Session::on_request_bytes() {
   const std::size_t max = config_->routes.front().limits.max_header_bytes;
   std::string err;
   switch (http::parse_request_head(hs_->in, max, hs_->req, &err)) {
-    case http::ParseStatus::need_more: read_request(); return;
-    case http::ParseStatus::too_large: refuse(431, "request header too large"); return;
-    case http::ParseStatus::bad: refuse(400, "malformed HTTP request: " + err); return;
+    case http::ParseStatus::need_more: return true;
+    case http::ParseStatus::too_large: refuse(431, "request header too large"); return false;
+    case http::ParseStatus::bad: refuse(400, "malformed HTTP request: " + err); return false;
     case http::ParseStatus::complete: break;
   }
   route_and_connect();
+  return false;
 }
 
 void Session::route_and_connect() {
@@ -125,7 +150,7 @@ void Session::route_and_connect() {
     refuse(refusal.status, std::move(refusal.reason));
     return;
   }
-  const filters::HandshakeContext ctx{req, client_ip(), *route_};
+  const filters::HandshakeContext ctx{req, client_ip(), *route_, hs_->client_cert};
   if (auto v = worker_.chain(*match).run_handshake(ctx); v.status != 0) {
     refuse(v.status, std::move(v.reason));
     return;
@@ -195,6 +220,7 @@ void Session::connect_next() {
   }
   const auto& up = route_->upstreams[(hs.first_upstream + hs.attempts++) % route_->upstreams.size()];
   upstream_addr_ = up.text;
+  hs.upstream = &up;
   hs.endpoints.clear();
   hs.endpoint_index = 0;
   if (up.kind == config::Upstream::Kind::echo) {
@@ -228,70 +254,96 @@ void Session::on_upstream_connected() {
   phase_ = Phase::upstream_handshake;
   close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.upstream_handshake.count();
   arm_timer();
-  hs_->out = http::build_upstream_request(hs_->req, {client_ip(), "ws"});
-  auto self = core::Ref<Session>(this);
-  asio::async_write(up, asio::buffer(hs_->out), [self](error_code ec, std::size_t) {
-    if (self->phase_ != Phase::upstream_handshake) return;
-    if (ec) {
-      self->worker_.stats().upstream_failures.add();
-      self->upstream_failed(502, "upstream write failed: " + ec.message());
+  if (hs_->upstream != nullptr && hs_->upstream->tls) {
+    const net::TlsClient* client = tls_ && hs_->route_index < tls_->routes.size()
+                                       ? tls_->routes[hs_->route_index].get()
+                                       : nullptr;
+    SSL* ssl = client != nullptr ? client->new_ssl(hs_->upstream->host, hs_->upstream->port) : nullptr;
+    if (ssl == nullptr) {
+      worker_.stats().upstream_failures.add();
+      upstream_failed(502, "upstream TLS handshake failed: no TLS context");
       return;
     }
-    self->read_upstream_response();
-  });
+    sides_[kUpstream].ssl = ssl;
+    SSL_set_fd(ssl, up.native_handle());
+    tls_connect();
+    return;
+  }
+  send_upstream_request();
+}
+
+void Session::send_upstream_request() {
+  hs_->out = http::build_upstream_request(hs_->req, {client_ip(), sides_[kClient].ssl ? "wss" : "ws"});
+  hs_->out_pos = 0;
+  send_out(kUpstream, &Session::on_upstream_request_sent);
+}
+
+void Session::on_upstream_request_sent() {
+  if (!hs_->io_error.empty()) {
+    worker_.stats().upstream_failures.add();
+    upstream_failed(502, "upstream write failed: " + hs_->io_error);
+    return;
+  }
+  read_upstream_response();
 }
 
 void Session::read_upstream_response() {
   auto& in = hs_->up_in;
-  const std::size_t old = in.size();
-  in.resize(old + next_read_size(in, kMaxUpstreamHead));
-  auto self = core::Ref<Session>(this);
-  sides_[kUpstream].sock.async_read_some(
-      asio::buffer(in.data() + old, in.size() - old), [self, old](error_code ec, std::size_t n) {
-        if (self->phase_ != Phase::upstream_handshake) return;
-        self->hs_->up_in.resize(old + n);
-        if (ec) {
-          self->worker_.stats().upstream_failures.add();
-          self->upstream_failed(502, "upstream closed during handshake: " + ec.message());
-          return;
-        }
-        self->on_upstream_response_bytes(n);
-      });
+  for (;;) {
+    const std::size_t old = in.size();
+    const std::size_t want = next_read_size(in, kMaxUpstreamHead);
+    in.resize(old + want);
+    const auto r = net::read_some(sides_[kUpstream].sock.native_handle(), sides_[kUpstream].ssl,
+                                  in.data() + old, want);
+    in.resize(old + r.n);
+    if (r.would_block()) {
+      wait_io(kUpstream, r.status, &Session::read_upstream_response);
+      return;
+    }
+    if (r.status != net::Io::done) {
+      worker_.stats().upstream_failures.add();
+      upstream_failed(502, "upstream closed during handshake: " + net::describe(r));
+      return;
+    }
+    if (!on_upstream_response_bytes()) return;
+  }
 }
 
-void Session::on_upstream_response_bytes(std::size_t) {
+bool Session::on_upstream_response_bytes() {
   std::string err;
   switch (http::parse_response_head(hs_->up_in, kMaxUpstreamHead, hs_->resp, &err)) {
-    case http::ParseStatus::need_more: read_upstream_response(); return;
+    case http::ParseStatus::need_more: return true;
     case http::ParseStatus::too_large:
       upstream_failed(502, "upstream response header too large");
-      return;
+      return false;
     case http::ParseStatus::bad:
       upstream_failed(502, "malformed upstream response: " + err);
-      return;
+      return false;
     case http::ParseStatus::complete: break;
   }
   auto verdict = http::check_upstream_response(hs_->resp, hs_->req);
   if (verdict.refusal) {
     worker_.stats().upstream_failures.add();
     upstream_failed(verdict.refusal.status, std::move(verdict.refusal.reason));
-    return;
+    return false;
   }
   hs_->allowed_rsv = verdict.allowed_rsv;
   hs_->out = http::build_switching_response(hs_->req, hs_->resp);
+  hs_->out_pos = 0;
   phase_ = Phase::responding;
-  auto self = core::Ref<Session>(this);
-  asio::async_write(sides_[kClient].sock, asio::buffer(hs_->out), [self](error_code ec, std::size_t) {
-    if (self->phase_ != Phase::responding) return;
-    if (ec) {
-      self->closed_by_ = "client";
-      self->close_code_ = ws::close_code::abnormal;
-      self->close_reason_ = "client lost before the upgrade completed: " + ec.message();
-      self->finish();
-      return;
-    }
-    self->start_relay();
-  });
+  send_out(kClient, &Session::on_response_sent);
+  return false;
+}
+
+void Session::on_response_sent() {
+  if (!hs_->io_error.empty()) {
+    closed_by_ = "client";
+    close_code_ = ws::close_code::abnormal;
+    close_reason_ = "client lost before the upgrade completed: " + hs_->io_error;
+    finish();
+    return;
+  }
+  start_relay();
 }
 
 std::string_view Session::client_ip() const {
@@ -311,13 +363,16 @@ void Session::refuse(unsigned status, std::string reason) {
   log_refusal(status, reason);
   phase_ = Phase::done;
   hs_->out = http::error_response(status, reason);
-  auto self = core::Ref<Session>(this);
-  asio::async_write(sides_[kClient].sock, asio::buffer(hs_->out), [self](error_code, std::size_t) {
-    error_code ignored;
-    // Half-close so the response is delivered before the connection goes.
-    self->sides_[kClient].sock.shutdown(tcp::socket::shutdown_send, ignored);
-    self->finish();
-  });
+  hs_->out_pos = 0;
+  send_out(kClient, &Session::on_refusal_sent);
+}
+
+void Session::on_refusal_sent() {
+  // Half-close so the response is delivered before the connection goes.
+  if (sides_[kClient].ssl != nullptr && hs_->io_error.empty()) SSL_shutdown(sides_[kClient].ssl);
+  error_code ignored;
+  sides_[kClient].sock.shutdown(tcp::socket::shutdown_send, ignored);
+  finish();
 }
 
 void Session::log_refusal(unsigned status, std::string_view reason) {

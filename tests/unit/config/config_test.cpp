@@ -167,10 +167,32 @@ TEST(ConfigParseUpstream, BracketedIpv6) {
   EXPECT_EQ(up->text, "[::1]:80");
 }
 
+TEST(ConfigParseUpstream, Schemes) {
+  auto ws = parse_upstream("ws://a:81");
+  ASSERT_TRUE(ws);
+  EXPECT_EQ(ws->host, "a");
+  EXPECT_EQ(ws->port, 81);
+  EXPECT_FALSE(ws->tls);
+  auto wss = parse_upstream("wss://backend.internal");
+  ASSERT_TRUE(wss);
+  EXPECT_EQ(wss->host, "backend.internal");
+  EXPECT_EQ(wss->port, 443);
+  EXPECT_TRUE(wss->tls);
+  EXPECT_EQ(wss->text, "wss://backend.internal");
+  auto v6 = parse_upstream("wss://[::1]:9443/");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 9443);
+  auto plain = parse_upstream("ws://[::1]");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->port, 80);
+  EXPECT_EQ(parse_upstream("wss://echo")->kind, config::Upstream::Kind::tcp);
+}
+
 TEST(ConfigParseUpstream, RejectsMalformed) {
   for (const char* bad : {"", "backend", ":80", "backend:", "backend:0", "backend:65536",
                           "backend:80x", "backend:-1", "::1:80", "[::1]80", "[::1]", "[zz]:80",
-                          "[::1:80", "ws://a:80", "a b:80", "a..b:80", ".a:80", "Echo", "echo:"}) {
+                          "[::1:80", "ws://", "wss://", "http://a:80", "wss://a:80/x", "a b:80", "a..b:80", ".a:80", "Echo", "echo:"}) {
     EXPECT_EQ(parse_upstream(bad), std::nullopt) << bad;
   }
 }
@@ -496,7 +518,7 @@ TEST(ConfigErrors, EmptyLists) {
             "t.yaml:3:3: entry 2 of 'routes' must be a mapping with at least 'upstreams', got an "
             "empty value");
   EXPECT_EQ(error_of(with_route("upstreams:\n      - echo\n      -\n")),
-            "t.yaml:5:7: entry 2 of 'upstreams' must be 'host:port' or 'echo', got an empty value");
+            "t.yaml:5:7: entry 2 of 'upstreams' must be 'host:port', 'wss://host:port' or 'echo', got an empty value");
 }
 
 TEST(ConfigErrors, WrongTypes) {
@@ -519,7 +541,7 @@ TEST(ConfigErrors, WrongTypes) {
   EXPECT_EQ(error_of(with_route("upstreams: {a: b}\n")),
             "t.yaml:4:16: 'upstreams' must be a list, got a mapping");
   EXPECT_EQ(error_of(with_route("upstreams: [[a]]\n")),
-            "t.yaml:4:17: each entry of 'upstreams' must be 'host:port' or 'echo', got a list");
+            "t.yaml:4:17: each entry of 'upstreams' must be 'host:port', 'wss://host:port' or 'echo', got a list");
   EXPECT_EQ(error_of(with_route("upstreams: echo\n    match: /chat\n")),
             "t.yaml:5:12: 'match' must be a mapping, got '/chat'");
   EXPECT_EQ(error_of(with_route("upstreams: echo\n    match: {headers: [a]}\n")),
@@ -636,9 +658,9 @@ TEST(ConfigErrors, Match) {
 TEST(ConfigErrors, Upstreams) {
   // Inside a flow list the column is the entry's own.
   EXPECT_EQ(error_of(with_route("upstreams: [echo, backend]\n")),
-            "t.yaml:4:23: invalid upstream 'backend' (use host:port, [IPv6]:port or echo)");
+            "t.yaml:4:23: invalid upstream 'backend' (use host:port, [IPv6]:port, ws://host:port, wss://host:port or echo)");
   EXPECT_EQ(error_of(with_route("upstreams: '::1:80'\n")),
-            "t.yaml:4:16: invalid upstream '::1:80' (use host:port, [IPv6]:port or echo)");
+            "t.yaml:4:16: invalid upstream '::1:80' (use host:port, [IPv6]:port, ws://host:port, wss://host:port or echo)");
 }
 
 TEST(ConfigErrors, Origins) {

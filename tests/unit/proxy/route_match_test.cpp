@@ -13,7 +13,7 @@ config::Route route(std::string name, std::string host, std::string path, bool p
   r.match.host = std::move(host);
   r.match.path = std::move(path);
   r.match.path_prefix = prefix;
-  r.upstreams.push_back(config::Upstream{config::Upstream::Kind::echo, "", 0, "echo"});
+  r.upstreams.push_back(*config::parse_upstream("echo"));
   return r;
 }
 

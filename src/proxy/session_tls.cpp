@@ -1,0 +1,161 @@
+// Session: TLS handshakes on either side, and the readiness-driven I/O the
+// handshake phase uses (plain or TLS alike): wait_io() and send_out().
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/clock.h"
+#include "net/stream.h"
+#include "net/tls.h"
+#include "observability/log.h"
+#include "proxy/handshake_state.h"
+#include "proxy/session.h"
+
+namespace weir::proxy {
+
+using boost::system::error_code;
+
+void Session::wait_io(int s, net::Io want, Step next) {
+  auto self = core::Ref<Session>(this);
+  const Phase phase = phase_;
+  sides_[s].sock.async_wait(want == net::Io::want_write ? tcp::socket::wait_write : tcp::socket::wait_read,
+                            [self, next, phase](error_code ec) {
+                              if (ec || self->finished_ || self->phase_ != phase) return;
+                              ((*self).*next)();
+                            });
+}
+
+void Session::send_out(int s, Step next) {
+  hs_->out_side = s;
+  hs_->out_next = next;
+  hs_->io_error.clear();
+  continue_send();
+}
+
+void Session::continue_send() {
+  auto& hs = *hs_;
+  SideState& side = sides_[hs.out_side];
+  while (hs.out_pos < hs.out.size()) {
+    const auto r = net::write_some(side.sock.native_handle(), side.ssl, hs.out.data() + hs.out_pos,
+                                   hs.out.size() - hs.out_pos);
+    if (r.status == net::Io::done) {
+      hs.out_pos += r.n;
+      continue;
+    }
+    if (r.would_block()) {
+      wait_io(hs.out_side, r.status, &Session::continue_send);
+      return;
+    }
+    hs.io_error = net::describe(r);
+    break;
+  }
+  (this->*hs.out_next)();
+}
+
+// Client side. Before OpenSSL sees a byte, the first one is peeked: a TLS
+// handshake record starts with 22; a letter means someone spoke plain HTTP to
+// a TLS port, which gets a readable 400 rather than a TLS alert.
+void Session::tls_accept() {
+  SideState& c = sides_[kClient];
+  if (c.ssl == nullptr) {
+    tls_failed("cannot create a TLS session (out of memory)");
+    return;
+  }
+  if (!hs_->tls_started) {
+    unsigned char first = 0;
+    const ssize_t n = ::recv(c.sock.native_handle(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      wait_io(kClient, net::Io::want_read, &Session::tls_accept);
+      return;
+    }
+    if (n <= 0) {
+      tls_failed(n == 0 ? "connection closed before the TLS handshake" : std::strerror(errno));
+      return;
+    }
+    if (first != 0x16) {
+      if (first >= 'A' && first <= 'Z') {
+        worker_.stats().tls_handshake_failures.add();
+        // Read what was sent, so that closing does not reset the connection
+        // before the client has read the answer.
+        char sink[8192];
+        for (int i = 0; i < 8 && ::recv(c.sock.native_handle(), sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+        }
+        free_tls();
+        phase_ = Phase::request;
+        refuse(400, "plain HTTP request sent to a TLS port");
+        return;
+      }
+      tls_failed("not a TLS handshake (first byte " + std::to_string(first) + ")");
+      return;
+    }
+    hs_->tls_started = true;
+  }
+  const auto r = net::handshake(c.ssl);
+  if (r.would_block()) {
+    wait_io(kClient, r.status, &Session::tls_accept);
+    return;
+  }
+  if (r.status != net::Io::done) {
+    std::string why = net::describe(r);
+    const long verify = SSL_get_verify_result(c.ssl);
+    if (verify != X509_V_OK) why += std::string(": ") + X509_verify_cert_error_string(verify);
+    tls_failed(why);
+    return;
+  }
+  auto& stats = worker_.stats();
+  stats.tls_handshakes.add();
+  if (SSL_session_reused(c.ssl)) stats.tls_resumed.add();
+  hs_->tls_version = SSL_get_version(c.ssl);
+  if (const char* sni = SSL_get_servername(c.ssl, TLSEXT_NAMETYPE_host_name)) hs_->sni = sni;
+  hs_->client_cert = net::peer_subject(c.ssl);
+  phase_ = Phase::request;
+  close_deadline_ms_ = core::coarse_now_ms() + config_->routes.front().timeouts.handshake.count();
+  arm_timer();
+  read_request();
+}
+
+void Session::tls_failed(std::string_view reason) {
+  worker_.stats().tls_handshake_failures.add();
+  log::Line l(log::Level::info, "tls_handshake_failed");
+  l.unum("id", id_).str("client", client_addr_).str("reason", reason);
+  if (SSL* ssl = sides_[kClient].ssl) {
+    if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) l.str("sni", sni);
+  }
+  phase_ = Phase::done;
+  finish();
+}
+
+// Upstream side (wss://): verification was set up by TlsClient::new_ssl.
+void Session::tls_connect() {
+  SSL* ssl = sides_[kUpstream].ssl;
+  const auto r = net::handshake(ssl);
+  if (r.would_block()) {
+    wait_io(kUpstream, r.status, &Session::tls_connect);
+    return;
+  }
+  if (r.status != net::Io::done) {
+    std::string why = net::describe(r);
+    const long verify = SSL_get_verify_result(ssl);
+    if (verify != X509_V_OK) why = std::string("certificate: ") + X509_verify_cert_error_string(verify);
+    worker_.stats().upstream_failures.add();
+    upstream_failed(502, "upstream TLS handshake failed: " + why);
+    return;
+  }
+  send_upstream_request();
+}
+
+void Session::free_tls() {
+  for (auto& s : sides_) {
+    if (s.ssl != nullptr) {
+      SSL_free(s.ssl);
+      s.ssl = nullptr;
+    }
+  }
+}
+
+}  // namespace weir::proxy
