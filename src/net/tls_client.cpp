@@ -35,14 +35,18 @@ bool is_ip_literal(const std::string& host) {
 }  // namespace
 
 // OpenSSL hands over each new (resumable) session, TLS 1.3 tickets included,
-// whenever it arrives; the newest one per upstream is kept.
+// whenever it arrives; the newest one per upstream is kept. A copy: OpenSSL
+// marks a connection's own session not resumable when that connection ends
+// without a clean shutdown, which must not spoil the next connection.
 int TlsClient::on_new_session(SSL* ssl, SSL_SESSION* session) {
   auto* slot = static_cast<Slot*>(SSL_get_ex_data(ssl, slot_index()));
   if (slot == nullptr) return 0;
+  SSL_SESSION* copy = SSL_SESSION_dup(session);
+  if (copy == nullptr) return 0;
   std::lock_guard lock(*slot->mu);
   if (slot->session != nullptr) SSL_SESSION_free(slot->session);
-  slot->session = session;
-  return 1;  // we keep the reference
+  slot->session = copy;
+  return 0;  // OpenSSL keeps (and drops) its own reference
 }
 
 TlsClient::TlsClient(const config::UpstreamTls& conf, const std::string& source) : conf_(conf) {

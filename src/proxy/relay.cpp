@@ -511,6 +511,9 @@ void Session::on_timer() {
   if (phase_ != Phase::relay) {
     if (now < close_deadline_ms_) return arm_timer();
     switch (phase_) {
+      case Phase::tls_handshake:
+        tls_failed("TLS handshake timeout");
+        return;
       case Phase::request:
         worker_.stats().handshake_timeouts.add();
         log_refusal(408, "handshake timeout");

@@ -194,7 +194,7 @@ def test_wss_session_open_tls12(echo_env, certs):
     assert ev.get("tls") == "TLSv1.2", ev
 
 
-def test_wss_forwarded_proto_https(echo_env, certs):
+def test_wss_forwarded_proto_wss(echo_env, certs):
     w = echo_env
 
     async def go():
@@ -205,9 +205,9 @@ def test_wss_forwarded_proto_https(echo_env, certs):
     headers = {}
     for k, v in info["headers"]:
         headers.setdefault(k.lower(), []).append(v)
-    assert headers.get("x-forwarded-proto") == ["https"], headers
+    assert headers.get("x-forwarded-proto") == ["wss"], headers
     fwd = headers.get("forwarded", [""])[0]
-    assert re.search(r"(^|;)\s*proto=https\b", fwd, re.I), f"Forwarded: {fwd!r}"
+    assert re.search(r"(^|;)\s*proto=wss\b", fwd, re.I), f"Forwarded: {fwd!r}"
 
 
 def test_wss_alpn(echo_env, certs):
