@@ -45,8 +45,9 @@ class TlsServer {
 
  private:
   struct Cert {
-    ssl_ctx_st* ctx = nullptr;
+    ssl_ctx_st* ctx = nullptr;  // owned (freed even when the constructor throws)
     std::string ocsp_der;
+    ~Cert();
   };
   static int on_servername(ssl_st* ssl, int* alert, void* arg);
   static int on_status(ssl_st* ssl, void* arg);
@@ -72,8 +73,11 @@ class TlsClient {
   struct Slot;  // last session per host:port
   static int on_new_session(ssl_st* ssl, ssl_session_st* session);
 
+  struct CtxFree {
+    void operator()(ssl_ctx_st* ctx) const;
+  };
   config::UpstreamTls conf_;
-  ssl_ctx_st* ctx_ = nullptr;
+  std::unique_ptr<ssl_ctx_st, CtxFree> ctx_;
   mutable std::mutex mu_;
   mutable std::map<std::string, std::unique_ptr<Slot>> slots_;
 };

@@ -50,34 +50,37 @@ int TlsClient::on_new_session(SSL* ssl, SSL_SESSION* session) {
 }
 
 TlsClient::TlsClient(const config::UpstreamTls& conf, const std::string& source) : conf_(conf) {
-  ctx_ = SSL_CTX_new(TLS_client_method());
-  if (ctx_ == nullptr) throw tls_config_error(source, conf.pos, "cannot create a TLS context: " + last_tls_error());
-  SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx_, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-  SSL_CTX_set_mode(ctx_, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+  ctx_.reset(SSL_CTX_new(TLS_client_method()));
+  SSL_CTX* ctx = ctx_.get();
+  if (ctx == nullptr) throw tls_config_error(source, conf.pos, "cannot create a TLS context: " + last_tls_error());
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  SSL_CTX_set_read_ahead(ctx_, 1);
-  SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
-  SSL_CTX_sess_set_new_cb(ctx_, on_new_session);
+  SSL_CTX_set_read_ahead(ctx, 1);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, on_new_session);
   static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-  SSL_CTX_set_alpn_protos(ctx_, kHttp11, sizeof kHttp11);
+  SSL_CTX_set_alpn_protos(ctx, kHttp11, sizeof kHttp11);
   if (conf.verify) {
     if (!conf.ca.empty()) {
-      load_verify_ca(ctx_, conf.ca, source);
-    } else if (SSL_CTX_set_default_verify_paths(ctx_) != 1) {
+      load_verify_ca(ctx, conf.ca, source);
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
       throw tls_config_error(source, conf.pos, "cannot load the system CA store: " + last_tls_error());
     }
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   } else {
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   }
-  if (!conf.cert.empty()) load_cert_and_key(ctx_, conf.cert, conf.key, source);
+  if (!conf.cert.empty()) load_cert_and_key(ctx, conf.cert, conf.key, source);
 }
 
-TlsClient::~TlsClient() { SSL_CTX_free(ctx_); }
+TlsClient::~TlsClient() = default;
+
+void TlsClient::CtxFree::operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
 
 SSL* TlsClient::new_ssl(const std::string& host, std::uint16_t port) const {
-  SSL* ssl = SSL_new(ctx_);
+  SSL* ssl = SSL_new(ctx_.get());
   if (ssl == nullptr) return nullptr;
   SSL_set_connect_state(ssl);
   const std::string& name = conf_.server_name.empty() ? host : conf_.server_name;

@@ -188,9 +188,9 @@ TlsServer::TlsServer(const config::ListenerTls& conf, const std::string& source,
   }
 }
 
-TlsServer::~TlsServer() {
-  for (auto& c : certs_) SSL_CTX_free(c->ctx);
-}
+TlsServer::~TlsServer() = default;
+
+TlsServer::Cert::~Cert() { SSL_CTX_free(ctx); }
 
 SSL* TlsServer::new_ssl() const {
   SSL* ssl = SSL_new(certs_.front()->ctx);
