@@ -411,6 +411,10 @@ void Session::maybe_finish() {
 void Session::shutdown(std::uint16_t code, std::string_view reason) {
   if (phase_ == Phase::relay) {
     begin_close(code, reason);
+  } else if (phase_ == Phase::tls_handshake) {
+    // No HTTP can be spoken yet: just close.
+    phase_ = Phase::done;
+    finish();
   } else if (phase_ != Phase::done) {
     // Still handshaking: nothing was promised yet.
     refuse(503, std::string(reason));
