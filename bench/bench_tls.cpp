@@ -101,7 +101,14 @@ TlsStream::TlsStream(const TlsContext& ctx, tcp::socket& sock, const std::string
     SSL_set_tlsext_host_name(ssl_, server_name.c_str());
     if (ctx.verify()) SSL_set1_host(ssl_, server_name.c_str());
   }
-  if (resume) SSL_set_session(ssl_, resume);
+  if (resume) {
+    // A copy: OpenSSL marks a TLS 1.3 session used for resumption as spent (single
+    // use, RFC 8446 C.4). When the server sent no newer ticket, the same one is
+    // offered again; the tickets count shows which servers renew.
+    SSL_SESSION* copy = SSL_SESSION_dup(resume);
+    SSL_set_session(ssl_, copy ? copy : resume);
+    SSL_SESSION_free(copy);
+  }
   sock_.non_blocking(true);  // close(): one send attempt, never a blocking one
 }
 
@@ -187,11 +194,14 @@ void TlsStream::deliver(IoHandler h, error_code ec, std::size_t n, bool from_io)
 }
 
 error_code TlsStream::fail(const char* what, int ssl_error) {
-  broken_ = true;
   if (ssl_error == SSL_ERROR_ZERO_RETURN) {
+    // The peer's close_notify: a clean end. close() still sends ours, which also
+    // keeps the session resumable (OpenSSL drops the session of a connection
+    // freed without a shutdown).
     ERR_clear_error();
-    return asio::error::eof;  // the peer's close_notify
+    return asio::error::eof;
   }
+  broken_ = true;
   // Protocol failures (bad certificate, no shared version...) are what a user
   // needs to see: print the first one, count the rest as errors.
   static std::atomic<bool> said{false};
