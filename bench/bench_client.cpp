@@ -3,9 +3,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 
 #include <atomic>
@@ -14,8 +12,10 @@
 #include <deque>
 #include <memory>
 #include <random>
+#include <string_view>
 #include <thread>
 
+#include "bench_tls.h"
 #include "ws/frame.h"
 
 namespace weir::bench {
@@ -71,6 +71,9 @@ struct Shared {
   Mode mode;
   Clock::time_point start, measure_from, end;
   std::atomic<bool> stop{false};
+  TlsContext* tls = nullptr;  // --tls
+  std::atomic<bool> tls_described{false};
+  std::string tls_info;       // written once, by the first handshake
 };
 
 // Fills payload for message `seq`: byte i = (seq * 31 + i) & 0xFF; latency
@@ -105,20 +108,54 @@ class Conn : public std::enable_shared_from_this<Conn> {
 
  private:
   const Options& opt() const { return *sh_.opt; }
+  bool in_window(Clock::time_point t) const { return t >= sh_.measure_from && t < sh_.end; }
+
+  // Transport: the socket, or TLS over it. Every completion carries the
+  // generation of the connection it was started on and is ignored once that
+  // connection is closed (shut()), so a failure cannot echo into the next one.
+  template <class H>
+  void io_read(void* p, std::size_t n, H&& h) {
+    if (tls_) return tls_->async_read_some(p, n, std::forward<H>(h));
+    sock_.async_read_some(asio::buffer(p, n), std::forward<H>(h));
+  }
+  template <class H>
+  void io_write(const void* p, std::size_t n, H&& h) {
+    if (tls_) return tls_->async_write(p, n, std::forward<H>(h));
+    asio::async_write(sock_, asio::buffer(p, n), std::forward<H>(h));
+  }
 
   void connect() {
     auto self = shared_from_this();
     sock_ = tcp::socket(io_);
-    tcp::endpoint ep(asio::ip::make_address(opt().host), opt().port);
+    tcp::endpoint ep(asio::ip::make_address(opt().address.empty() ? opt().host : opt().address), opt().port);
     error_code ec;
     sock_.open(ep.protocol(), ec);
     if (!opt().sources.empty()) {
       const auto& src = opt().sources[index_ % opt().sources.size()];
       sock_.bind(tcp::endpoint(asio::ip::make_address(src), 0), ec);
     }
-    sock_.async_connect(ep, [self](error_code ec) {
+    sock_.async_connect(ep, [self, g = gen_](error_code ec) {
+      if (g != self->gen_) return;
       if (ec) return self->fail();
       self->sock_.set_option(tcp::no_delay(true));
+      if (self->sh_.tls) return self->tls_handshake();
+      self->handshake();
+    });
+  }
+
+  void tls_handshake() {
+    auto self = shared_from_this();
+    const std::string& name = opt().sni.empty() ? opt().host : opt().sni;
+    tls_ = std::make_shared<TlsStream>(*sh_.tls, sock_, name, opt().tls_resume ? session_.get() : nullptr);
+    tls_->async_handshake([self, g = gen_](error_code ec) {
+      if (g != self->gen_) return;
+      if (ec) return self->fail();
+      self->tls_counted_ = self->in_window(Clock::now());
+      if (self->tls_counted_) {
+        ++self->res_.tls_handshakes;
+        self->res_.tls_resumed += self->tls_->resumed();
+      }
+      if (!self->sh_.tls_described.exchange(true)) self->sh_.tls_info = self->tls_->describe();
       self->handshake();
     });
   }
@@ -128,19 +165,32 @@ class Conn : public std::enable_shared_from_this<Conn> {
     req_ = "GET " + opt().path + " HTTP/1.1\r\nHost: " + opt().host +
            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
            "Sec-WebSocket-Version: 13\r\n\r\n";
-    asio::async_write(sock_, asio::buffer(req_), [self](error_code ec, std::size_t) {
+    io_write(req_.data(), req_.size(), [self, g = gen_](error_code ec, std::size_t) {
+      if (g != self->gen_) return;
       if (ec) return self->fail();
-      self->head_.consume(self->head_.size());
-      asio::async_read_until(self->sock_, self->head_, "\r\n\r\n", [self](error_code ec, std::size_t n) {
-        if (ec) return self->fail();
-        const char* p = static_cast<const char*>(self->head_.data().data());
-        if (std::strncmp(p, "HTTP/1.1 101", 12) != 0) return self->fail();
-        // Bytes after the head (none expected before we send) are kept.
-        self->rlen_ = self->head_.size() - n;
-        if (self->rlen_ > self->rcap_) return self->fail();
-        std::memcpy(self->rbuf_.get(), p + n, self->rlen_);
-        self->on_open();
-      });
+      self->rlen_ = 0;
+      self->read_head();
+    });
+  }
+
+  // Reads the response head into rbuf_; bytes after it stay there (rlen_).
+  void read_head() {
+    auto self = shared_from_this();
+    io_read(rbuf_.get() + rlen_, rcap_ - rlen_, [self, g = gen_](error_code ec, std::size_t n) {
+      if (g != self->gen_) return;
+      if (ec) return self->fail();
+      self->rlen_ += n;
+      const std::string_view got(self->rbuf_.get(), self->rlen_);
+      const auto end = got.find("\r\n\r\n");
+      if (end == std::string_view::npos) {
+        if (self->rlen_ == self->rcap_) return self->fail();
+        return self->read_head();
+      }
+      if (got.substr(0, 12) != "HTTP/1.1 101") return self->fail();
+      const std::size_t head = end + 4;
+      self->rlen_ -= head;
+      std::memmove(self->rbuf_.get(), self->rbuf_.get() + head, self->rlen_);
+      self->on_open();
     });
   }
 
@@ -204,7 +254,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
     for (auto& s : wq_) wbuf_ += s;
     wq_.clear();
     auto self = shared_from_this();
-    asio::async_write(sock_, asio::buffer(wbuf_), [self](error_code ec, std::size_t) {
+    io_write(wbuf_.data(), wbuf_.size(), [self, g = gen_](error_code ec, std::size_t) {
+      if (g != self->gen_) return;
       self->writing_ = false;
       if (ec) return self->fail();
       self->flush();
@@ -248,11 +299,11 @@ class Conn : public std::enable_shared_from_this<Conn> {
       return on_bytes(n);
     }
     auto self = shared_from_this();
-    sock_.async_read_some(asio::buffer(rbuf_.get() + carry_, rcap_ - carry_),
-                          [self](error_code ec, std::size_t n) {
-                            if (ec) return self->on_read_error();
-                            self->on_bytes(n);
-                          });
+    io_read(rbuf_.get() + carry_, rcap_ - carry_, [self, g = gen_](error_code ec, std::size_t n) {
+      if (g != self->gen_) return;
+      if (ec) return self->on_read_error();
+      self->on_bytes(n);
+    });
   }
 
   void on_bytes(std::size_t n) {
@@ -340,9 +391,22 @@ class Conn : public std::enable_shared_from_this<Conn> {
     }
   }
 
-  void finish_cycle() {
+  // Closes the connection (TLS: one close_notify first). Completions of
+  // operations started on it are ignored from now on.
+  void shut() {
+    ++gen_;
+    if (tls_) {
+      if (tls_counted_) res_.tls_tickets += tls_->tickets();
+      if (auto s = tls_->take_session()) session_ = std::move(s);
+      tls_->close();
+      tls_.reset();
+    }
     error_code ignored;
     sock_.close(ignored);
+  }
+
+  void finish_cycle() {
+    shut();
     if (sh_.mode == Mode::connect) {
       if (Clock::now() >= sh_.measure_from && Clock::now() < sh_.end) ++res_.connects;
       if (sh_.stop.load()) return;
@@ -352,6 +416,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
 
   void reset_and_reconnect() {
     closed_ = false;
+    writing_ = false;
     carry_ = rlen_ = 0;
     frame_left_ = 0;
     wq_.clear();
@@ -359,9 +424,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
   }
 
   void close_now() {
-    error_code ignored;
     timer_.cancel();
-    sock_.close(ignored);
+    shut();
   }
 
   void on_read_error() {
@@ -373,9 +437,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
   void fail() {
     open_ = false;
     ++res_.errors;
-    error_code ignored;
     timer_.cancel();
-    sock_.close(ignored);
+    shut();
     if (sh_.mode == Mode::connect && !sh_.stop.load()) {
       reset_and_reconnect();
     }
@@ -388,7 +451,10 @@ class Conn : public std::enable_shared_from_this<Conn> {
   asio::steady_timer timer_;
   std::uint32_t index_;
   std::string req_;
-  asio::streambuf head_;
+  unsigned gen_ = 0;                 // bumped by shut(): older completions are stale
+  std::shared_ptr<TlsStream> tls_;   // --tls: this connection's TLS
+  SessionPtr session_;               // --tls-resume: the newest ticket, offered next time
+  bool tls_counted_ = false;         // handshake inside the measured window
   std::size_t rcap_;
   std::unique_ptr<char[]> rbuf_;
   std::uint8_t mask_[4];
@@ -416,6 +482,11 @@ Result run(const Options& o, Mode mode) {
   sh.start = Clock::now();
   sh.measure_from = sh.start + std::chrono::milliseconds(static_cast<int>(o.warmup_s * 1000));
   sh.end = sh.measure_from + std::chrono::milliseconds(static_cast<int>(o.duration_s * 1000));
+  std::unique_ptr<TlsContext> tls;
+  if (o.tls) {
+    tls = std::make_unique<TlsContext>(o.ca, mode == Mode::hold);  // hold: idle buffers freed
+    sh.tls = tls.get();
+  }
   const unsigned threads = std::max(1u, o.threads);
   std::vector<Result> results(threads);
   std::vector<std::thread> ts;
@@ -457,8 +528,12 @@ Result run(const Options& o, Mode mode) {
     total.alive += r.alive;
     total.errors += r.errors;
     total.mismatches += r.mismatches;
+    total.tls_handshakes += r.tls_handshakes;
+    total.tls_resumed += r.tls_resumed;
+    total.tls_tickets += r.tls_tickets;
     total.latency.merge(r.latency);
   }
+  total.tls_info = sh.tls_info;
   total.seconds = o.duration_s;
   return total;
 }

@@ -9,7 +9,8 @@
 namespace weir::bench {
 
 struct Options {
-  std::string host = "127.0.0.1";
+  std::string host = "127.0.0.1";  // Host header, default SNI
+  std::string address;            // what to connect to (host resolved); empty = host, an IP
   std::uint16_t port = 8080;
   std::string path = "/";
   unsigned connections = 100;
@@ -21,6 +22,11 @@ struct Options {
   double ping_interval_s = 5;     // hold
   unsigned threads = 1;
   std::vector<std::string> sources;  // local addresses to bind (hold: spread ports)
+  // TLS (wss://), bench_tls.h. Off: the plain path runs exactly as without TLS support.
+  bool tls = false;
+  std::string ca;                 // verify the server against this CA file; empty = no verification
+  std::string sni;                // server name sent and verified; empty = host (none for an IP)
+  bool tls_resume = false;        // connect: offer the previous connection's session (ticket)
 };
 
 // Log-linear histogram in microseconds (HDR-style: 64 sub-buckets per power of two).
@@ -45,10 +51,15 @@ struct Result {
   std::uint64_t alive = 0;        // hold: connections that answered the last ping
   std::uint64_t errors = 0;       // connect/handshake/IO failures
   std::uint64_t mismatches = 0;   // echoed bytes that differ from those sent
+  std::uint64_t tls_handshakes = 0;  // TLS handshakes completed (measured window)
+  std::uint64_t tls_resumed = 0;     // ... of which resumed a session
+  std::uint64_t tls_tickets = 0;     // session tickets received on those connections
+  std::string tls_info;              // first handshake: version, cipher, group, ALPN, cert key
   double seconds = 0;
   Histogram latency;
 };
 
+// Throws std::runtime_error when the TLS client cannot be set up (e.g. an unreadable --ca).
 Result run_throughput(const Options& o);
 Result run_latency(const Options& o);
 Result run_connect(const Options& o);

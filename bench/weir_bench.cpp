@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 
 #include <cstdio>
@@ -26,7 +27,8 @@ void print(const char* mode, const Options& o, const Result& r, bool json) {
         "{\"mode\":\"%s\",\"connections\":%u,\"size\":%zu,\"inflight\":%u,\"rate\":%.0f,\"seconds\":%.2f,"
         "\"messages\":%llu,\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,\"connects\":%llu,\"connects_per_s\":%.1f,"
         "\"alive\":%llu,\"errors\":%llu,\"mismatches\":%llu,\"p50_us\":%llu,\"p90_us\":%llu,\"p99_us\":%llu,"
-        "\"p999_us\":%llu,\"max_us\":%llu}\n",
+        "\"p999_us\":%llu,\"max_us\":%llu,\"tls\":%s,\"tls_handshakes\":%llu,\"tls_resumed\":%llu,"
+        "\"tls_tickets\":%llu,\"tls_info\":\"%s\"}\n",
         mode, o.connections, o.size, o.inflight, o.rate, secs, static_cast<unsigned long long>(r.messages),
         r.messages / secs, r.bytes / secs / 1e6, static_cast<unsigned long long>(r.connects), r.connects / secs,
         static_cast<unsigned long long>(r.alive), static_cast<unsigned long long>(r.errors),
@@ -35,7 +37,9 @@ void print(const char* mode, const Options& o, const Result& r, bool json) {
         static_cast<unsigned long long>(r.latency.percentile(90)),
         static_cast<unsigned long long>(r.latency.percentile(99)),
         static_cast<unsigned long long>(r.latency.percentile(99.9)),
-        static_cast<unsigned long long>(r.latency.max()));
+        static_cast<unsigned long long>(r.latency.max()), o.tls ? "true" : "false",
+        static_cast<unsigned long long>(r.tls_handshakes), static_cast<unsigned long long>(r.tls_resumed),
+        static_cast<unsigned long long>(r.tls_tickets), r.tls_info.c_str());
     return;
   }
   std::printf("%-10s %8s %8s %8s %12s %10s %10s %8s %10s\n", "mode", "conns", "size", "inflight", "msgs/s",
@@ -52,6 +56,11 @@ void print(const char* mode, const Options& o, const Result& r, bool json) {
                 static_cast<unsigned long long>(r.latency.max()),
                 static_cast<unsigned long long>(r.latency.count()));
   }
+  if (o.tls)
+    std::printf("tls: %s; measured window: %llu handshakes (%llu resumed), %llu session tickets\n",
+                r.tls_info.empty() ? "no handshake" : r.tls_info.c_str(),
+                static_cast<unsigned long long>(r.tls_handshakes), static_cast<unsigned long long>(r.tls_resumed),
+                static_cast<unsigned long long>(r.tls_tickets));
   if (std::string(mode) == "hold") std::printf("alive: %llu of %u\n", static_cast<unsigned long long>(r.alive), o.connections);
 }
 
@@ -87,13 +96,16 @@ int main(int argc, char** argv) {
   bool json = false;
   std::string url = "ws://127.0.0.1:8080/";
   auto add_common = [&](CLI::App* c) {
-    c->add_option("-u,--url", url, "ws://host:port/path");
+    c->add_option("-u,--url", url, "ws://host:port/path or wss://host:port/path");
     c->add_option("-c,--connections", o.connections, "connections");
     c->add_option("-d,--duration", o.duration_s, "measured seconds");
     c->add_option("-w,--warmup", o.warmup_s, "seconds before measuring");
     c->add_option("-t,--threads", o.threads, "client threads");
     c->add_option("-s,--size", o.size, "message payload bytes");
     c->add_flag("--json", json, "one JSON object on stdout");
+    c->add_flag("--tls", o.tls, "TLS to the server (wss://); a wss:// URL implies it");
+    c->add_option("--ca", o.ca, "verify the server's certificate against this PEM file (default: no verification)");
+    c->add_option("--sni", o.sni, "TLS server name to send and verify (default: the URL's host; none for an IP)");
   };
   auto* tp = app.add_subcommand("throughput", "closed loop: P messages in flight per connection");
   add_common(tp);
@@ -103,6 +115,7 @@ int main(int argc, char** argv) {
   lat->add_option("-r,--rate", o.rate, "messages/s over all connections");
   auto* con = app.add_subcommand("connect", "connect + handshake + one echo + close, in a loop");
   add_common(con);
+  con->add_flag("--tls-resume", o.tls_resume, "resume the previous connection's TLS session (ticket) each time");
   auto* hold = app.add_subcommand("hold", "open N idle connections, ping every T s, count survivors");
   add_common(hold);
   hold->add_option("--ping-interval", o.ping_interval_s, "seconds between pings");
@@ -118,21 +131,46 @@ int main(int argc, char** argv) {
 
   if (*echo) return run_echo(echo_addr, echo_port, echo_workers);
 
-  // ws://host:port/path
-  std::string rest = url.rfind("ws://", 0) == 0 ? url.substr(5) : url;
+  // ws://host:port/path or wss://host:port/path
+  std::string rest = url;
+  if (url.rfind("ws://", 0) == 0) {
+    rest = url.substr(5);
+  } else if (url.rfind("wss://", 0) == 0) {
+    rest = url.substr(6);
+    o.tls = true;
+  }
+  if (!o.tls && (!o.ca.empty() || !o.sni.empty() || o.tls_resume)) {
+    std::fprintf(stderr, "weir-bench: --ca, --sni and --tls-resume need --tls or a wss:// URL\n");
+    return 2;
+  }
+  if (o.tls && o.ca.empty())
+    std::fprintf(stderr, "weir-bench: TLS without --ca: the server's certificate is not verified\n");
   const auto slash = rest.find('/');
   o.path = slash == std::string::npos ? "/" : rest.substr(slash);
   const std::string hostport = rest.substr(0, slash);
   const auto colon = hostport.rfind(':');
   o.host = hostport.substr(0, colon);
-  o.port = static_cast<std::uint16_t>(colon == std::string::npos ? 80 : std::stoi(hostport.substr(colon + 1)));
+  o.port = static_cast<std::uint16_t>(colon == std::string::npos ? (o.tls ? 443 : 80)
+                                                                  : std::stoi(hostport.substr(colon + 1)));
 
   Result r;
   const char* mode = "";
-  if (*tp) r = weir::bench::run_throughput(o), mode = "throughput";
-  else if (*lat) r = weir::bench::run_latency(o), mode = "latency";
-  else if (*con) r = weir::bench::run_connect(o), mode = "connect";
-  else if (*hold) r = weir::bench::run_hold(o), mode = "hold";
+  try {
+    // Resolved once: wss://localhost:8443/ connects to 127.0.0.1 and sends SNI "localhost".
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::resolver resolver(io);
+    boost::system::error_code ec;
+    const auto found = resolver.resolve(boost::asio::ip::tcp::v4(), o.host, "", ec);
+    if (ec || found.empty()) throw std::runtime_error(o.host + ": " + ec.message());
+    o.address = found.begin()->endpoint().address().to_string();
+    if (*tp) r = weir::bench::run_throughput(o), mode = "throughput";
+    else if (*lat) r = weir::bench::run_latency(o), mode = "latency";
+    else if (*con) r = weir::bench::run_connect(o), mode = "connect";
+    else if (*hold) r = weir::bench::run_hold(o), mode = "hold";
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "weir-bench: %s\n", e.what());
+    return 2;
+  }
   print(mode, o, r, json);
   return r.mismatches ? 3 : 0;
 }
