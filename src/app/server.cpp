@@ -139,7 +139,7 @@ class Server {
         }
         log::Line(log::Level::info, "tls_reload").num("certificates", static_cast<std::int64_t>(tls->certificates));
       } catch (const config::ConfigError& e) {
-        log::Line(log::Level::error, "tls_reload_failed").str("error", e.what());
+        log::Line(log::Level::error, "tls_reload_failed").str("error", e.message).num("line", e.line);
       } catch (const std::exception& e) {
         log::Line(log::Level::error, "tls_reload_failed").str("error", e.what());
       }

@@ -39,9 +39,7 @@ IoResult tls_result(SSL* ssl, int rc, std::size_t n) {
     case SSL_ERROR_SYSCALL:
       r.err = errno;
       r.tls_err = ERR_peek_last_error();
-      // EOF without close_notify: the peer is gone all the same.
-      r.status = r.err == 0 && r.tls_err == 0 ? Io::eof : Io::error;
-      if (r.status == Io::error && r.err == 0 && r.tls_err == 0) r.status = Io::eof;
+      r.status = Io::error;
       break;
     default:
       r.status = Io::error;
@@ -61,6 +59,7 @@ IoResult read_some(int fd, SSL* ssl, void* buf, std::size_t len) {
     return plain_error(n);
   }
   ERR_clear_error();
+  errno = 0;
   std::size_t n = 0;
   const int rc = SSL_read_ex(ssl, buf, len, &n);
   return tls_result(ssl, rc, n);
@@ -83,6 +82,7 @@ IoResult write_some(int fd, SSL* ssl, const void* a, std::size_t alen, const voi
     alen = blen;
   }
   ERR_clear_error();
+  errno = 0;
   std::size_t n = 0;
   const int rc = SSL_write_ex(ssl, a, alen, &n);
   IoResult r = tls_result(ssl, rc, n);
@@ -95,6 +95,7 @@ IoResult write_some(int fd, SSL* ssl, const void* a, std::size_t alen, const voi
 
 IoResult handshake(SSL* ssl) {
   ERR_clear_error();
+  errno = 0;
   const int rc = SSL_do_handshake(ssl);
   IoResult r = tls_result(ssl, rc, 0);
   return r;

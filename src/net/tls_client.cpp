@@ -54,7 +54,9 @@ TlsClient::TlsClient(const config::UpstreamTls& conf, const std::string& source)
   SSL_CTX* ctx = ctx_.get();
   if (ctx == nullptr) throw tls_config_error(source, conf.pos, "cannot create a TLS context: " + last_tls_error());
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  // A peer that closes without close_notify is just gone (WebSocket has its
+  // own Close): EOF, not a fatal error that also spoils the session.
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_read_ahead(ctx, 1);
@@ -95,7 +97,7 @@ SSL* TlsClient::new_ssl(const std::string& host, std::uint16_t port) const {
       X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
     }
   }
-  const std::string key = name + ":" + std::to_string(port);
+  const std::string key = host + ":" + std::to_string(port);
   std::lock_guard lock(mu_);
   auto& slot = slots_[key];
   if (!slot) {
@@ -103,7 +105,14 @@ SSL* TlsClient::new_ssl(const std::string& host, std::uint16_t port) const {
     slot->mu = &mu_;
   }
   SSL_set_ex_data(ssl, slot_index(), slot.get());
-  if (slot->session != nullptr) SSL_set_session(ssl, slot->session);
+  // A copy for each connection: OpenSSL marks the session of a connection
+  // that ends badly not resumable, and other workers use the stored one.
+  if (slot->session != nullptr) {
+    if (SSL_SESSION* copy = SSL_SESSION_dup(slot->session)) {
+      SSL_set_session(ssl, copy);
+      SSL_SESSION_free(copy);
+    }
+  }
   return ssl;
 }
 

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -37,7 +38,11 @@ int on_ticket_key(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_C
   TicketKeys::Key k;
   int rc = 1;
   if (enc) {
-    k = ring->current(now);
+    try {
+      k = ring->current(now);
+    } catch (const std::exception&) {
+      return -1;  // no randomness: no ticket (never throw through OpenSSL)
+    }
     std::memcpy(key_name, k.name, 16);
     if (RAND_bytes(iv, 16) != 1) return -1;
     if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k.aes, iv) != 1) return -1;
@@ -45,7 +50,11 @@ int on_ticket_key(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_C
     bool is_current = false;
     if (!ring->find(key_name, k, &is_current, now)) return 0;
     if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k.aes, iv) != 1) return -1;
-    rc = is_current ? 1 : 2;
+    // Always issue a fresh ticket: clients use a TLS 1.3 ticket once (RFC
+    // 8446 C.4), so without one every other connection would be a full
+    // handshake.
+    (void)is_current;
+    rc = 2;
   }
   char digest[] = "SHA256";
   OSSL_PARAM params[] = {
@@ -121,7 +130,20 @@ TlsServer::TlsServer(const config::ListenerTls& conf, const std::string& source,
   TicketKeys& ring = TicketKeys::for_listener(listener_index, conf.ticket_key_rotation);
   // One session-id context per listener: sessions and tickets are only
   // resumed on the listener (and client-certificate policy) that made them.
-  const std::string sid_ctx = "weir-l" + std::to_string(listener_index);
+  // The client-certificate policy (CA file contents and mode) is part of it,
+  // so a reload that changes it also ends resumption under the old one.
+  std::string sid_ctx = "weir-l" + std::to_string(listener_index);
+  if (!conf.client_ca.empty()) {
+    const std::string ca = read_file_or_throw(conf.client_ca, source);
+    unsigned char md[32];
+    SHA256(reinterpret_cast<const unsigned char*>(ca.data()), ca.size(), md);
+    static const char* hex = "0123456789abcdef";
+    sid_ctx += static_cast<char>('0' + static_cast<int>(conf.client_cert));
+    for (int i = 0; i < 8; ++i) {
+      sid_ctx += hex[md[i] >> 4];
+      sid_ctx += hex[md[i] & 15];
+    }
+  }
   for (const auto& c : conf.certificates) {
     auto cert = std::make_unique<Cert>();
     SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
@@ -147,7 +169,7 @@ TlsServer::TlsServer(const config::ListenerTls& conf, const std::string& source,
                              "tls.ciphersuites: no usable TLS 1.3 suite in '" + conf.ciphersuites + "'");
     }
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_NO_COMPRESSION);
+                                 SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     // Idle connections give their read/write buffers back (about 34 KiB each
     // otherwise); partial writes let the relay write what the socket takes.
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
@@ -164,7 +186,8 @@ TlsServer::TlsServer(const config::ListenerTls& conf, const std::string& source,
     if (conf.session_tickets) {
       SSL_CTX_set_ex_data(ctx, ticket_ring_index(), &ring);
       SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket_key);
-      SSL_CTX_set_timeout(ctx, static_cast<long>(2 * conf.ticket_key_rotation.count() / 1000));
+      // A ticket is only sure to be accepted for one rotation period.
+      SSL_CTX_set_timeout(ctx, std::max<long>(1, static_cast<long>(conf.ticket_key_rotation.count() / 1000)));
     } else {
       SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
       if (conf.session_cache == 0) SSL_CTX_set_num_tickets(ctx, 0);

@@ -114,7 +114,10 @@ void Session::release_buffer(Pump& p) {
 void Session::pump(int d) {
   Pump& p = pumps_[d];
   SideState& src = sides_[d];
-  if (phase_ != Phase::relay || src.rx_eof || p.wpos != p.wend) return;
+  // A blocked write to the other side (data or our own frames) must finish
+  // first: TLS requires the retry to carry exactly the same bytes, and the
+  // arm_write handler resumes this pump when it has.
+  if (phase_ != Phase::relay || src.rx_eof || p.wpos != p.wend || sides_[1 - d].write_armed) return;
   const std::size_t cap = route_->limits.buffer_bytes;
   for (int round = 0; round < kMaxRounds; ++round) {
     if (!p.buf) p.buf = worker_.buffers().acquire();
@@ -309,7 +312,7 @@ void Session::queue_close(int s, std::uint16_t code, std::string_view reason) {
   // frame boundary.
   Pump& p = pumps_[1 - s];
   p.inject.append(reinterpret_cast<const char*>(frame), n);
-  if (p.wpos == p.wend) flush(1 - s);
+  if (p.wpos == p.wend && !side.write_armed) flush(1 - s);
 }
 
 void Session::queue_ping(int s) {
@@ -319,7 +322,7 @@ void Session::queue_ping(int s) {
   const std::size_t n = ws::build_control_frame(frame, ws::Opcode::ping, "weir", s == kUpstream);
   Pump& p = pumps_[1 - s];
   p.inject.append(reinterpret_cast<const char*>(frame), n);
-  if (p.wpos == p.wend) flush(1 - s);
+  if (p.wpos == p.wend && !side.write_armed) flush(1 - s);
 }
 
 void Session::begin_close(std::uint16_t code, std::string_view reason) {
@@ -411,8 +414,8 @@ void Session::maybe_finish() {
 void Session::shutdown(std::uint16_t code, std::string_view reason) {
   if (phase_ == Phase::relay) {
     begin_close(code, reason);
-  } else if (phase_ == Phase::tls_handshake) {
-    // No HTTP can be spoken yet: just close.
+  } else if (phase_ == Phase::tls_handshake || phase_ == Phase::responding) {
+    // No HTTP can be spoken yet, or a 101 is half written: just close.
     phase_ = Phase::done;
     finish();
   } else if (phase_ != Phase::done) {
@@ -434,7 +437,8 @@ void Session::finish() {
   for (auto& s : sides_) {
     // close_notify, best effort and only on a live, established TLS link
     // (never after the socket closed: its descriptor may already be reused).
-    if (s.ssl != nullptr && s.sock.is_open() && !s.tx_dead && SSL_is_init_finished(s.ssl)) {
+    if (s.ssl != nullptr && s.sock.is_open() && !s.tx_dead && SSL_is_init_finished(s.ssl) &&
+        (SSL_get_shutdown(s.ssl) & SSL_SENT_SHUTDOWN) == 0) {
       SSL_shutdown(s.ssl);
     }
     s.sock.shutdown(tcp::socket::shutdown_send, ignored);

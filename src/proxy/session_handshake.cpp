@@ -11,6 +11,7 @@
 
 #include <cerrno>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "core/clock.h"
@@ -174,8 +175,21 @@ void Session::watch_client_during_setup() {
   sides_[kClient].sock.async_wait(tcp::socket::wait_read, [self](error_code ec) {
     if (ec || (self->phase_ != Phase::connecting && self->phase_ != Phase::upstream_handshake)) return;
     char byte;
-    const ssize_t n = ::recv(self->sides_[kClient].sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) return;
+    if (SSL* ssl = self->sides_[kClient].ssl) {
+      // TLS: a close_notify is bytes on the socket too, so ask OpenSSL.
+      ERR_clear_error();
+      std::size_t got = 0;
+      const int rc = SSL_peek_ex(ssl, &byte, 1, &got);
+      if (rc == 1) return;  // early frame bytes: relayed later
+      const int err = SSL_get_error(ssl, rc);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        self->watch_client_during_setup();  // a record without data (e.g. a ticket ack)
+        return;
+      }
+    } else {
+      const ssize_t n = ::recv(self->sides_[kClient].sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) return;
+    }
     self->worker_.stats().setup_abandoned.add();
     self->log_refusal(499, "client closed during upstream setup");
     error_code ignored;

@@ -141,7 +141,9 @@ void Session::tls_connect() {
   if (r.status != net::Io::done) {
     std::string why = net::describe(r);
     const long verify = SSL_get_verify_result(ssl);
-    if (verify != X509_V_OK) why = std::string("certificate: ") + X509_verify_cert_error_string(verify);
+    const bool verifying = tls_ && hs_->route_index < tls_->routes.size() && tls_->routes[hs_->route_index] &&
+                           tls_->routes[hs_->route_index]->verify();
+    if (verifying && verify != X509_V_OK) why = std::string("certificate: ") + X509_verify_cert_error_string(verify);
     worker_.stats().upstream_failures.add();
     upstream_failed(502, "upstream TLS handshake failed: " + why);
     return;

@@ -253,10 +253,17 @@ TEST_F(TlsTest, UpstreamSessionsAreResumed) {
     EXPECT_EQ(relay(p->server, p->fds[0], p->client, p->fds[1], "x"), "x");
     // Ended without close_notify: the stored session must still resume.
   }
-  auto q = connect(server, client, "localhost");
-  ASSERT_TRUE(handshake(*q));
-  EXPECT_TRUE(SSL_session_reused(q->client));
-  EXPECT_TRUE(SSL_session_reused(q->server));
+  // Each resumption is handed a fresh ticket (clients use a ticket once), so
+  // resumption keeps working connection after connection.
+  for (int i = 0; i < 3; ++i) {
+    auto q = connect(server, client, "localhost");
+    ASSERT_TRUE(handshake(*q));
+    EXPECT_TRUE(SSL_session_reused(q->client)) << i;
+    EXPECT_TRUE(SSL_session_reused(q->server)) << i;
+    const SSL_SESSION* resumed = SSL_get0_session(q->client);
+    EXPECT_EQ(relay(q->server, q->fds[0], q->client, q->fds[1], "y"), "y");
+    EXPECT_NE(SSL_get0_session(q->client), resumed) << "no new ticket after resumption " << i;
+  }
 }
 
 TEST_F(TlsTest, TicketsOffFallsBackToTheSessionCacheOrNothing) {
