@@ -1,5 +1,6 @@
 #include "net/stream.h"
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -50,7 +51,66 @@ IoResult tls_result(SSL* ssl, int rc, std::size_t n) {
   return r;
 }
 
+struct SockBio {
+  int fd;
+  bool* drained;
+};
+
+int bio_read(BIO* b, char* buf, int len) {
+  auto* s = static_cast<SockBio*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  const ssize_t n = ::recv(s->fd, buf, static_cast<std::size_t>(len), 0);
+  if (n > 0) {
+    *s->drained = n < len;
+    return static_cast<int>(n);
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    *s->drained = true;
+    BIO_set_retry_read(b);
+  }
+  return static_cast<int>(n);
+}
+
+int bio_write(BIO* b, const char* buf, int len) {
+  auto* s = static_cast<SockBio*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  const ssize_t n = ::send(s->fd, buf, static_cast<std::size_t>(len), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_write(b);
+  return static_cast<int>(n);
+}
+
+long bio_ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+int bio_destroy(BIO* b) {
+  delete static_cast<SockBio*>(BIO_get_data(b));
+  BIO_set_data(b, nullptr);
+  return 1;
+}
+
+BIO_METHOD* sock_bio_method() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* meth = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weir socket");
+    BIO_meth_set_read(meth, bio_read);
+    BIO_meth_set_write(meth, bio_write);
+    BIO_meth_set_ctrl(meth, bio_ctrl);
+    BIO_meth_set_destroy(meth, bio_destroy);
+    return meth;
+  }();
+  return m;
+}
+
 }  // namespace
+
+bool attach_socket(SSL* ssl, int fd, bool* drained) {
+  BIO* b = BIO_new(sock_bio_method());
+  if (b == nullptr) return false;
+  BIO_set_data(b, new SockBio{fd, drained});
+  BIO_set_init(b, 1);
+  SSL_set_bio(ssl, b, b);  // the SSL owns it
+  return true;
+}
+
+bool tls_drained(SSL* ssl, const bool* drained) { return *drained && !SSL_has_pending(ssl); }
 
 IoResult read_some(int fd, SSL* ssl, void* buf, std::size_t len) {
   if (ssl == nullptr) {

@@ -28,6 +28,13 @@ IoResult read_some(int fd, ssl_st* ssl, void* buf, std::size_t len);
 // TLS writes a first and b only once a is complete.
 IoResult write_some(int fd, ssl_st* ssl, const void* a, std::size_t alen, const void* b = nullptr,
                     std::size_t blen = 0);
+// Binds ssl to the socket fd through Weir's own socket BIO, which notes in
+// *drained whether the last recv() came back short (the kernel had no more),
+// so that a reader can stop without the extra recv() that finds nothing.
+bool attach_socket(ssl_st* ssl, int fd, bool* drained);
+// True when a TLS reader may wait for readiness: OpenSSL holds no
+// undelivered bytes and the socket was drained by its last recv().
+bool tls_drained(ssl_st* ssl, const bool* drained);
 // Drives a TLS handshake one step: done when complete.
 IoResult handshake(ssl_st* ssl);
 // What went wrong, for logs.

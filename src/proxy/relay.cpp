@@ -205,10 +205,12 @@ void Session::pump(int d) {
     if (!flush(d)) return;  // resumes from arm_write's handler
     if (src.rx_closed) maybe_finish();
     if (phase_ != Phase::relay) return;
-    if (n < room && p.pending_in.empty() && src.ssl == nullptr) {
+    if (n < room && p.pending_in.empty() &&
+        (src.ssl == nullptr || net::tls_drained(src.ssl, &src.tls_drained))) {
       // A short read drained the socket: wait for the next edge. (A side that
       // sent its Close is still read, to see it go; its bytes are ignored.)
-      // TLS returns a record at a time, so there only want_read says so.
+      // TLS returns a record at a time: there the socket BIO tells whether
+      // its last recv() drained the socket and OpenSSL holds nothing more.
       if (p.carry == 0) release_buffer(p);
       arm_read(d);
       return;

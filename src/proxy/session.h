@@ -59,6 +59,7 @@ class Session final : public core::RefCounted, public core::Closable {
     bool write_armed = false;
     bool read_wants_write = false;   // TLS: the last read needs the socket writable
     bool write_wants_read = false;   // TLS: the last write needs the socket readable
+    bool tls_drained = false;        // TLS: the socket BIO's last recv() came back short
   };
 
   struct Pump {

@@ -89,7 +89,11 @@ Session::Session(core::Worker& worker, tcp::socket client, std::size_t listener)
       phase_ = Phase::tls_handshake;
       close_deadline_ms_ = started_ms_ + server->conf().handshake_timeout.count();
       sides_[kClient].ssl = server->new_ssl();
-      if (sides_[kClient].ssl != nullptr) SSL_set_fd(sides_[kClient].ssl, sides_[kClient].sock.native_handle());
+      SideState& c = sides_[kClient];
+      if (c.ssl != nullptr && !net::attach_socket(c.ssl, c.sock.native_handle(), &c.tls_drained)) {
+        SSL_free(c.ssl);
+        c.ssl = nullptr;  // tls_accept reports it
+      }
     }
   }
   arm_timer();
@@ -279,7 +283,11 @@ void Session::on_upstream_connected() {
       return;
     }
     sides_[kUpstream].ssl = ssl;
-    SSL_set_fd(ssl, up.native_handle());
+    if (!net::attach_socket(ssl, up.native_handle(), &sides_[kUpstream].tls_drained)) {
+      worker_.stats().upstream_failures.add();
+      upstream_failed(502, "upstream TLS handshake failed: out of memory");
+      return;
+    }
     tls_connect();
     return;
   }

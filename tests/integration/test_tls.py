@@ -29,6 +29,7 @@ import websockets
 from aiohelp import connect, run
 from tlscerts import Certs, Pair, certs, client_context, subject_cn  # noqa: F401 (fixture)
 from weirlib import (
+    flood_payload,
     MiB,
     NODE_DIR,
     PEERS_DIR,
@@ -948,3 +949,34 @@ def test_check_config_bad_tls_values(tmp_path, certs, extra, line, word):
     path.write_text(tls_yaml(str(certs.default.cert), str(certs.default.key), extra))
     got_line, _, msg = config_error(path, check_config(path))
     assert got_line == line and word in msg, (got_line, msg)
+
+
+# --------------------------------------------------------------------------- backpressure
+
+
+def test_wss_stalled_client_with_keepalive_pings_loses_nothing(weir, peers, certs):
+    """A wss client stops reading while the backend floods and Weir's keepalive pings
+    fall due: TLS writes to the client block. Whatever Weir writes next (its ping, more
+    data) must wait for the blocked record, or the client sees a corrupt stream. Once the
+    client reads, every message arrives intact and in order."""
+    count, size = 48, 256 * 1024
+    py = peers.py("flood", "--count", str(count), "--size", str(size), "--no-compression")
+    w = weir.start(tls_config(
+        [{"upstreams": [py.addr], "keepalive": {"interval": "150ms", "timeout": "10s"}}],
+        [cert_entry(certs.default)], limits={"buffer_bytes": "64KiB"}))
+
+    async def go():
+        async with connect(wss(w.port, "/"), ssl=client_context(certs), max_size=None,
+                           max_queue=1, read_limit=2 ** 14, ping_interval=None) as ws:
+            await asyncio.sleep(2.0)  # not reading: the client's socket and Weir's buffer fill
+            for i in range(count):
+                msg = await asyncio.wait_for(ws.recv(), 20)
+                assert isinstance(msg, bytes) and len(msg) == size, f"message {i}: {len(msg)} bytes"
+                assert msg == flood_payload(i, size), f"message {i}: wrong content"
+            await ws.close()
+            return ws.close_code
+
+    assert run(go(), timeout=90) == 1000
+    cl = w.log.wait("session_close", timeout=5)[0]
+    assert cl["msgs_out"] == count
+    assert not w.log.find("protocol_error")
