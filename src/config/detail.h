@@ -40,7 +40,8 @@ std::optional<std::string> normalize_ip(const std::string& text);
 // and admin URLs.
 bool valid_route_name(std::string_view name);
 
-// A lower-case host name, optionally with a leading "*." wildcard label.
+// A lower-case host name, optionally with a leading "*." wildcard label (route
+// matches and certificate names).
 bool valid_match_host(std::string_view host);
 
 // An RFC 9110 token.

@@ -20,27 +20,6 @@ FileRef Loader::file(const Field& f) const {
   return ref;
 }
 
-namespace {
-
-// A certificate name as SNI would carry it: a DNS name, lower-case, with at
-// most one leading "*." label.
-bool valid_sni_name(std::string_view name) {
-  if (name.substr(0, 2) == "*.") name.remove_prefix(2);
-  if (name.empty() || name.size() > 253) return false;
-  std::size_t label = 0;
-  for (char c : name) {
-    if (c == '.') {
-      if (label == 0) return false;
-      label = 0;
-      continue;
-    }
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-    if (!ok || ++label > 63) return false;
-  }
-  return label != 0;
-}
-
-}  // namespace
 
 ListenerTls Loader::listener_tls(const Field& f) const {
   const Fields fs = fields(f, "in listener tls",
@@ -63,7 +42,7 @@ ListenerTls Loader::listener_tls(const Field& f) const {
     if (const Field* v = cf.find("names")) {
       for (const Field& n : list(*v, true)) {
         const std::string name = lower(scalar(n, "a host name such as chat.example.com or *.example.com"));
-        if (!valid_sni_name(name)) {
+        if (!valid_match_host(name)) {
           fail(n.mark, "invalid certificate name " + quote(name) +
                            " (use a host name such as chat.example.com or *.example.com)");
         }
@@ -129,7 +108,7 @@ UpstreamTls Loader::upstream_tls(const Field& f) const {
   if (const Field* v = fs.find("verify")) t.verify = boolean(*v);
   if (const Field* v = fs.find("server_name")) {
     t.server_name = lower(scalar(*v, "a host name"));
-    if (!valid_sni_name(t.server_name) || t.server_name.front() == '*') {
+    if (!valid_match_host(t.server_name) || t.server_name.front() == '*') {
       fail(v->mark, v->label + " must be a host name, got " + quote(t.server_name));
     }
   }
