@@ -114,7 +114,6 @@ class Session final : public core::RefCounted, public core::Closable {
   bool flush(int d);
   void after_flush(int d);
   void arm_read(int d);
-  void on_io_error(int d, const net::IoResult& r, bool writing);
   void arm_write(int d);
   void release_buffer(Pump& p);
   void side_lost(int s, std::string_view why);
