@@ -22,7 +22,6 @@ struct ssl_st;
 
 namespace weir::net {
 struct TlsSet;
-struct IoResult;
 enum class Io : unsigned char;
 }  // namespace weir::net
 
