@@ -24,7 +24,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg,
       chains_(chains ? std::move(chains)
                      : std::make_shared<const Chains>(filters::build_chains(*config_))),
       picker_(config_->routes.size()),
-      io_(1) {}
+      io_(1),
+      poller_(std::make_unique<ReadyPoller>(io_)) {}
 
 void Worker::start() {
   thread_ = std::thread([this] {

@@ -17,6 +17,7 @@
 #include "filters/filter.h"
 #include "upstream/picker.h"
 #include "observability/stats.h"
+#include "core/ready_poller.h"
 
 namespace weir::net {
 struct TlsSet;
@@ -69,6 +70,7 @@ class Worker {
 
   const filters::Chain& chain(std::size_t route_index) const { return (*chains_)[route_index]; }
   upstream::Picker& picker() { return picker_; }
+  ReadyPoller& poller() { return *poller_; }
 
   // The TLS contexts new connections use (worker thread only; a reload posts
   // a new set to every worker).
@@ -92,6 +94,8 @@ class Worker {
   // Last, so it is destroyed first: handlers it still holds own sessions,
   // whose destructors return buffers to buffers_.
   boost::asio::io_context io_;
+  // After io_, so it is destroyed before it.
+  std::unique_ptr<ReadyPoller> poller_;
 };
 
 }  // namespace weir::core

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include <openssl/ssl.h>
+#include <sys/epoll.h>
 
 #include "core/clock.h"
 #include "net/stream.h"
@@ -97,6 +98,16 @@ void Session::start_relay() {
     if (!hs_->client_cert.empty()) l.str("client_cert", hs_->client_cert);
   }
   hs_.reset();
+  auto& poller = worker_.poller();
+  const int fds[2] = {sides_[kClient].sock.native_handle(), sides_[kUpstream].sock.native_handle()};
+  if (poller.add(fds[0], this, kClient)) {
+    if (poller.add(fds[1], this, kUpstream)) {
+      polled_ = true;
+      poll_ref_ = core::Ref<Session>(this);
+    } else {
+      poller.remove(fds[0]);  // fall back to Asio's waits
+    }
+  }
   arm_timer();
   pump(kClient);
   if (phase_ == Phase::relay) pump(kUpstream);
@@ -128,6 +139,7 @@ void Session::pump(int d) {
       std::memcpy(p.buf + p.carry, p.pending_in.data(), n);
       p.pending_in.erase(0, n);
     } else {
+      src.rx_edge = false;
       const auto r = net::read_some(src.sock.native_handle(), src.ssl, p.buf + p.carry, room);
       n = r.n;
       if (r.status != net::Io::done) {
@@ -237,6 +249,7 @@ bool Session::flush(int d) {
     const bool inj = !p.inject.empty() && data == 0 && p.scanner.at_frame_boundary();
     if (data == 0 && !inj) break;
     const bool with_inject = data && p.scanner.at_frame_boundary() && !p.inject.empty();
+    dst.tx_edge = false;
     const auto r = data ? net::write_some(dst.sock.native_handle(), dst.ssl, p.buf + p.wpos, data,
                                           with_inject ? p.inject.data() : nullptr,
                                           with_inject ? p.inject.size() : 0)
@@ -276,9 +289,24 @@ void Session::after_flush(int d) {
   }
 }
 
+// With the poller, a wait is a flag: the socket is registered once, and an
+// edge that arrived since the last attempt (while nobody waited) counts.
 void Session::arm_read(int d) {
   SideState& s = sides_[d];
   if (s.read_armed) return;
+  if (polled_) {
+    bool& edge = s.read_wants_write ? s.tx_edge : s.rx_edge;
+    if (edge) {
+      edge = false;
+      auto self = core::Ref<Session>(this);
+      asio::post(worker_.io(), [self, d] {
+        if (self->phase_ == Phase::relay) self->pump(d);
+      });
+      return;
+    }
+    s.read_armed = true;
+    return;
+  }
   s.read_armed = true;
   auto self = core::Ref<Session>(this);
   s.sock.async_wait(s.read_wants_write ? tcp::socket::wait_write : tcp::socket::wait_read,
@@ -292,6 +320,19 @@ void Session::arm_read(int d) {
 void Session::arm_write(int d) {
   SideState& dst = sides_[1 - d];
   if (dst.write_armed) return;
+  if (polled_) {
+    bool& edge = dst.write_wants_read ? dst.rx_edge : dst.tx_edge;
+    if (edge) {
+      edge = false;
+      auto self = core::Ref<Session>(this);
+      asio::post(worker_.io(), [self, d] {
+        if (self->phase_ == Phase::relay && self->flush(d)) self->pump(d);
+      });
+      return;
+    }
+    dst.write_armed = true;
+    return;
+  }
   dst.write_armed = true;
   auto self = core::Ref<Session>(this);
   dst.sock.async_wait(dst.write_wants_read ? tcp::socket::wait_read : tcp::socket::wait_write,
@@ -300,6 +341,31 @@ void Session::arm_write(int d) {
     if (ec || self->phase_ != Phase::relay) return;
     if (self->flush(d)) self->pump(d);
   });
+}
+
+// An edge on side s from the worker's poller: wake whoever waits for it.
+void Session::on_ready(unsigned side, std::uint32_t events) {
+  if (phase_ != Phase::relay) return;
+  auto self = core::Ref<Session>(this);
+  SideState& s = sides_[side];
+  const bool in = (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0;
+  const bool out = (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0;
+  if (in) s.rx_edge = true;
+  if (out) s.tx_edge = true;
+  const int d = static_cast<int>(side);
+  // A blocked write towards this side (pump 1-d) first: it may free the
+  // buffer the read below needs.
+  if (s.write_armed && (s.write_wants_read ? s.rx_edge : s.tx_edge)) {
+    (s.write_wants_read ? s.rx_edge : s.tx_edge) = false;
+    s.write_armed = false;
+    if (flush(1 - d)) pump(1 - d);
+    if (phase_ != Phase::relay) return;
+  }
+  if (s.read_armed && (s.read_wants_write ? s.tx_edge : s.rx_edge)) {
+    (s.read_wants_write ? s.tx_edge : s.rx_edge) = false;
+    s.read_armed = false;
+    pump(d);
+  }
 }
 
 // Queues a Close to side s (sent at the next frame boundary of the stream
@@ -436,6 +502,13 @@ void Session::finish() {
   phase_ = Phase::done;
   error_code ignored;
   timer_.cancel();
+  if (polled_) {
+    polled_ = false;
+    for (auto& s : sides_) worker_.poller().remove(s.sock.native_handle());
+    // Events of the batch being dispatched may still name this session:
+    // let go of it only after the current handler.
+    asio::post(worker_.io(), [ref = std::move(poll_ref_)] {});
+  }
   for (auto& s : sides_) {
     // close_notify, best effort and only on a live, established TLS link
     // (never after the socket closed: its descriptor may already be reused).

@@ -29,13 +29,14 @@ namespace weir::proxy {
 
 using tcp = boost::asio::ip::tcp;
 
-class Session final : public core::RefCounted, public core::Closable {
+class Session final : public core::RefCounted, public core::Closable, public core::ReadyTarget {
  public:
   // Takes an accepted client socket and runs the session to its end.
   // listener: index into the config's listeners (for its TLS settings).
   static void start(core::Worker& worker, tcp::socket client, std::size_t listener = 0);
 
   void shutdown(std::uint16_t code, std::string_view reason) override;
+  void on_ready(unsigned side, std::uint32_t events) override;
 
  private:
   // Side index == index of the pump that reads from it: pump 0 reads the
@@ -59,6 +60,8 @@ class Session final : public core::RefCounted, public core::Closable {
     bool read_wants_write = false;   // TLS: the last read needs the socket writable
     bool write_wants_read = false;   // TLS: the last write needs the socket readable
     bool tls_drained = false;        // TLS: the socket BIO's last recv() came back short
+    bool rx_edge = false;            // readable edge seen since the last read attempt
+    bool tx_edge = false;            // writable edge seen since the last write attempt
   };
 
   struct Pump {
@@ -150,6 +153,8 @@ class Session final : public core::RefCounted, public core::Closable {
   bool finished_ = false;
   bool timer_armed_ = false;
   bool remask_ = false;
+  bool polled_ = false;             // relay sockets are in the worker's ReadyPoller
+  core::Ref<Session> poll_ref_;     // alive while registered there (released after finish)
   // Who ended it, with what code and reason (first one wins).
   const char* closed_by_ = nullptr;
   std::uint16_t close_code_ = 0;
