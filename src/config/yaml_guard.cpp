@@ -20,6 +20,7 @@ std::optional<std::pair<int, int>> find_unsafe_comma(std::string_view text) {
   int line_indent = 0;
   bool at_indent = true;
   char last_sig = 0;             // last non-blank character of the previous content line
+  bool node_start = true;        // at the start of a node: line start, after "- " or ": "
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     ++col;
@@ -44,6 +45,7 @@ std::optional<std::pair<int, int>> find_unsafe_comma(std::string_view text) {
         continue;
       }
       at_indent = false;
+      node_start = true;
       if (block_scalar) {
         if (line_indent > block_indent) {
           // Content of a block scalar: skip to the end of the line.
@@ -77,7 +79,9 @@ std::optional<std::pair<int, int>> find_unsafe_comma(std::string_view text) {
     }
     if (c == '"' || c == '\'') {
       if (after_space || prev == '[' || prev == '{' || prev == ',' || prev == ':') quote = c;
-    } else if (c == '[' || c == '{') {
+    } else if ((c == '[' || c == '{') && (depth > 0 || node_start)) {
+      // In block context a bracket opens a flow collection only where a node
+      // starts; inside a plain scalar ("a${X{b") it is an ordinary character.
       ++depth;
     } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
@@ -87,9 +91,11 @@ std::optional<std::pair<int, int>> find_unsafe_comma(std::string_view text) {
       if (unsafe) return std::make_pair(line, col);
     }
     if (c == ' ' || c == '\t') {
+      if (prev == ':' || prev == '-') node_start = true;
       after_space = true;
       word_is_property = false;
     } else {
+      node_start = false;
       if (after_space && depth == 0) word_is_property = c == '&' || c == '!' || c == '*';
       after_space = false;
       last_sig = c;

@@ -983,6 +983,8 @@ TEST(ConfigYamlGuard, CommasThatHangTheParserAreErrors) {
       {",", 1, 1},          {" , a", 1, 2},        {"- a\n,", 2, 1},    {"\"x\" ,", 1, 5},
       {"&a ,", 1, 4},       {"!t ,", 1, 4},        {"---\n,", 2, 1},    {"[a] ,", 1, 5},
       {"\"x\",", 1, 4},     {"[a],", 1, 4},        {"{a: 1},", 1, 7},   {"'x',", 1, 4},
+      // A brace inside a plain scalar opens nothing: the comma is at top level.
+      {"a: 30s ${V{#$} V\n,AR", 2, 1},
   };
   for (const auto& c : cases) {
     try {
