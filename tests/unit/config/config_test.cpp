@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "error_of.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -20,15 +21,7 @@ constexpr const char* kMinimal =
     "routes:\n"
     "  - upstreams: echo\n";
 
-// The full error text for `yaml`, or "no error".
-std::string error_of(const std::string& yaml) {
-  try {
-    load_string(yaml, "t.yaml");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using testing::error_of;
 
 // A config whose one route has `route_body` (indented by the caller).
 std::string with_route(const std::string& route_body) {

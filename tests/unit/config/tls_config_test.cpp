@@ -5,20 +5,14 @@
 #include <string>
 
 #include "config/config.h"
+#include "error_of.h"
 
 namespace weir::config {
 namespace {
 
 using namespace std::chrono_literals;
 
-std::string error_of(const std::string& yaml) {
-  try {
-    load_string(yaml, "t.yaml");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using testing::error_of;
 
 // A listener whose `tls` body is `tls` (indented 6).
 std::string with_tls(const std::string& tls) {
