@@ -100,8 +100,8 @@ class Server {
       std::uint16_t port = lc.port;
       for (auto& w : workers_) {
         auto l = std::make_unique<net::Listener>(*w, lc.address, port,
-                                                 [i](core::Worker& wk, asio::ip::tcp::socket s) {
-                                                   proxy::Session::start(wk, std::move(s), i);
+                                                 [i](core::Worker& wk, int fd, const sockaddr* peer) {
+                                                   proxy::Session::start(wk, fd, peer, i);
                                                  });
         port = l->port();
         listeners_.push_back(std::move(l));

@@ -18,6 +18,7 @@
 #include "upstream/picker.h"
 #include "observability/stats.h"
 #include "core/ready_poller.h"
+#include "core/timer_wheel.h"
 
 namespace weir::net {
 struct TlsSet;
@@ -47,6 +48,7 @@ class Worker {
   // (built here from cfg when not given).
   Worker(unsigned index, std::shared_ptr<const config::Config> cfg,
          std::shared_ptr<const Chains> chains = nullptr);
+  ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
@@ -72,6 +74,11 @@ class Worker {
   upstream::Picker& picker() { return picker_; }
   ReadyPoller& poller() { return *poller_; }
 
+  // Session timers: coarse deadlines (ms of coarse_now_ms()) on the worker's
+  // wheel, driven by one Asio timer (worker thread only).
+  void schedule_timer(TimerTarget* t, std::int64_t due_ms);
+  void cancel_timer(TimerTarget* t) { wheel_.cancel(t); }
+
   // The TLS contexts new connections use (worker thread only; a reload posts
   // a new set to every worker).
   const std::shared_ptr<const net::TlsSet>& tls() const { return tls_; }
@@ -91,11 +98,15 @@ class Worker {
   std::shared_ptr<const Chains> chains_;
   upstream::Picker picker_;
   std::shared_ptr<const net::TlsSet> tls_;
-  // Last, so it is destroyed first: handlers it still holds own sessions,
-  // whose destructors return buffers to buffers_.
+  // Before io_, so it outlives it: sessions destroyed with io_'s handlers
+  // leave the wheel and return buffers to buffers_.
+  TimerWheel wheel_;
   boost::asio::io_context io_;
-  // After io_, so it is destroyed before it.
+  // After io_, so they are destroyed before it.
   std::unique_ptr<ReadyPoller> poller_;
+  void arm_wheel(std::int64_t wake_ms);
+  struct WheelDriver;
+  std::unique_ptr<WheelDriver> wheel_driver_;
 };
 
 }  // namespace weir::core

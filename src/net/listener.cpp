@@ -1,46 +1,70 @@
 #include "net/listener.h"
 
 #include <boost/asio/ip/address.hpp>
-#include <boost/asio/socket_base.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <fcntl.h>
-#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <system_error>
 
 #include "observability/log.h"
 
 namespace weir::net {
 
 namespace asio = boost::asio;
-using asio::ip::tcp;
 using boost::system::error_code;
 
 namespace {
-struct ReusePort {
-  template <class P> int level(const P&) const { return SOL_SOCKET; }
-  template <class P> int name(const P&) const { return SO_REUSEPORT; }
-  template <class P> const void* data(const P&) const { return &value; }
-  template <class P> std::size_t size(const P&) const { return sizeof(value); }
-  int value = 1;
-};
+// Connections taken per readiness edge before other work gets a turn.
+constexpr int kAcceptBatch = 64;
+
+[[noreturn]] void fail(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
 }  // namespace
+
+struct Listener::Backoff {
+  explicit Backoff(asio::io_context& io) : timer(io) {}
+  asio::steady_timer timer;
+};
 
 Listener::Listener(core::Worker& worker, const std::string& address, std::uint16_t port,
                    OnAccept on_accept)
-    : worker_(worker), acceptor_(worker.io()), backoff_(worker.io()), on_accept_(std::move(on_accept)) {
-  const tcp::endpoint ep(asio::ip::make_address(address), port);
-  acceptor_.open(ep.protocol());
-  acceptor_.set_option(tcp::acceptor::reuse_address(true));
-  acceptor_.set_option(ReusePort{});
-  acceptor_.bind(ep);
-  acceptor_.listen(asio::socket_base::max_listen_connections);
-  port_ = acceptor_.local_endpoint().port();
+    : worker_(worker), backoff_(std::make_unique<Backoff>(worker.io())), on_accept_(std::move(on_accept)) {
+  const asio::ip::tcp::endpoint ep(asio::ip::make_address(address), port);
+  fd_ = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) fail("socket");
+  const int one = 1;
+  if (::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      ::setsockopt(fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+      // Accepted sockets inherit it (Linux): one setsockopt per listener, not per connection.
+      ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+    const int e = errno;
+    ::close(fd_);
+    errno = e;
+    fail("setsockopt");
+  }
+  if (::bind(fd_, ep.data(), static_cast<socklen_t>(ep.size())) != 0 || ::listen(fd_, SOMAXCONN) != 0) {
+    const int e = errno;
+    ::close(fd_);
+    errno = e;
+    fail("bind");
+  }
+  sockaddr_storage local{};
+  socklen_t len = sizeof local;
+  ::getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &len);
+  port_ = ntohs(local.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&local)->sin6_port
+                                            : reinterpret_cast<sockaddr_in*>(&local)->sin_port);
   reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 Listener::~Listener() {
+  if (fd_ >= 0) ::close(fd_);
   if (reserve_fd_ >= 0) ::close(reserve_fd_);
 }
 
@@ -48,7 +72,7 @@ bool Listener::refuse_one_with_503() {
   if (reserve_fd_ < 0) return false;
   ::close(reserve_fd_);
   reserve_fd_ = -1;
-  const int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd >= 0) {
     static constexpr char kResponse[] =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 25\r\n"
@@ -66,38 +90,58 @@ bool Listener::refuse_one_with_503() {
   return fd >= 0;
 }
 
-void Listener::start() { accept_next(); }
+void Listener::start() {
+  if (started_ || stopped_) return;
+  started_ = true;
+  if (!worker_.poller().add(fd_, this, 0)) fail("epoll_ctl");
+  accept_batch();  // connections that queued before the registration
+}
 
 void Listener::stop() {
   stopped_ = true;
-  error_code ignored;
-  backoff_.cancel();
-  acceptor_.close(ignored);
+  backoff_->timer.cancel();
+  if (fd_ >= 0) {
+    ::close(fd_);  // also leaves the poller
+    fd_ = -1;
+  }
 }
 
-void Listener::accept_next() {
-  if (stopped_) return;
-  acceptor_.async_accept(worker_.io(), [this](error_code ec, tcp::socket sock) {
+void Listener::on_ready(unsigned, std::uint32_t) {
+  if (!backing_off_) accept_batch();
+}
+
+void Listener::accept_batch() {
+  for (int i = 0; i < kAcceptBatch; ++i) {
     if (stopped_) return;
-    if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
-      worker_.stats().accept_errors.add();
-      if (refuse_one_with_503()) {
-        accept_next();
-        return;
-      }
+    sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    const int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      on_accept_(worker_, fd, reinterpret_cast<const sockaddr*>(&peer));
+      continue;
     }
-    if (ec) {
-      worker_.stats().accept_errors.add();
-      log::Line(log::Level::warn, "accept_error").num("worker", worker_.index()).str("error", ec.message());
-      // Out of descriptors or memory: back off instead of spinning on accept.
-      backoff_.expires_after(std::chrono::milliseconds(100));
-      backoff_.async_wait([this](error_code e) {
-        if (!e) accept_next();
-      });
-      return;
-    }
-    on_accept_(worker_, std::move(sock));
-    accept_next();
+    const int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) return;  // drained: wait for the next edge
+    if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+    worker_.stats().accept_errors.add();
+    if ((err == EMFILE || err == ENFILE) && refuse_one_with_503()) continue;
+    log::Line(log::Level::warn, "accept_error").num("worker", worker_.index()).str("error", std::strerror(err));
+    back_off();
+    return;
+  }
+  // More may be waiting, and the edge has been used: continue after other work.
+  asio::post(worker_.io(), [this] {
+    if (!backing_off_) accept_batch();
+  });
+}
+
+// Out of descriptors or memory: pause instead of spinning on accept.
+void Listener::back_off() {
+  backing_off_ = true;
+  backoff_->timer.expires_after(std::chrono::milliseconds(100));
+  backoff_->timer.async_wait([this](error_code e) {
+    backing_off_ = false;
+    if (!e) accept_batch();
   });
 }
 

@@ -4,6 +4,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,15 +13,16 @@
 
 namespace weir::proxy {
 
+using tcp = boost::asio::ip::tcp;
+
 struct Session::Handshake {
-  explicit Handshake(boost::asio::io_context& io) : resolver(io) {}
   std::string in;               // client request head (+ any early frames)
   http::Head req;
   std::size_t route_index = 0;
   std::uint32_t first_upstream = 0;
   std::size_t attempts = 0;
   std::string last_error;
-  tcp::resolver resolver;
+  std::optional<tcp::resolver> resolver;  // only for upstreams given by name
   std::vector<tcp::endpoint> endpoints;
   std::size_t endpoint_index = 0;
   std::string out;              // request to the backend, then response to the client
@@ -30,6 +32,11 @@ struct Session::Handshake {
   std::size_t out_pos = 0;      // send_out progress
   int out_side = 0;
   Session::Step out_next = nullptr;
+  // The pending readiness wait (wait_io): run wait_next when side wait_side
+  // becomes readable, or writable when wait_write.
+  Session::Step wait_next = nullptr;
+  int wait_side = 0;
+  bool wait_write = false;
   bool tls_started = false;     // the first byte looked like a TLS record
   std::string io_error;         // send_out failure, "" when it succeeded
   std::size_t listener = 0;

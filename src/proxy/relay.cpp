@@ -11,6 +11,7 @@
 
 #include <openssl/ssl.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include "core/clock.h"
 #include "net/stream.h"
@@ -21,7 +22,6 @@
 namespace weir::proxy {
 
 namespace asio = boost::asio;
-using boost::system::error_code;
 
 namespace {
 
@@ -98,16 +98,6 @@ void Session::start_relay() {
     if (!hs_->client_cert.empty()) l.str("client_cert", hs_->client_cert);
   }
   hs_.reset();
-  auto& poller = worker_.poller();
-  const int fds[2] = {sides_[kClient].sock.native_handle(), sides_[kUpstream].sock.native_handle()};
-  if (poller.add(fds[0], this, kClient)) {
-    if (poller.add(fds[1], this, kUpstream)) {
-      polled_ = true;
-      poll_ref_ = core::Ref<Session>(this);
-    } else {
-      poller.remove(fds[0]);  // fall back to Asio's waits
-    }
-  }
   arm_timer();
   pump(kClient);
   if (phase_ == Phase::relay) pump(kUpstream);
@@ -134,14 +124,16 @@ void Session::pump(int d) {
     if (!p.buf) p.buf = worker_.buffers().acquire();
     const std::size_t room = cap - p.carry;
     std::size_t n = 0;
+    bool from_socket = false;
     if (!p.pending_in.empty()) {
       n = std::min(room, p.pending_in.size());
       std::memcpy(p.buf + p.carry, p.pending_in.data(), n);
       p.pending_in.erase(0, n);
     } else {
       src.rx_edge = false;
-      const auto r = net::read_some(src.sock.native_handle(), src.ssl, p.buf + p.carry, room);
+      const auto r = net::read_some(src.fd, src.ssl, p.buf + p.carry, room);
       n = r.n;
+      from_socket = true;
       if (r.status != net::Io::done) {
         if (p.carry == 0) release_buffer(p);
         if (r.would_block()) {
@@ -217,10 +209,11 @@ void Session::pump(int d) {
     if (!flush(d)) return;  // resumes from arm_write's handler
     if (src.rx_closed) maybe_finish();
     if (phase_ != Phase::relay) return;
-    if (n < room && p.pending_in.empty() &&
-        (src.ssl == nullptr || net::tls_drained(src.ssl, &src.tls_drained))) {
+    if (from_socket && n < room && (src.ssl == nullptr || net::tls_drained(src.ssl, &src.tls_drained))) {
       // A short read drained the socket: wait for the next edge. (A side that
       // sent its Close is still read, to see it go; its bytes are ignored.)
+      // Bytes carried over from the handshake say nothing about the socket,
+      // whose edges the handshake reads used up: the next round reads it.
       // TLS returns a record at a time: there the socket BIO tells whether
       // its last recv() drained the socket and OpenSSL holds nothing more.
       if (p.carry == 0) release_buffer(p);
@@ -250,10 +243,10 @@ bool Session::flush(int d) {
     if (data == 0 && !inj) break;
     const bool with_inject = data && p.scanner.at_frame_boundary() && !p.inject.empty();
     dst.tx_edge = false;
-    const auto r = data ? net::write_some(dst.sock.native_handle(), dst.ssl, p.buf + p.wpos, data,
+    const auto r = data ? net::write_some(dst.fd, dst.ssl, p.buf + p.wpos, data,
                                           with_inject ? p.inject.data() : nullptr,
                                           with_inject ? p.inject.size() : 0)
-                        : net::write_some(dst.sock.native_handle(), dst.ssl, p.inject.data(), p.inject.size());
+                        : net::write_some(dst.fd, dst.ssl, p.inject.data(), p.inject.size());
     if (r.would_block()) {
       dst.write_wants_read = r.status == net::Io::want_read;
       arm_write(d);
@@ -289,70 +282,65 @@ void Session::after_flush(int d) {
   }
 }
 
-// With the poller, a wait is a flag: the socket is registered once, and an
-// edge that arrived since the last attempt (while nobody waited) counts.
+// A wait is a flag: the socket is registered once, and an edge that arrived
+// since the last attempt (while nobody waited) counts.
 void Session::arm_read(int d) {
   SideState& s = sides_[d];
   if (s.read_armed) return;
-  if (polled_) {
-    bool& edge = s.read_wants_write ? s.tx_edge : s.rx_edge;
-    if (edge) {
-      edge = false;
-      auto self = core::Ref<Session>(this);
-      asio::post(worker_.io(), [self, d] {
-        if (self->phase_ == Phase::relay) self->pump(d);
-      });
-      return;
-    }
-    s.read_armed = true;
+  bool& edge = s.read_wants_write ? s.tx_edge : s.rx_edge;
+  if (edge) {
+    edge = false;
+    auto self = core::Ref<Session>(this);
+    asio::post(worker_.io(), [self, d] {
+      if (self->phase_ == Phase::relay) self->pump(d);
+    });
     return;
   }
   s.read_armed = true;
-  auto self = core::Ref<Session>(this);
-  s.sock.async_wait(s.read_wants_write ? tcp::socket::wait_write : tcp::socket::wait_read,
-                    [self, d](error_code ec) {
-    self->sides_[d].read_armed = false;
-    if (ec || self->phase_ != Phase::relay) return;
-    self->pump(d);
-  });
 }
 
 void Session::arm_write(int d) {
   SideState& dst = sides_[1 - d];
   if (dst.write_armed) return;
-  if (polled_) {
-    bool& edge = dst.write_wants_read ? dst.rx_edge : dst.tx_edge;
-    if (edge) {
-      edge = false;
-      auto self = core::Ref<Session>(this);
-      asio::post(worker_.io(), [self, d] {
-        if (self->phase_ == Phase::relay && self->flush(d)) self->pump(d);
-      });
-      return;
-    }
-    dst.write_armed = true;
+  bool& edge = dst.write_wants_read ? dst.rx_edge : dst.tx_edge;
+  if (edge) {
+    edge = false;
+    auto self = core::Ref<Session>(this);
+    asio::post(worker_.io(), [self, d] {
+      if (self->phase_ == Phase::relay && self->flush(d)) self->pump(d);
+    });
     return;
   }
   dst.write_armed = true;
-  auto self = core::Ref<Session>(this);
-  dst.sock.async_wait(dst.write_wants_read ? tcp::socket::wait_read : tcp::socket::wait_write,
-                      [self, d](error_code ec) {
-    self->sides_[1 - d].write_armed = false;
-    if (ec || self->phase_ != Phase::relay) return;
-    if (self->flush(d)) self->pump(d);
-  });
 }
 
-// An edge on side s from the worker's poller: wake whoever waits for it.
+// An edge on side s from the worker's poller: note it, and wake whoever waits
+// for it (a handshake step, the setup watch on the client, or a pump).
 void Session::on_ready(unsigned side, std::uint32_t events) {
-  if (phase_ != Phase::relay) return;
-  auto self = core::Ref<Session>(this);
+  if (phase_ == Phase::done) return;
   SideState& s = sides_[side];
-  const bool in = (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0;
-  const bool out = (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0;
-  if (in) s.rx_edge = true;
-  if (out) s.tx_edge = true;
-  const int d = static_cast<int>(side);
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0) s.rx_edge = true;
+  if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0) s.tx_edge = true;
+  auto self = core::Ref<Session>(this);
+  if (phase_ == Phase::relay) {
+    relay_ready(static_cast<int>(side));
+    return;
+  }
+  if (!hs_) return;
+  if (hs_->wait_next != nullptr && hs_->wait_side == static_cast<int>(side) &&
+      (hs_->wait_write ? s.tx_edge : s.rx_edge)) {
+    const Step next = hs_->wait_next;
+    hs_->wait_next = nullptr;
+    (this->*next)();
+    return;
+  }
+  if (side == kClient && s.rx_edge && (phase_ == Phase::connecting || phase_ == Phase::upstream_handshake)) {
+    check_client_during_setup();
+  }
+}
+
+void Session::relay_ready(int d) {
+  SideState& s = sides_[d];
   // A blocked write towards this side (pump 1-d) first: it may free the
   // buffer the read below needs.
   if (s.write_armed && (s.write_wants_read ? s.rx_edge : s.tx_edge)) {
@@ -451,8 +439,7 @@ void Session::side_lost(int s, std::string_view why) {
   if (side.rx_eof) return;
   side.rx_eof = true;
   side.tx_dead = true;
-  error_code ignored;
-  side.sock.shutdown(tcp::socket::shutdown_both, ignored);
+  if (side.fd >= 0) ::shutdown(side.fd, SHUT_RDWR);
   if (!side.rx_closed) {
     if (!closed_by_) {
       closed_by_ = side_name(s);
@@ -492,32 +479,30 @@ void Session::shutdown(std::uint16_t code, std::string_view reason) {
   }
 }
 
-// Closes both sockets. Buffers go back to the pool in the destructor, once
-// the last handler holding a Ref has run: a caller up the stack may still be
-// using them.
+// Closes both sockets (which also takes them out of the poller). Buffers go
+// back to the pool in the destructor, once the last handler holding a Ref has
+// run: a caller up the stack may still be using them.
 void Session::finish() {
   if (finished_) return;
   finished_ = true;
   const bool was_relay = phase_ == Phase::relay;
   phase_ = Phase::done;
-  error_code ignored;
-  timer_.cancel();
-  if (polled_) {
-    polled_ = false;
-    for (auto& s : sides_) worker_.poller().remove(s.sock.native_handle());
-    // Events of the batch being dispatched may still name this session:
-    // let go of it only after the current handler.
-    asio::post(worker_.io(), [ref = std::move(poll_ref_)] {});
-  }
-  for (auto& s : sides_) {
+  worker_.cancel_timer(this);
+  for (int i = 0; i < 2; ++i) {
+    SideState& s = sides_[i];
     // close_notify, best effort and only on a live, established TLS link
     // (never after the socket closed: its descriptor may already be reused).
-    if (s.ssl != nullptr && s.sock.is_open() && !s.tx_dead && SSL_is_init_finished(s.ssl) &&
+    if (s.ssl != nullptr && s.fd >= 0 && !s.tx_dead && SSL_is_init_finished(s.ssl) &&
         (SSL_get_shutdown(s.ssl) & SSL_SENT_SHUTDOWN) == 0) {
       SSL_shutdown(s.ssl);
     }
-    s.sock.shutdown(tcp::socket::shutdown_send, ignored);
-    s.sock.close(ignored);
+    close_fd(i);
+  }
+  if (registered_) {
+    registered_ = false;
+    // Events of the batch being dispatched may still name this session:
+    // let go of it only after the current handler.
+    asio::post(worker_.io(), [ref = std::move(poll_ref_)] {});
   }
   if (was_relay) {
     worker_.stats().sessions_closed.add();
@@ -543,10 +528,11 @@ void Session::log_close() {
       .num("duration_ms", core::coarse_now_ms() - started_ms_);
 }
 
-// One timer per session, re-armed when it fires rather than per message:
-// activity only moves time stamps.
+// One entry per session on the worker's timer wheel, moved at phase changes
+// and when it fires rather than per message: activity only moves time stamps.
 void Session::arm_timer() {
   std::int64_t deadline;
+  if (phase_ == Phase::done) return;
   if (phase_ != Phase::relay || closing_) {
     deadline = close_deadline_ms_;
   } else {
@@ -561,36 +547,23 @@ void Session::arm_timer() {
                                                      : s.last_rx_ms + k.interval.count());
       }
     }
-    if (deadline == INT64_MAX) return;
-  }
-  // A pending wait that fires no later than the new deadline is kept: when it
-  // fires, on_timer() computes the next one. This keeps phase changes (connect,
-  // upgrade, relay) from re-programming the kernel timer each time.
-  if (timer_armed_ && armed_deadline_ms_ <= deadline) return;
-  const auto delay = std::max<std::int64_t>(deadline - core::coarse_now_ms(), 1);
-  armed_deadline_ms_ = deadline;
-  // expires_after cancels a pending wait; its handler sees operation_aborted
-  // and arms again with the new expiry.
-  timer_.expires_after(std::chrono::milliseconds(delay));
-  if (timer_armed_) return;
-  timer_armed_ = true;
-  auto self = core::Ref<Session>(this);
-  timer_.async_wait([self](error_code ec) {
-    self->timer_armed_ = false;
-    if (self->phase_ == Phase::done) return;
-    if (ec == asio::error::operation_aborted) {
-      // Re-armed with a new expiry: wait again.
-      self->timer_armed_ = false;
-      self->armed_deadline_ms_ = INT64_MAX;
-      self->arm_timer();
+    if (deadline == INT64_MAX) {
+      worker_.cancel_timer(this);
       return;
     }
-    self->on_timer();
-  });
+  }
+  worker_.schedule_timer(this, deadline);
 }
 
-void Session::on_timer() {
-  const auto now = core::coarse_now_ms();
+void Session::on_due(std::int64_t now_ms) {
+  if (phase_ == Phase::done) return;
+  auto self = core::Ref<Session>(this);
+  on_timer(now_ms);
+}
+
+// now: the wheel's time, which is at least the deadline that fired (the
+// coarse clock may lag it by a jiffy).
+void Session::on_timer(std::int64_t now) {
   if (phase_ != Phase::relay) {
     if (now < close_deadline_ms_) return arm_timer();
     switch (phase_) {

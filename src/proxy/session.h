@@ -5,9 +5,6 @@
 // pending operation. Handshake code is in session_handshake.cpp, the relay and
 // close logic in relay.cpp.
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -19,6 +16,7 @@
 #include "ws/scanner.h"
 
 struct ssl_st;
+struct sockaddr;
 
 namespace weir::net {
 struct TlsSet;
@@ -27,16 +25,30 @@ enum class Io : unsigned char;
 
 namespace weir::proxy {
 
-using tcp = boost::asio::ip::tcp;
-
-class Session final : public core::RefCounted, public core::Closable, public core::ReadyTarget {
+// Both sockets are plain non-blocking descriptors in the worker's
+// ReadyPoller from the moment they exist (registered once, edge-triggered),
+// and the session's deadlines live on the worker's timer wheel: no Asio
+// socket or timer objects, no per-wait epoll_ctl, and a small footprint for
+// an idle connection.
+class Session final : public core::RefCounted,
+                      public core::Closable,
+                      public core::ReadyTarget,
+                      public core::TimerTarget {
  public:
-  // Takes an accepted client socket and runs the session to its end.
-  // listener: index into the config's listeners (for its TLS settings).
-  static void start(core::Worker& worker, tcp::socket client, std::size_t listener = 0);
+  // Takes an accepted client socket (fd, owned from now on; peer: its
+  // address) and runs the session to its end. listener: index into the
+  // config's listeners (for its TLS settings).
+  static void start(core::Worker& worker, int fd, const sockaddr* peer, std::size_t listener = 0);
 
   void shutdown(std::uint16_t code, std::string_view reason) override;
   void on_ready(unsigned side, std::uint32_t events) override;
+  void on_due(std::int64_t now_ms) override;
+
+  // Sessions come from a per-thread free list: they are many, all the same
+  // size, and long-lived, so they neither fragment the heap around the
+  // short-lived handshake buffers nor pay malloc on every connection.
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size);
 
  private:
   // Side index == index of the pump that reads from it: pump 0 reads the
@@ -45,8 +57,7 @@ class Session final : public core::RefCounted, public core::Closable, public cor
   enum class Phase : std::uint8_t { tls_handshake, request, connecting, upstream_handshake, responding, relay, done };
 
   struct SideState {
-    explicit SideState(boost::asio::io_context& io) : sock(io) {}
-    tcp::socket sock;
+    int fd = -1;
     ssl_st* ssl = nullptr;           // TLS on this side (owned)
     std::int64_t last_rx_ms = 0;     // any byte read from it
     std::int64_t ping_sent_ms = 0;   // our keepalive ping outstanding since; 0 = none
@@ -80,14 +91,17 @@ class Session final : public core::RefCounted, public core::Closable, public cor
 
   using Step = void (Session::*)();
 
-  Session(core::Worker& worker, tcp::socket client, std::size_t listener);
+  Session(core::Worker& worker, int fd, const sockaddr* peer, std::size_t listener);
   ~Session() override;
 
   // session_tls.cpp
   void tls_accept();
   void tls_failed(std::string_view reason);
   void tls_connect();
+  // Runs next once side s is readable (want_read) or writable (want_write).
   void wait_io(int s, net::Io want, Step next);
+  // Before an I/O attempt on side s: edges seen so far are used up by it.
+  void begin_io(int s);
   // Writes hs_->out[hs_->out_pos..] to side s, then runs next (even on
   // failure: hs_->io_error is then set).
   void send_out(int s, Step next);
@@ -99,7 +113,8 @@ class Session final : public core::RefCounted, public core::Closable, public cor
   bool on_request_bytes();
   void route_and_connect();
   void connect_next();
-  void watch_client_during_setup();
+  void on_connect_ready();
+  void check_client_during_setup();
   void on_upstream_connected();
   void read_upstream_response();
   bool on_upstream_response_bytes();
@@ -125,8 +140,10 @@ class Session final : public core::RefCounted, public core::Closable, public cor
   void begin_close(std::uint16_t code, std::string_view reason);
   void maybe_finish();
   void finish();
+  void relay_ready(int side);
+  void close_fd(int s);
   void arm_timer();
-  void on_timer();
+  void on_timer(std::int64_t now_ms);
 
   void log_refusal(unsigned status, std::string_view reason);
   std::string_view client_ip() const;  // client_addr_ without port or brackets
@@ -140,20 +157,17 @@ class Session final : public core::RefCounted, public core::Closable, public cor
   SideState sides_[2];
   Pump pumps_[2];
   ws::ScanPolicy policy_[2];
-  boost::asio::steady_timer timer_;
   std::uint64_t id_;
   std::string client_addr_;         // "ip:port"
-  std::string upstream_addr_;
+  std::string_view upstream_addr_;  // the upstream's text in config_
   std::int64_t started_ms_;
   std::int64_t last_data_ms_ = 0;   // last data frame either way (idle timeout)
   std::int64_t close_deadline_ms_ = 0;
-  std::int64_t armed_deadline_ms_ = INT64_MAX;  // expiry of the pending timer wait
   Phase phase_ = Phase::request;
   bool closing_ = false;
   bool finished_ = false;
-  bool timer_armed_ = false;
   bool remask_ = false;
-  bool polled_ = false;             // relay sockets are in the worker's ReadyPoller
+  bool registered_ = false;         // the client socket is in the worker's ReadyPoller
   core::Ref<Session> poll_ref_;     // alive while registered there (released after finish)
   // Who ended it, with what code and reason (first one wins).
   const char* closed_by_ = nullptr;

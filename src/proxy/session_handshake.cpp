@@ -7,9 +7,16 @@
 
 #include <fmt/format.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <new>
+#include <vector>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -47,10 +54,85 @@ std::uint64_t next_session_id(unsigned worker) {
   thread_local std::uint64_t seq = 0;
   return (++seq << 8) | (worker & 0xFF);
 }
+
+std::string format_peer(const sockaddr* peer) {
+  char ip[INET6_ADDRSTRLEN] = "";
+  if (peer == nullptr) return {};
+  if (peer->sa_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(peer);
+    ::inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+    return fmt::format("{}:{}", ip, ntohs(a->sin_port));
+  }
+  if (peer->sa_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(peer);
+    ::inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+    return fmt::format("[{}]:{}", ip, ntohs(a->sin6_port));
+  }
+  return {};
+}
+
+// The free list behind Session::operator new (one per worker thread; blocks
+// are reused, never returned). Sanitizer builds use plain new/delete so that
+// use-after-free stays visible.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kPoolSessions = false;
+#else
+constexpr bool kPoolSessions = true;
+#endif
+
+struct FreeBlock {
+  FreeBlock* next;
+};
+
+struct SessionSlab {
+  static constexpr std::size_t kPerChunk = 64;
+  FreeBlock* free = nullptr;
+  std::vector<void*> chunks;
+  ~SessionSlab() {
+    for (void* c : chunks) ::operator delete(c);
+  }
+  void* take(std::size_t size) {
+    if (free == nullptr) {
+      auto* chunk = static_cast<unsigned char*>(::operator new(size * kPerChunk));
+      chunks.push_back(chunk);
+      for (std::size_t i = kPerChunk; i-- > 0;) give(chunk + i * size);
+    }
+    FreeBlock* b = free;
+    free = b->next;
+    return b;
+  }
+  void give(void* p) { free = new (p) FreeBlock{free}; }
+};
+
+SessionSlab& slab() {
+  thread_local SessionSlab s;
+  return s;
+}
 }  // namespace
 
-void Session::start(core::Worker& worker, tcp::socket client, std::size_t listener) {
-  core::Ref<Session> s(new Session(worker, std::move(client), listener));
+void* Session::operator new(std::size_t size) {
+  if constexpr (kPoolSessions) return slab().take(size);
+  return ::operator new(size);
+}
+
+void Session::operator delete(void* p, std::size_t size) {
+  if constexpr (kPoolSessions) {
+    slab().give(p);
+    return;
+  }
+  ::operator delete(p, size);
+}
+
+void Session::start(core::Worker& worker, int fd, const sockaddr* peer, std::size_t listener) {
+  core::Ref<Session> s(new Session(worker, fd, peer, listener));
+  if (!s->registered_) {
+    // epoll refused the descriptor (out of memory or max_user_watches).
+    s->worker_.stats().refused.add();
+    s->log_refusal(503, "cannot watch the connection: " + std::string(std::strerror(errno)));
+    s->phase_ = Phase::done;
+    s->finish();
+    return;
+  }
   if (s->phase_ == Phase::tls_handshake) {
     s->tls_accept();
   } else {
@@ -58,23 +140,18 @@ void Session::start(core::Worker& worker, tcp::socket client, std::size_t listen
   }
 }
 
-Session::Session(core::Worker& worker, tcp::socket client, std::size_t listener)
+Session::Session(core::Worker& worker, int fd, const sockaddr* peer, std::size_t listener)
     : worker_(worker),
       config_(worker.config()),
-      sides_{SideState(worker.io()), SideState(worker.io())},
-      timer_(worker.io()),
       id_(next_session_id(worker.index())),
+      client_addr_(format_peer(peer)),
       started_ms_(core::coarse_now_ms()) {
-  sides_[kClient].sock = std::move(client);
-  error_code ec;
-  const auto ep = sides_[kClient].sock.remote_endpoint(ec);
-  if (!ec) {
-    client_addr_ = ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
-                                        : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+  sides_[kClient].fd = fd;
+  if (worker.poller().add(fd, this, kClient)) {
+    registered_ = true;
+    poll_ref_ = core::Ref<Session>(this);
   }
-  sides_[kClient].sock.set_option(tcp::no_delay(true), ec);
-  sides_[kClient].sock.non_blocking(true, ec);
-  hs_ = std::make_unique<Handshake>(worker.io());
+  hs_ = std::make_unique<Handshake>();
   hs_->listener = listener;
   worker_.attach(this);
   worker_.stats().connections_accepted.add();
@@ -90,7 +167,7 @@ Session::Session(core::Worker& worker, tcp::socket client, std::size_t listener)
       close_deadline_ms_ = started_ms_ + server->conf().handshake_timeout.count();
       sides_[kClient].ssl = server->new_ssl();
       SideState& c = sides_[kClient];
-      if (c.ssl != nullptr && !net::attach_socket(c.ssl, c.sock.native_handle(), &c.tls_drained)) {
+      if (c.ssl != nullptr && !net::attach_socket(c.ssl, c.fd, &c.tls_drained)) {
         SSL_free(c.ssl);
         c.ssl = nullptr;  // tls_accept reports it
       }
@@ -100,8 +177,10 @@ Session::Session(core::Worker& worker, tcp::socket client, std::size_t listener)
 }
 
 Session::~Session() {
+  worker_.cancel_timer(this);
   for (auto& p : pumps_) release_buffer(p);
   free_tls();
+  for (int s = 0; s < 2; ++s) close_fd(s);
 }
 
 void Session::read_request() {
@@ -111,7 +190,8 @@ void Session::read_request() {
     const std::size_t old = in.size();
     const std::size_t want = next_read_size(in, max);
     in.resize(old + want);
-    const auto r = net::read_some(sides_[kClient].sock.native_handle(), sides_[kClient].ssl, in.data() + old, want);
+    begin_io(kClient);
+    const auto r = net::read_some(sides_[kClient].fd, sides_[kClient].ssl, in.data() + old, want);
     in.resize(old + r.n);
     if (r.would_block()) {
       wait_io(kClient, r.status, &Session::read_request);
@@ -166,42 +246,34 @@ void Session::route_and_connect() {
   arm_timer();
   hs_->first_upstream = worker_.picker().first(hs_->route_index);
   hs_->attempts = 0;
-  watch_client_during_setup();
   connect_next();
 }
 
 // While the upstream is being set up nothing reads the client; without a
-// watch, a client that gives up would hold its session until the connect or
-// upstream handshake timeout. One readiness wait: EOF or an error ends the
-// session at once; early frame bytes just end the watch (they are relayed later).
-void Session::watch_client_during_setup() {
-  auto self = core::Ref<Session>(this);
-  sides_[kClient].sock.async_wait(tcp::socket::wait_read, [self](error_code ec) {
-    if (ec || (self->phase_ != Phase::connecting && self->phase_ != Phase::upstream_handshake)) return;
-    char byte;
-    if (SSL* ssl = self->sides_[kClient].ssl) {
-      // TLS: a close_notify is bytes on the socket too, so ask OpenSSL.
-      ERR_clear_error();
-      std::size_t got = 0;
-      const int rc = SSL_peek_ex(ssl, &byte, 1, &got);
-      if (rc == 1) return;  // early frame bytes: relayed later
-      const int err = SSL_get_error(ssl, rc);
-      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-        self->watch_client_during_setup();  // a record without data (e.g. a ticket ack)
-        return;
-      }
-    } else {
-      const ssize_t n = ::recv(self->sides_[kClient].sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) return;
-    }
-    self->worker_.stats().setup_abandoned.add();
-    self->log_refusal(499, "client closed during upstream setup");
-    error_code ignored;
-    self->sides_[kUpstream].sock.close(ignored);
-    self->hs_->resolver.cancel();
-    self->phase_ = Phase::done;
-    self->finish();
-  });
+// look at it, a client that gives up would hold its session until the connect
+// or upstream handshake timeout. On each readable edge of the client in those
+// phases (on_ready): EOF or an error ends the session at once; early frame
+// bytes stay in the socket (they are relayed later).
+void Session::check_client_during_setup() {
+  char byte;
+  const int fd = sides_[kClient].fd;
+  if (SSL* ssl = sides_[kClient].ssl) {
+    // TLS: a close_notify is bytes on the socket too, so ask OpenSSL.
+    ERR_clear_error();
+    std::size_t got = 0;
+    const int rc = SSL_peek_ex(ssl, &byte, 1, &got);
+    if (rc == 1) return;  // early frame bytes: relayed later
+    const int err = SSL_get_error(ssl, rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;  // a record without data
+  } else {
+    const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return;
+  }
+  worker_.stats().setup_abandoned.add();
+  log_refusal(499, "client closed during upstream setup");
+  if (hs_->resolver) hs_->resolver->cancel();
+  phase_ = Phase::done;
+  finish();
 }
 
 // Tries the route's upstreams in round-robin order, each once, until one
@@ -209,26 +281,36 @@ void Session::watch_client_during_setup() {
 void Session::connect_next() {
   auto& hs = *hs_;
   if (hs.endpoint_index < hs.endpoints.size()) {
-    auto self = core::Ref<Session>(this);
     const tcp::endpoint ep = hs.endpoints[hs.endpoint_index++];
-    auto& sock = sides_[kUpstream].sock;
-    error_code ignored;
-    sock.close(ignored);
-    sock.async_connect(ep, [self](error_code ec) {
-      if (self->phase_ != Phase::connecting) return;
-      if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
+    close_fd(kUpstream);
+    const int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE) {
         // Our own limit, not the backend's fault: trying others would not help.
-        self->worker_.stats().upstream_failures.add();
-        self->upstream_failed(503, "out of file descriptors");
+        worker_.stats().upstream_failures.add();
+        upstream_failed(503, "out of file descriptors");
         return;
       }
-      if (ec) {
-        self->hs_->last_error = ec.message();
-        self->connect_next();
-        return;
-      }
-      self->on_upstream_connected();
-    });
+      hs.last_error = std::strerror(errno);
+      connect_next();
+      return;
+    }
+    sides_[kUpstream].fd = fd;
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!worker_.poller().add(fd, this, kUpstream)) {
+      worker_.stats().upstream_failures.add();
+      upstream_failed(503, "cannot watch the upstream socket: " + std::string(std::strerror(errno)));
+      return;
+    }
+    if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) == 0) {
+      on_upstream_connected();
+    } else if (errno == EINPROGRESS) {
+      wait_io(kUpstream, net::Io::want_write, &Session::on_connect_ready);
+    } else {
+      hs.last_error = std::strerror(errno);
+      connect_next();
+    }
     return;
   }
   if (hs.attempts >= route_->upstreams.size()) {
@@ -254,21 +336,31 @@ void Session::connect_next() {
     return;
   }
   auto self = core::Ref<Session>(this);
-  hs.resolver.async_resolve(up.host, std::to_string(up.port),
-                            [self](error_code ec, tcp::resolver::results_type results) {
-                              if (self->phase_ != Phase::connecting) return;
-                              auto& hs = *self->hs_;
-                              if (ec) hs.last_error = "resolve " + self->upstream_addr_ + ": " + ec.message();
-                              for (const auto& r : results) hs.endpoints.push_back(r.endpoint());
-                              self->connect_next();
-                            });
+  if (!hs.resolver) hs.resolver.emplace(worker_.io());
+  hs.resolver->async_resolve(up.host, std::to_string(up.port),
+                             [self](error_code ec, tcp::resolver::results_type results) {
+                               if (self->phase_ != Phase::connecting) return;
+                               auto& hs = *self->hs_;
+                               if (ec) hs.last_error = "resolve " + std::string(self->upstream_addr_) + ": " + ec.message();
+                               for (const auto& r : results) hs.endpoints.push_back(r.endpoint());
+                               self->connect_next();
+                             });
+}
+
+// The non-blocking connect finished (the socket became writable or failed).
+void Session::on_connect_ready() {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(sides_[kUpstream].fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) {
+    hs_->last_error = std::strerror(err);
+    connect_next();
+    return;
+  }
+  on_upstream_connected();
 }
 
 void Session::on_upstream_connected() {
-  auto& up = sides_[kUpstream].sock;
-  error_code ec;
-  up.set_option(tcp::no_delay(true), ec);
-  up.non_blocking(true, ec);
   phase_ = Phase::upstream_handshake;
   close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.upstream_handshake.count();
   arm_timer();
@@ -283,7 +375,7 @@ void Session::on_upstream_connected() {
       return;
     }
     sides_[kUpstream].ssl = ssl;
-    if (!net::attach_socket(ssl, up.native_handle(), &sides_[kUpstream].tls_drained)) {
+    if (!net::attach_socket(ssl, sides_[kUpstream].fd, &sides_[kUpstream].tls_drained)) {
       worker_.stats().upstream_failures.add();
       upstream_failed(502, "upstream TLS handshake failed: out of memory");
       return;
@@ -315,8 +407,8 @@ void Session::read_upstream_response() {
     const std::size_t old = in.size();
     const std::size_t want = next_read_size(in, kMaxUpstreamHead);
     in.resize(old + want);
-    const auto r = net::read_some(sides_[kUpstream].sock.native_handle(), sides_[kUpstream].ssl,
-                                  in.data() + old, want);
+    begin_io(kUpstream);
+    const auto r = net::read_some(sides_[kUpstream].fd, sides_[kUpstream].ssl, in.data() + old, want);
     in.resize(old + r.n);
     if (r.would_block()) {
       wait_io(kUpstream, r.status, &Session::read_upstream_response);
@@ -375,8 +467,7 @@ std::string_view Session::client_ip() const {
 }
 
 void Session::upstream_failed(unsigned status, std::string reason) {
-  error_code ignored;
-  sides_[kUpstream].sock.close(ignored);
+  close_fd(kUpstream);
   refuse(status, std::move(reason));
 }
 
@@ -392,8 +483,7 @@ void Session::refuse(unsigned status, std::string reason) {
 void Session::on_refusal_sent() {
   // Half-close so the response is delivered before the connection goes.
   if (sides_[kClient].ssl != nullptr && hs_->io_error.empty()) SSL_shutdown(sides_[kClient].ssl);
-  error_code ignored;
-  sides_[kClient].sock.shutdown(tcp::socket::shutdown_send, ignored);
+  if (sides_[kClient].fd >= 0) ::shutdown(sides_[kClient].fd, SHUT_WR);
   finish();
 }
 

@@ -6,6 +6,8 @@
 
 #include <sys/socket.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -18,16 +20,38 @@
 
 namespace weir::proxy {
 
-using boost::system::error_code;
-
+// A wait is a note: both sockets are in the worker's poller for good, and
+// on_ready() runs the step when the edge comes. An edge that came since the
+// last attempt on that side (begin_io clears them) means: try again now.
 void Session::wait_io(int s, net::Io want, Step next) {
-  auto self = core::Ref<Session>(this);
-  const Phase phase = phase_;
-  sides_[s].sock.async_wait(want == net::Io::want_write ? tcp::socket::wait_write : tcp::socket::wait_read,
-                            [self, next, phase](error_code ec) {
-                              if (ec || self->finished_ || self->phase_ != phase) return;
-                              ((*self).*next)();
-                            });
+  SideState& side = sides_[s];
+  const bool write = want == net::Io::want_write;
+  bool& edge = write ? side.tx_edge : side.rx_edge;
+  if (edge) {
+    edge = false;
+    (this->*next)();
+    return;
+  }
+  hs_->wait_next = next;
+  hs_->wait_side = s;
+  hs_->wait_write = write;
+}
+
+// Any I/O attempt uses up the edges seen on that side so far: if it blocks,
+// the edge that ends the wait is a new one. (TLS may read and write in one
+// call, so both.)
+void Session::begin_io(int s) {
+  sides_[s].rx_edge = false;
+  sides_[s].tx_edge = false;
+}
+
+void Session::close_fd(int s) {
+  SideState& side = sides_[s];
+  if (side.fd >= 0) {
+    ::close(side.fd);  // also takes it out of the poller
+    side.fd = -1;
+  }
+  side.rx_edge = side.tx_edge = false;
 }
 
 void Session::send_out(int s, Step next) {
@@ -41,7 +65,8 @@ void Session::continue_send() {
   auto& hs = *hs_;
   SideState& side = sides_[hs.out_side];
   while (hs.out_pos < hs.out.size()) {
-    const auto r = net::write_some(side.sock.native_handle(), side.ssl, hs.out.data() + hs.out_pos,
+    begin_io(hs.out_side);
+    const auto r = net::write_some(side.fd, side.ssl, hs.out.data() + hs.out_pos,
                                    hs.out.size() - hs.out_pos);
     if (r.status == net::Io::done) {
       hs.out_pos += r.n;
@@ -68,7 +93,8 @@ void Session::tls_accept() {
   }
   if (!hs_->tls_started) {
     unsigned char first = 0;
-    const ssize_t n = ::recv(c.sock.native_handle(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
+    begin_io(kClient);
+    const ssize_t n = ::recv(c.fd, &first, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       wait_io(kClient, net::Io::want_read, &Session::tls_accept);
       return;
@@ -83,7 +109,7 @@ void Session::tls_accept() {
         // Read what was sent, so that closing does not reset the connection
         // before the client has read the answer.
         char sink[8192];
-        for (int i = 0; i < 8 && ::recv(c.sock.native_handle(), sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+        for (int i = 0; i < 8 && ::recv(c.fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
         }
         free_tls();
         phase_ = Phase::request;
@@ -95,6 +121,7 @@ void Session::tls_accept() {
     }
     hs_->tls_started = true;
   }
+  begin_io(kClient);
   const auto r = net::handshake(c.ssl);
   if (r.would_block()) {
     wait_io(kClient, r.status, &Session::tls_accept);
@@ -133,6 +160,7 @@ void Session::tls_failed(std::string_view reason) {
 // Upstream side (wss://): verification was set up by TlsClient::new_ssl.
 void Session::tls_connect() {
   SSL* ssl = sides_[kUpstream].ssl;
+  begin_io(kUpstream);
   const auto r = net::handshake(ssl);
   if (r.would_block()) {
     wait_io(kUpstream, r.status, &Session::tls_connect);

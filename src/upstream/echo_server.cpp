@@ -1,7 +1,10 @@
 #include "upstream/echo_server.h"
 
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+
+#include <unistd.h>
 
 #include <cstring>
 
@@ -211,7 +214,14 @@ class EchoConn final : public core::RefCounted {
 
 struct EchoServer::Impl {
   Impl(core::Worker& w, const std::string& address, std::uint16_t port)
-      : listener(w, address, port, [](core::Worker& wk, tcp::socket s) {
+      : listener(w, address, port, [](core::Worker& wk, int fd, const sockaddr* peer) {
+          tcp::socket s(wk.io());
+          error_code ec;
+          s.assign(peer->sa_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+          if (ec) {
+            ::close(fd);
+            return;
+          }
           core::Ref<EchoConn> c(new EchoConn(wk, std::move(s)));
           c->read_head();
         }) {}

@@ -112,7 +112,7 @@ TEST(Workers, TwoWorkersRelayConcurrentClientsAndShutDown) {
     workers.back()->echo_port = echo_port;
     listeners.push_back(std::make_unique<net::Listener>(
         *workers.back(), "127.0.0.1", port,
-        [](core::Worker& w, boost::asio::ip::tcp::socket s) { proxy::Session::start(w, std::move(s)); }));
+        [](core::Worker& w, int fd, const sockaddr* peer) { proxy::Session::start(w, fd, peer); }));
     port = listeners.back()->port();
   }
   for (unsigned i = 0; i < 2; ++i) {
