@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/clock.h"
+#include "core/heap_trim.h"
 #include "core/worker.h"
 #include "net/listener.h"
 #include "net/tls.h"
@@ -69,6 +71,8 @@ class Server {
       begin_drain(sig, main_io, tick, signals);
     });
     wait_hup(hup);
+    asio::steady_timer trim_tick(main_io);
+    watch_heap(trim_tick);
     main_io.run();
     for (auto& w : workers_) w->stop();
     for (auto& w : workers_) w->join();
@@ -147,6 +151,24 @@ class Server {
     });
   }
 
+  // Once a second: after a burst of connections has paused, give the free
+  // heap pages it left back to the kernel (core/heap_trim.h).
+  void watch_heap(asio::steady_timer& tick) {
+    tick.expires_after(std::chrono::seconds(1));
+    tick.async_wait([this, &tick](error_code ec) {
+      if (ec) return;
+      std::uint64_t accepted = 0;
+      for (const auto& w : workers_) accepted += w->stats().connections_accepted.get();
+      if (trim_.observe(accepted, core::coarse_now_ms())) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const bool released = core::trim_heap();
+        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+        log::Line(log::Level::debug, "heap_trimmed").num("us", us.count()).num("released", released ? 1 : 0);
+      }
+      watch_heap(tick);
+    });
+  }
+
   std::size_t live() const {
     std::size_t n = 0;
     for (const auto& w : workers_) n += w->live();
@@ -204,6 +226,7 @@ class Server {
   std::vector<std::unique_ptr<core::Worker>> workers_;
   std::vector<std::unique_ptr<net::Listener>> listeners_;
   std::vector<std::unique_ptr<upstream::EchoServer>> echo_;
+  core::TrimPolicy trim_;
 };
 
 }  // namespace
