@@ -55,11 +55,11 @@ class Server {
     }
     for (auto& l : listeners_) {
       auto* lp = l.get();
-      asio::post(lp->worker().io(), [lp] { lp->start(); });
+      lp->worker().post([lp] { lp->start(); });
     }
     for (auto& e : echo_) {
       auto* ep = e.get();
-      asio::post(ep->worker().io(), [ep] { ep->start(); });
+      ep->worker().post([ep] { ep->start(); });
     }
     for (auto& w : workers_) w->start();
     log::Line(log::Level::info, "started").num("workers", n).str("version", WEIR_VERSION);
@@ -139,7 +139,7 @@ class Server {
         auto tls = net::build_tls(*cfg_);
         for (auto& w : workers_) {
           auto* wp = w.get();
-          asio::post(wp->io(), [wp, tls] { wp->set_tls(tls); });
+          wp->post([wp, tls] { wp->set_tls(tls); });
         }
         log::Line(log::Level::info, "tls_reload").num("certificates", static_cast<std::int64_t>(tls->certificates));
       } catch (const config::ConfigError& e) {
@@ -185,7 +185,7 @@ class Server {
         .num("drain_ms", cfg_->drain.count());
     for (auto& l : listeners_) {
       auto* lp = l.get();
-      asio::post(lp->worker().io(), [lp] { lp->stop(); });
+      lp->worker().post([lp] { lp->stop(); });
     }
     signals.async_wait([&io](error_code ec, int) {
       if (!ec) io.stop();
@@ -209,7 +209,7 @@ class Server {
       log::Line(log::Level::info, "drain_over").num("sessions", static_cast<std::int64_t>(live()));
       for (auto& w : workers_) {
         auto* wp = w.get();
-        asio::post(wp->io(), [wp] { wp->shutdown_all(1001, "server shutting down"); });
+        wp->post([wp] { wp->shutdown_all(1001, "server shutting down"); });
       }
       std::chrono::milliseconds close_wait{1000};
       for (const auto& r : cfg_->routes) close_wait = std::max(close_wait, r.timeouts.close);

@@ -1,23 +1,105 @@
 #include "core/ready_poller.h"
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
 #include <system_error>
+
+#include "core/clock.h"
 
 namespace weir::core {
 
-ReadyPoller::ReadyPoller(boost::asio::io_context& io) : desc_(io) {
+namespace {
+
+// epoll data of the two descriptors that are not sockets (targets are
+// pointers, never this small).
+constexpr std::uint64_t kAsioTag = 0;
+constexpr std::uint64_t kNotifyTag = 2;
+// While a foreign completion is expected: poll Asio at least this often.
+constexpr int kForeignPollMs = 5;
+
+// Asio keeps its epoll descriptor to itself. Find it as the eventpoll
+// descriptor whose /proc fdinfo lists a probe pipe registered through Asio.
+int find_asio_epoll_fd(boost::asio::io_context& io) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
+  int found = -1;
+  {
+    boost::asio::posix::stream_descriptor probe(io);
+    boost::system::error_code ec;
+    probe.assign(p[0], ec);  // registers p[0] in Asio's epoll set
+    if (ec) ::close(p[0]);
+    DIR* dir = ec ? nullptr : ::opendir("/proc/self/fd");
+    while (dir != nullptr && found < 0) {
+      const dirent* e = ::readdir(dir);
+      if (e == nullptr) break;
+      const int fd = std::atoi(e->d_name);
+      char link[64];
+      const std::string path = std::string("/proc/self/fd/") + e->d_name;
+      const ssize_t n = ::readlink(path.c_str(), link, sizeof link - 1);
+      if (n <= 0) continue;
+      link[n] = '\0';
+      if (std::strcmp(link, "anon_inode:[eventpoll]") != 0) continue;
+      std::FILE* f = std::fopen((std::string("/proc/self/fdinfo/") + e->d_name).c_str(), "r");
+      if (f == nullptr) continue;
+      char line[256];
+      while (std::fgets(line, sizeof line, f) != nullptr) {
+        int tfd = -1;
+        if (std::sscanf(line, "tfd: %d", &tfd) == 1 && tfd == p[0]) {
+          found = fd;
+          break;
+        }
+      }
+      std::fclose(f);
+    }
+    if (dir != nullptr) ::closedir(dir);
+  }  // closes p[0]
+  ::close(p[1]);
+  return found;
+}
+
+}  // namespace
+
+ReadyPoller::ReadyPoller(boost::asio::io_context& io, TimerWheel& wheel) : io_(io), wheel_(wheel) {
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
-  desc_.assign(::dup(epfd_));  // Asio owns (and closes) its copy
-  wait();
+  asio_fd_ = find_asio_epoll_fd(io_);
+  event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  epoll_event ev{};
+  ev.events = EPOLLIN;  // level-triggered: ready until io_.poll() has drained it
+  ev.data.u64 = kAsioTag;
+  epoll_event nev{};
+  nev.events = EPOLLIN;
+  nev.data.u64 = kNotifyTag;
+  if (asio_fd_ < 0 || event_fd_ < 0 || ::epoll_ctl(epfd_, EPOLL_CTL_ADD, asio_fd_, &ev) != 0 ||
+      ::epoll_ctl(epfd_, EPOLL_CTL_ADD, event_fd_, &nev) != 0) {
+    const int e = asio_fd_ < 0 ? ENOENT : errno;
+    if (event_fd_ >= 0) ::close(event_fd_);
+    ::close(epfd_);
+    throw std::system_error(e, std::generic_category(), "cannot set up the worker loop");
+  }
 }
 
 ReadyPoller::~ReadyPoller() {
-  boost::system::error_code ignored;
-  desc_.close(ignored);
+  ::close(event_fd_);
   ::close(epfd_);
+}
+
+void ReadyPoller::notify() {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(event_fd_, &one, sizeof one);
 }
 
 bool ReadyPoller::add(int fd, ReadyTarget* target, unsigned tag) {
@@ -27,23 +109,81 @@ bool ReadyPoller::add(int fd, ReadyTarget* target, unsigned tag) {
   return ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
-void ReadyPoller::remove(int fd) {
-  epoll_event ev{};
-  ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev);
+void ReadyPoller::run_timers() {
+  const std::int64_t now = std::max(coarse_now_ms(), wake_ms_);
+  wake_ms_ = -1;
+  wheel_.advance(now);
+  const std::int64_t next = wheel_.next_wakeup_ms();
+  if (next >= 0) wake_by(next);
 }
 
-void ReadyPoller::wait() {
-  desc_.async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
-    if (ec) return;
-    epoll_event evs[256];
-    const int n = ::epoll_wait(epfd_, evs, 256, 0);
-    for (int i = 0; i < n; ++i) {
-      const std::uint64_t u = evs[i].data.u64;
-      auto* target = reinterpret_cast<ReadyTarget*>(static_cast<std::uintptr_t>(u & ~std::uint64_t{1}));
-      target->on_ready(static_cast<unsigned>(u & 1u), evs[i].events);
+void ReadyPoller::run(const std::function<void(const char*)>& on_error) {
+  auto guard = boost::asio::make_work_guard(io_);  // poll() must not stop io_ when idle
+  stopped_ = false;
+  epoll_event evs[256];
+  while (!stopped_) {
+    int timeout = -1;
+    bool until_wake = false;  // the timeout is the wheel's (a timed-out wait proves wake_ms_ passed)
+    if (!deferred_.empty() || asio_ready_) {
+      timeout = 0;
+    } else if (wake_ms_ >= 0) {
+      // The coarse clock lags the real one by up to a jiffy, so this wait
+      // ends at or after wake_ms_.
+      const std::int64_t left = wake_ms_ - coarse_now_ms();
+      timeout = static_cast<int>(std::clamp<std::int64_t>(left, 0, 60'000));
+      until_wake = left <= 60'000;
     }
-    wait();
-  });
+    if (foreign_ > 0 && (timeout < 0 || timeout > kForeignPollMs)) {
+      timeout = kForeignPollMs;
+      until_wake = false;
+    }
+    const int n = ::epoll_wait(epfd_, evs, 256, timeout);
+    if (foreign_ > 0) asio_ready_ = true;
+    try {
+      for (int i = 0; i < n; ++i) {
+        const std::uint64_t u = evs[i].data.u64;
+        if (u == kAsioTag || u == kNotifyTag) {
+          if (u == kNotifyTag) {
+            std::uint64_t count;
+            [[maybe_unused]] auto r = ::read(event_fd_, &count, sizeof count);
+          }
+          asio_ready_ = true;
+          continue;
+        }
+        auto* target = reinterpret_cast<ReadyTarget*>(static_cast<std::uintptr_t>(u & ~std::uint64_t{1}));
+        target->on_ready(static_cast<unsigned>(u & 1u), evs[i].events);
+      }
+    } catch (const std::exception& e) {
+      on_error(e.what());
+    }
+    // A deadline passed: the timed-out wait proves it even if the coarse
+    // clock has not caught up yet.
+    if (wake_ms_ >= 0 && ((n == 0 && until_wake) || coarse_now_ms() >= wake_ms_)) {
+      try {
+        run_timers();
+      } catch (const std::exception& e) {
+        on_error(e.what());
+      }
+    }
+    if (asio_ready_) {
+      asio_ready_ = false;
+      try {
+        io_.poll();
+      } catch (const std::exception& e) {
+        on_error(e.what());
+      }
+    }
+    // Deferred work of this round; what it defers runs next round.
+    running_.swap(deferred_);
+    for (std::size_t i = 0; i < running_.size(); ++i) {
+      try {
+        running_[i]();
+      } catch (const std::exception& e) {
+        on_error(e.what());
+      }
+    }
+    running_.clear();
+  }
 }
 
 }  // namespace weir::core

@@ -4,8 +4,10 @@
 // only post() to it (design: threads).
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -48,7 +50,6 @@ class Worker {
   // (built here from cfg when not given).
   Worker(unsigned index, std::shared_ptr<const config::Config> cfg,
          std::shared_ptr<const Chains> chains = nullptr);
-  ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
@@ -58,7 +59,7 @@ class Worker {
   const std::shared_ptr<const config::Config>& config() const { return config_; }
   obs::WorkerStats& stats() { return stats_; }
 
-  // Runs the loop on a new thread until stop().
+  // Runs the loop (ReadyPoller::run) on a new thread until stop().
   void start();
   void stop();
   void join();
@@ -75,9 +76,24 @@ class Worker {
   ReadyPoller& poller() { return *poller_; }
 
   // Session timers: coarse deadlines (ms of coarse_now_ms()) on the worker's
-  // wheel, driven by one Asio timer (worker thread only).
-  void schedule_timer(TimerTarget* t, std::int64_t due_ms);
+  // wheel, which the loop advances (worker thread only).
+  void schedule_timer(TimerTarget* t, std::int64_t due_ms) {
+    wheel_.schedule(t, due_ms);
+    poller_->wake_by((due_ms / TimerWheel::kTickMs + 1) * TimerWheel::kTickMs);
+  }
   void cancel_timer(TimerTarget* t) { wheel_.cancel(t); }
+  // From any thread: runs f on the worker (use this rather than posting to
+  // io() directly, which would not wake the loop).
+  template <class F>
+  void post(F f) {
+    boost::asio::post(io_, std::move(f));
+    poller_->notify();
+  }
+  // Worker thread, outside Asio handlers, after starting an Asio operation:
+  // see ReadyPoller::poke().
+  void poke_asio() { poller_->poke(); }
+  // Runs f after the current batch of events (worker thread only).
+  void defer(std::function<void()> f) { poller_->defer(std::move(f)); }
 
   // The TLS contexts new connections use (worker thread only; a reload posts
   // a new set to every worker).
@@ -102,11 +118,8 @@ class Worker {
   // leave the wheel and return buffers to buffers_.
   TimerWheel wheel_;
   boost::asio::io_context io_;
-  // After io_, so they are destroyed before it.
+  // After io_, so it is destroyed before it.
   std::unique_ptr<ReadyPoller> poller_;
-  void arm_wheel(std::int64_t wake_ms);
-  struct WheelDriver;
-  std::unique_ptr<WheelDriver> wheel_driver_;
 };
 
 }  // namespace weir::core

@@ -130,7 +130,7 @@ void Listener::accept_batch() {
     return;
   }
   // More may be waiting, and the edge has been used: continue after other work.
-  asio::post(worker_.io(), [this] {
+  worker_.defer([this] {
     if (!backing_off_) accept_batch();
   });
 }

@@ -223,7 +223,7 @@ void Session::pump(int d) {
   }
   // Fairness: let other sessions on this worker run, then continue.
   auto self = core::Ref<Session>(this);
-  asio::post(worker_.io(), [self, d] { self->pump(d); });
+  worker_.defer([self, d] { self->pump(d); });
 }
 
 // Writes the pending run, then injected frames at a frame boundary. Returns
@@ -291,7 +291,7 @@ void Session::arm_read(int d) {
   if (edge) {
     edge = false;
     auto self = core::Ref<Session>(this);
-    asio::post(worker_.io(), [self, d] {
+    worker_.defer([self, d] {
       if (self->phase_ == Phase::relay) self->pump(d);
     });
     return;
@@ -306,7 +306,7 @@ void Session::arm_write(int d) {
   if (edge) {
     edge = false;
     auto self = core::Ref<Session>(this);
-    asio::post(worker_.io(), [self, d] {
+    worker_.defer([self, d] {
       if (self->phase_ == Phase::relay && self->flush(d)) self->pump(d);
     });
     return;
@@ -502,7 +502,7 @@ void Session::finish() {
     registered_ = false;
     // Events of the batch being dispatched may still name this session:
     // let go of it only after the current handler.
-    asio::post(worker_.io(), [ref = std::move(poll_ref_)] {});
+    worker_.defer([ref = std::move(poll_ref_)] {});
   }
   if (was_relay) {
     worker_.stats().sessions_closed.add();

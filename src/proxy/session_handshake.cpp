@@ -337,8 +337,11 @@ void Session::connect_next() {
   }
   auto self = core::Ref<Session>(this);
   if (!hs.resolver) hs.resolver.emplace(worker_.io());
+  // Asio resolves on a thread of its own: the loop must poll for the answer.
+  worker_.poller().foreign_begin();
   hs.resolver->async_resolve(up.host, std::to_string(up.port),
                              [self](error_code ec, tcp::resolver::results_type results) {
+                               self->worker_.poller().foreign_end();
                                if (self->phase_ != Phase::connecting) return;
                                auto& hs = *self->hs_;
                                if (ec) hs.last_error = "resolve " + std::string(self->upstream_addr_) + ": " + ec.message();

@@ -224,6 +224,7 @@ struct EchoServer::Impl {
           }
           core::Ref<EchoConn> c(new EchoConn(wk, std::move(s)));
           c->read_head();
+          wk.poke_asio();  // called from the worker's loop, outside Asio: a read may have completed already
         }) {}
   net::Listener listener;
 };

@@ -118,7 +118,7 @@ TEST(Workers, TwoWorkersRelayConcurrentClientsAndShutDown) {
   for (unsigned i = 0; i < 2; ++i) {
     auto* l = listeners[i].get();
     auto* e = echo[i].get();
-    boost::asio::post(workers[i]->io(), [l, e] {
+    workers[i]->post([l, e] {
       l->start();
       e->start();
     });
@@ -152,7 +152,7 @@ TEST(Workers, TwoWorkersRelayConcurrentClientsAndShutDown) {
     auto* w = workers[i].get();
     auto* l = listeners[i].get();
     auto* e = echo[i].get();
-    boost::asio::post(w->io(), [w, l, e] {
+    w->post([w, l, e] {
       l->stop();
       e->stop();
       w->shutdown_all(ws::close_code::going_away, "test over");
