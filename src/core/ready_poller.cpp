@@ -102,11 +102,16 @@ void ReadyPoller::notify() {
   [[maybe_unused]] auto n = ::write(event_fd_, &one, sizeof one);
 }
 
-bool ReadyPoller::add(int fd, ReadyTarget* target, unsigned tag) {
+bool ReadyPoller::add(int fd, ReadyTarget* target, unsigned tag, bool level) {
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.events = level ? EPOLLIN : EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = reinterpret_cast<std::uintptr_t>(target) | (tag & 1u);
   return ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+void ReadyPoller::remove(int fd) {
+  epoll_event ev{};
+  ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev);
 }
 
 void ReadyPoller::run_timers() {

@@ -42,7 +42,12 @@ class ReadyPoller {
   // closed (closing a descriptor takes it out of the set). The target must
   // outlive the current handler after that: events of a batch already taken
   // may still name it (defer the release).
-  bool add(int fd, ReadyTarget* target, unsigned tag);
+  // level: level-triggered for reading only (a listening socket, taken one
+  // connection per event like nginx, so no accept ends in EAGAIN).
+  bool add(int fd, ReadyTarget* target, unsigned tag, bool level = false);
+
+  // Takes fd out of the set (until add() again).
+  void remove(int fd);
 
   // Runs f after the events of the current batch (no syscall, no Asio post).
   void defer(std::function<void()> f) { deferred_.push_back(std::move(f)); }

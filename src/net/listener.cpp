@@ -22,9 +22,6 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 namespace {
-// Connections taken per readiness edge before other work gets a turn.
-constexpr int kAcceptBatch = 64;
-
 [[noreturn]] void fail(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
 }  // namespace
 
@@ -93,8 +90,9 @@ bool Listener::refuse_one_with_503() {
 void Listener::start() {
   if (started_ || stopped_) return;
   started_ = true;
-  if (!worker_.poller().add(fd_, this, 0)) fail("epoll_ctl");
-  accept_batch();  // connections that queued before the registration
+  // Level-triggered: one accept per event, and the loop reports the socket
+  // again while connections wait, between other sockets' events.
+  if (!worker_.poller().add(fd_, this, 0, /*level=*/true)) fail("epoll_ctl");
 }
 
 void Listener::stop() {
@@ -107,42 +105,42 @@ void Listener::stop() {
 }
 
 void Listener::on_ready(unsigned, std::uint32_t) {
-  if (!backing_off_) accept_batch();
+  if (!backing_off_) accept_one();
 }
 
-void Listener::accept_batch() {
-  for (int i = 0; i < kAcceptBatch; ++i) {
-    if (stopped_) return;
+void Listener::accept_one() {
+  if (stopped_) return;
+  for (;;) {
     sockaddr_storage peer;
     socklen_t len = sizeof peer;
     const int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       on_accept_(worker_, fd, reinterpret_cast<const sockaddr*>(&peer));
-      continue;
+      return;
     }
     const int err = errno;
-    if (err == EAGAIN || err == EWOULDBLOCK) return;  // drained: wait for the next edge
+    if (err == EAGAIN || err == EWOULDBLOCK) return;
     if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
     worker_.stats().accept_errors.add();
-    if ((err == EMFILE || err == ENFILE) && refuse_one_with_503()) continue;
+    if ((err == EMFILE || err == ENFILE) && refuse_one_with_503()) return;
     log::Line(log::Level::warn, "accept_error").num("worker", worker_.index()).str("error", std::strerror(err));
     back_off();
     return;
   }
-  // More may be waiting, and the edge has been used: continue after other work.
-  worker_.defer([this] {
-    if (!backing_off_) accept_batch();
-  });
 }
 
-// Out of descriptors or memory: pause instead of spinning on accept.
+// Out of descriptors or memory: pause instead of spinning on accept (the
+// socket stays readable, so it leaves the poller for the pause).
 void Listener::back_off() {
   backing_off_ = true;
+  worker_.poller().remove(fd_);
   backoff_->timer.expires_after(std::chrono::milliseconds(100));
   backoff_->timer.async_wait([this](error_code e) {
     backing_off_ = false;
-    if (!e) accept_batch();
+    if (e || stopped_) return;
+    if (!worker_.poller().add(fd_, this, 0, /*level=*/true)) back_off();
   });
+  worker_.poke_asio();  // the timer was started outside Asio's handlers
 }
 
 }  // namespace weir::net

@@ -1,7 +1,8 @@
 #pragma once
 // A listening socket on one worker (SO_REUSEPORT: every worker has its own on
 // the same address, and the kernel spreads connections over them). It sits in
-// the worker's ReadyPoller and accepts with accept4(): the peer address comes
+// the worker's ReadyPoller (level-triggered, one accept per event) and accepts
+// with accept4(): the peer address comes
 // with the descriptor, non-blocking and close-on-exec, and TCP_NODELAY is
 // inherited from the listening socket, so a new connection costs no extra
 // syscalls before its first read.
@@ -35,7 +36,7 @@ class Listener final : public core::ReadyTarget {
   void on_ready(unsigned tag, std::uint32_t events) override;
 
  private:
-  void accept_batch();
+  void accept_one();
   void back_off();
   // Out of descriptors: spend the reserve one to accept a waiting client and
   // tell it 503 instead of leaving it in the backlog. False if none waited.
