@@ -1,0 +1,104 @@
+// Session deadlines: one entry on the worker's timer wheel per session for
+// the handshake phases (their timeouts) and the relay (idle, lifetime,
+// keepalive pings, the close handshake).
+
+#include "core/clock.h"
+#include "proxy/handshake_state.h"
+#include "proxy/session.h"
+
+namespace weir::proxy {
+
+// One entry per session on the worker's timer wheel, moved at phase changes
+// and when it fires rather than per message: activity only moves time stamps.
+void Session::arm_timer() {
+  std::int64_t deadline;
+  if (phase_ == Phase::done) return;
+  if (phase_ != Phase::relay || closing_) {
+    deadline = close_deadline_ms_;
+  } else {
+    const auto& t = route_->timeouts;
+    const auto& k = route_->keepalive;
+    deadline = INT64_MAX;
+    if (t.idle.count() > 0) deadline = std::min(deadline, last_data_ms_ + t.idle.count());
+    if (t.max_lifetime.count() > 0) deadline = std::min(deadline, started_ms_ + t.max_lifetime.count());
+    if (k.interval.count() > 0) {
+      for (const auto& s : sides_) {
+        deadline = std::min(deadline, s.ping_sent_ms ? s.ping_sent_ms + k.timeout.count()
+                                                     : s.last_rx_ms + k.interval.count());
+      }
+    }
+    if (deadline == INT64_MAX) {
+      worker_.cancel_timer(this);
+      return;
+    }
+  }
+  worker_.schedule_timer(this, deadline);
+}
+
+void Session::on_due(std::int64_t now_ms) {
+  if (phase_ == Phase::done) return;
+  auto self = core::Ref<Session>(this);
+  on_timer(now_ms);
+}
+
+// now: the wheel's time, which is at least the deadline that fired (the
+// coarse clock may lag it by a jiffy).
+void Session::on_timer(std::int64_t now) {
+  if (phase_ != Phase::relay) {
+    if (now < close_deadline_ms_) return arm_timer();
+    switch (phase_) {
+      case Phase::tls_handshake:
+        tls_failed("TLS handshake timeout");
+        return;
+      case Phase::request:
+        worker_.stats().handshake_timeouts.add();
+        log_refusal(408, "handshake timeout");
+        finish();
+        return;
+      case Phase::connecting:
+        worker_.stats().upstream_failures.add();
+        upstream_failed(504, "upstream connect timeout");
+        return;
+      case Phase::upstream_handshake:
+        worker_.stats().upstream_failures.add();
+        upstream_failed(504, "upstream handshake timeout");
+        return;
+      default:
+        finish();
+        return;
+    }
+  }
+  if (closing_) {
+    if (now >= close_deadline_ms_) {
+      if (!closed_by_) closed_by_ = "weir";
+      finish();
+      return;
+    }
+    return arm_timer();
+  }
+  const auto& t = route_->timeouts;
+  const auto& k = route_->keepalive;
+  if (t.max_lifetime.count() > 0 && now >= started_ms_ + t.max_lifetime.count()) {
+    begin_close(ws::close_code::going_away, "max lifetime reached");
+    return;
+  }
+  if (t.idle.count() > 0 && now >= last_data_ms_ + t.idle.count()) {
+    begin_close(ws::close_code::going_away, "idle timeout");
+    return;
+  }
+  if (k.interval.count() > 0) {
+    for (int s = 0; s < 2; ++s) {
+      SideState& side = sides_[s];
+      if (side.ping_sent_ms && now >= side.ping_sent_ms + k.timeout.count()) {
+        side_lost(s, "keepalive timeout");
+        if (phase_ != Phase::relay) return;
+      } else if (!side.ping_sent_ms && now >= side.last_rx_ms + k.interval.count()) {
+        side.ping_sent_ms = now;
+        queue_ping(s);
+      }
+    }
+  }
+  arm_timer();
+}
+
+}  // namespace weir::proxy
