@@ -16,7 +16,6 @@
 #include <cerrno>
 #include <cstring>
 #include <new>
-#include <vector>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -84,17 +83,16 @@ struct FreeBlock {
   FreeBlock* next;
 };
 
+// Chunks are never freed: a session may outlive its worker's thread (a
+// handler still holding it is destroyed with the io_context, on the main
+// thread), and its block must stay valid; that block then joins the free list
+// of the thread that deletes it.
 struct SessionSlab {
   static constexpr std::size_t kPerChunk = 64;
   FreeBlock* free = nullptr;
-  std::vector<void*> chunks;
-  ~SessionSlab() {
-    for (void* c : chunks) ::operator delete(c);
-  }
   void* take(std::size_t size) {
     if (free == nullptr) {
       auto* chunk = static_cast<unsigned char*>(::operator new(size * kPerChunk));
-      chunks.push_back(chunk);
       for (std::size_t i = kPerChunk; i-- > 0;) give(chunk + i * size);
     }
     FreeBlock* b = free;
@@ -105,7 +103,7 @@ struct SessionSlab {
 };
 
 SessionSlab& slab() {
-  thread_local SessionSlab s;
+  thread_local SessionSlab s;  // trivially destructible: nothing is freed at thread exit
   return s;
 }
 }  // namespace
@@ -128,7 +126,7 @@ void Session::start(core::Worker& worker, int fd, const sockaddr* peer, std::siz
   if (!s->registered_) {
     // epoll refused the descriptor (out of memory or max_user_watches).
     s->worker_.stats().refused.add();
-    s->log_refusal(503, "cannot watch the connection: " + std::string(std::strerror(errno)));
+    s->log_refusal(503, "cannot watch the connection (epoll_ctl failed)");
     s->phase_ = Phase::done;
     s->finish();
     return;
