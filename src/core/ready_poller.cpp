@@ -83,12 +83,17 @@ ReadyPoller::ReadyPoller(boost::asio::io_context& io, TimerWheel& wheel) : io_(i
   epoll_event nev{};
   nev.events = EPOLLIN;
   nev.data.u64 = kNotifyTag;
-  if (asio_fd_ < 0 || event_fd_ < 0 || ::epoll_ctl(epfd_, EPOLL_CTL_ADD, asio_fd_, &ev) != 0 ||
-      ::epoll_ctl(epfd_, EPOLL_CTL_ADD, event_fd_, &nev) != 0) {
-    const int e = asio_fd_ < 0 ? ENOENT : errno;
+  if (event_fd_ < 0 || ::epoll_ctl(epfd_, EPOLL_CTL_ADD, event_fd_, &nev) != 0) {
+    const int e = errno;
     if (event_fd_ >= 0) ::close(event_fd_);
     ::close(epfd_);
     throw std::system_error(e, std::generic_category(), "cannot set up the worker loop");
+  }
+  if (asio_fd_ < 0 || ::epoll_ctl(epfd_, EPOLL_CTL_ADD, asio_fd_, &ev) != 0) {
+    // No /proc (or an Asio that hides its descriptor elsewhere): still
+    // correct, by polling Asio every few ms as for a DNS answer.
+    asio_fd_ = -1;
+    foreign_ = 1;
   }
 }
 

@@ -68,6 +68,10 @@ class ReadyPoller {
     if (wake_ms_ < 0 || wake_ms < wake_ms_) wake_ms_ = wake_ms;
   }
 
+  // False when Asio's descriptor was not found (no /proc): Asio is then
+  // polled every few ms instead of when it is ready.
+  bool watches_asio() const { return asio_fd_ >= 0; }
+
   // Runs until stop(). on_error: a handler threw (the loop goes on).
   void run(const std::function<void(const char*)>& on_error);
   void stop() { stopped_ = true; }  // worker thread (post it from others)
@@ -78,7 +82,7 @@ class ReadyPoller {
   boost::asio::io_context& io_;
   TimerWheel& wheel_;
   int epfd_ = -1;
-  int asio_fd_ = -1;           // Asio's own epoll set (not owned)
+  int asio_fd_ = -1;           // Asio's own epoll set (not owned); -1: not found, poll Asio on a timer
   int event_fd_ = -1;          // notify()
   int foreign_ = 0;
   std::int64_t wake_ms_ = -1;  // when the wheel next needs advancing; -1: empty

@@ -27,7 +27,13 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg,
       picker_(config_->routes.size()),
       wheel_(coarse_now_ms()),
       io_(1),
-      poller_(std::make_unique<ReadyPoller>(io_, wheel_)) {}
+      poller_(std::make_unique<ReadyPoller>(io_, wheel_)) {
+  if (!poller_->watches_asio()) {
+    log::Line(log::Level::warn, "worker_loop_fallback")
+        .num("worker", index_)
+        .str("detail", "Asio's epoll descriptor not found (is /proc mounted?): polling Asio every 5 ms");
+  }
+}
 
 void Worker::start() {
   thread_ = std::thread([this] {

@@ -5,8 +5,6 @@
 // in flight, and stops reading while its write is blocked: that buffer is the
 // direction's high watermark, and TCP flow control pushes back on the sender.
 
-#include <boost/asio/post.hpp>
-
 #include <cstring>
 
 #include <openssl/ssl.h>
@@ -20,8 +18,6 @@
 #include "proxy/session.h"
 
 namespace weir::proxy {
-
-namespace asio = boost::asio;
 
 namespace {
 

@@ -204,14 +204,15 @@ class Weir(_StderrCapture):
     """A running `weir run -c FILE`, with its JSON log collected."""
 
     def __init__(self, config: dict | str, workdir: Path, name: str = "weir",
-                 start_timeout: float = 10.0) -> None:
+                 start_timeout: float = 10.0, wrapper: Optional[list[str]] = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / f"{name}.yaml"
         text = config if isinstance(config, str) else to_yaml(config) + "\n"
         self.config_path.write_text(text)
         self.log = EventLog()
         self.stderr_chunks: list[bytes] = []
-        self.proc = subprocess.Popen([weir_bin(), "run", "-c", str(self.config_path)],
+        # wrapper: a command that execs its arguments (so pid stays weir's), e.g. unshare.
+        self.proc = subprocess.Popen(list(wrapper or []) + [weir_bin(), "run", "-c", str(self.config_path)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL)
         self.pid = self.proc.pid
