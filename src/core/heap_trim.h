@@ -22,12 +22,11 @@ class TrimPolicy {
 
   // Called periodically with the total of connections accepted so far;
   // true when the heap should be trimmed now.
+  // Counts start at 0: connections accepted before the first call count as new.
   bool observe(std::uint64_t accepted, std::int64_t now_ms) {
     if (!started_) {
       started_ = true;
-      trimmed_at_count_ = seen_ = accepted;
-      changed_ms_ = trimmed_ms_ = now_ms;
-      return false;
+      trimmed_ms_ = now_ms;
     }
     if (accepted != seen_) {
       seen_ = accepted;

@@ -66,3 +66,26 @@ def test_runs_without_proc(weir, peers):
     echo_round_trips(w.port, "/builtin", 10)
     echo_round_trips(w.port, "/byname", 3)
     assert not w.log.find("refused"), w.log.find("refused")
+
+
+def test_heap_given_back_after_a_burst(weir, peers):
+    """A burst of handshakes, then a pause: the server trims the heap once (core::TrimPolicy,
+    256 new connections at least, 1 s without new ones), and the held connections still
+    relay afterwards."""
+    back = peers.py("echo")
+    w = weir.start(make_config(routes(back.port), workers=1, log={"level": "debug"}))
+    held = []
+    try:
+        for _ in range(300):
+            held.append(RawClient(w.port, "/builtin"))
+        ev = w.log.wait("heap_trimmed", timeout=5)[0]
+        assert ev["us"] >= 0
+        for i, c in enumerate(held[::50]):
+            c.send(OP_TEXT, b"after trim %d" % i)
+            assert c.recv_message(timeout=5) == (OP_TEXT, b"after trim %d" % i)
+        mark = w.log.mark()
+        time.sleep(2.5)  # no new connections: no second trim
+        assert not w.log.find("heap_trimmed", since=mark)
+    finally:
+        for c in held:
+            c.close()

@@ -20,6 +20,12 @@ TEST(TrimPolicy, TrimsOnceABurstHasPaused) {
   EXPECT_FALSE(p.observe(950, 7000));   // quiet, but only 50 new: not worth it
 }
 
+TEST(TrimPolicy, ABurstBeforeTheFirstLookCounts) {
+  TrimPolicy p(1000, 60'000, 100);
+  EXPECT_FALSE(p.observe(300, 1000));  // the burst came before the first look
+  EXPECT_TRUE(p.observe(300, 2000));
+}
+
 TEST(TrimPolicy, ASteadyTrickleIsTrimmedAfterMaxWait) {
   TrimPolicy p(1000, 10'000, 10);
   EXPECT_FALSE(p.observe(0, 0));
