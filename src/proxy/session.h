@@ -20,6 +20,7 @@ struct sockaddr;
 
 namespace weir::net {
 struct TlsSet;
+struct IoResult;
 enum class Io : unsigned char;
 }  // namespace weir::net
 
@@ -109,6 +110,7 @@ class Session final : public core::RefCounted,
   void free_tls();
 
   // session_handshake.cpp
+  net::IoResult read_head(int s, std::string& in, std::size_t max);
   void read_request();
   bool on_request_bytes();
   void route_and_connect();

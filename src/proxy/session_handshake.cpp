@@ -181,16 +181,22 @@ Session::~Session() {
   for (int s = 0; s < 2; ++s) close_fd(s);
 }
 
+// Reads the next chunk of side s's bytes onto in (a head being collected,
+// never more than max in all).
+net::IoResult Session::read_head(int s, std::string& in, std::size_t max) {
+  const std::size_t old = in.size();
+  const std::size_t want = next_read_size(in, max);
+  in.resize(old + want);
+  begin_io(s);
+  const auto r = net::read_some(sides_[s].fd, sides_[s].ssl, in.data() + old, want);
+  in.resize(old + r.n);
+  return r;
+}
+
 void Session::read_request() {
   const std::size_t max = config_->routes.front().limits.max_header_bytes;
-  auto& in = hs_->in;
   for (;;) {
-    const std::size_t old = in.size();
-    const std::size_t want = next_read_size(in, max);
-    in.resize(old + want);
-    begin_io(kClient);
-    const auto r = net::read_some(sides_[kClient].fd, sides_[kClient].ssl, in.data() + old, want);
-    in.resize(old + r.n);
+    const auto r = read_head(kClient, hs_->in, max);
     if (r.would_block()) {
       wait_io(kClient, r.status, &Session::read_request);
       return;
@@ -403,14 +409,8 @@ void Session::on_upstream_request_sent() {
 }
 
 void Session::read_upstream_response() {
-  auto& in = hs_->up_in;
   for (;;) {
-    const std::size_t old = in.size();
-    const std::size_t want = next_read_size(in, kMaxUpstreamHead);
-    in.resize(old + want);
-    begin_io(kUpstream);
-    const auto r = net::read_some(sides_[kUpstream].fd, sides_[kUpstream].ssl, in.data() + old, want);
-    in.resize(old + r.n);
+    const auto r = read_head(kUpstream, hs_->up_in, kMaxUpstreamHead);
     if (r.would_block()) {
       wait_io(kUpstream, r.status, &Session::read_upstream_response);
       return;
