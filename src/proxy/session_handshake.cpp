@@ -118,7 +118,7 @@ void Session::operator delete(void* p, std::size_t size) {
     slab().give(p);
     return;
   }
-  ::operator delete(p, size);
+  ::operator delete(p);
 }
 
 void Session::start(core::Worker& worker, int fd, const sockaddr* peer, std::size_t listener) {
