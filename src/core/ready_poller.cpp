@@ -149,22 +149,24 @@ void ReadyPoller::run(const std::function<void(const char*)>& on_error) {
     }
     const int n = ::epoll_wait(epfd_, evs, 256, timeout);
     if (foreign_ > 0) asio_ready_ = true;
-    try {
-      for (int i = 0; i < n; ++i) {
-        const std::uint64_t u = evs[i].data.u64;
-        if (u == kAsioTag || u == kNotifyTag) {
-          if (u == kNotifyTag) {
-            std::uint64_t count;
-            [[maybe_unused]] auto r = ::read(event_fd_, &count, sizeof count);
-          }
-          asio_ready_ = true;
-          continue;
+    for (int i = 0; i < n; ++i) {
+      const std::uint64_t u = evs[i].data.u64;
+      if (u == kAsioTag || u == kNotifyTag) {
+        if (u == kNotifyTag) {
+          std::uint64_t count;
+          [[maybe_unused]] auto r = ::read(event_fd_, &count, sizeof count);
         }
-        auto* target = reinterpret_cast<ReadyTarget*>(static_cast<std::uintptr_t>(u & ~std::uint64_t{1}));
-        target->on_ready(static_cast<unsigned>(u & 1u), evs[i].events);
+        asio_ready_ = true;
+        continue;
       }
-    } catch (const std::exception& e) {
-      on_error(e.what());
+      auto* target = reinterpret_cast<ReadyTarget*>(static_cast<std::uintptr_t>(u & ~std::uint64_t{1}));
+      // Each event on its own: edges are not reported twice, so one that
+      // throws must not cost the rest of the batch theirs.
+      try {
+        target->on_ready(static_cast<unsigned>(u & 1u), evs[i].events);
+      } catch (const std::exception& e) {
+        on_error(e.what());
+      }
     }
     // A deadline passed: the timed-out wait proves it even if the coarse
     // clock has not caught up yet.
@@ -173,6 +175,8 @@ void ReadyPoller::run(const std::function<void(const char*)>& on_error) {
         run_timers();
       } catch (const std::exception& e) {
         on_error(e.what());
+        // What the throwing entry left in the wheel still needs a wake-up.
+        if (const std::int64_t next = wheel_.next_wakeup_ms(); next >= 0) wake_by(next);
       }
     }
     if (asio_ready_) {

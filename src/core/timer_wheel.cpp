@@ -59,7 +59,19 @@ void TimerWheel::advance(std::int64_t now_ms) {
       unlink(l);
       if (t->due_ms_ <= now_ms) {
         --size_;
-        t->on_due(now_ms);  // may cancel or schedule any entry, pending ones included
+        try {
+          t->on_due(now_ms);  // may cancel or schedule any entry, pending ones included
+        } catch (...) {
+          // The rest of the slot goes back (the stack list must not outlive
+          // this frame); they fire at the next advance.
+          while (pending.next != &pending) {
+            TimerLink* rest = pending.next;
+            unlink(rest);
+            push(head, rest);
+          }
+          tick_ = std::max(tick_, tick);
+          throw;
+        }
       } else {
         push(head, l);  // a later turn of the wheel
       }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <stdexcept>
 #include <vector>
 
 namespace weir::core {
@@ -107,6 +108,24 @@ TEST(TimerWheel, CallbacksMayRescheduleThemselvesAndCancelOthersInTheSameSlot) {
   EXPECT_EQ(w.size(), 1u);
   w.advance(5 * T);
   EXPECT_EQ(a.fired.size(), 2u);
+}
+
+TEST(TimerWheel, AThrowingEntryLeavesTheOthersScheduled) {
+  TimerWheel w(0);
+  Probe a, b, c;
+  w.schedule(&a, 16);
+  w.schedule(&b, 17);  // same tick, after a
+  w.schedule(&c, 900);
+  a.then = [](std::int64_t) { throw std::runtime_error("boom"); };
+  EXPECT_THROW(w.advance(3 * T), std::runtime_error);
+  EXPECT_EQ(a.fired.size(), 1u);
+  EXPECT_TRUE(b.scheduled());
+  EXPECT_EQ(w.size(), 2u);
+  EXPECT_GE(w.next_wakeup_ms(), 0);
+  w.advance(3 * T);
+  EXPECT_EQ(b.fired.size(), 1u);
+  w.advance(1000);
+  EXPECT_EQ(c.fired.size(), 1u);
 }
 
 TEST(TimerWheel, NextWakeupPointsAtTheEarliestNonEmptyTick) {
