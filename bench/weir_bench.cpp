@@ -1,4 +1,4 @@
-// weir-bench: WebSocket load generator and echo backend (see bench/README.md).
+// weir-bench: WebSocket load generator, echo backend and floor relay (see bench/README.md).
 
 #include <CLI/CLI.hpp>
 
@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "bench_client.h"
+#include "tcp_relay.h"
 #include "config/config.h"
 #include "core/worker.h"
 #include "upstream/echo_server.h"
@@ -127,9 +128,26 @@ int main(int argc, char** argv) {
   echo->add_option("-a,--address", echo_addr);
   echo->add_option("-p,--port", echo_port, "0 = any free port (printed)");
   echo->add_option("-n,--workers", echo_workers);
+  auto* relay = app.add_subcommand("relay", "bare TCP byte relay to --to (the floor bench/compare measures against)");
+  std::string relay_addr = "127.0.0.1", relay_to;
+  std::uint16_t relay_port = 0;
+  relay->add_option("-a,--address", relay_addr);
+  relay->add_option("-p,--port", relay_port, "0 = any free port (printed)");
+  relay->add_option("--to", relay_to, "upstream IPv4:port")->required();
   CLI11_PARSE(app, argc, argv);
 
   if (*echo) return run_echo(echo_addr, echo_port, echo_workers);
+  if (*relay) {
+    const auto colon = relay_to.rfind(':');
+    try {
+      if (colon == std::string::npos) throw std::runtime_error("relay: --to needs IPv4:port");
+      return weir::bench::run_tcp_relay(relay_addr, relay_port, relay_to.substr(0, colon),
+                                        static_cast<std::uint16_t>(std::stoi(relay_to.substr(colon + 1))));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "weir-bench: %s\n", e.what());
+      return 2;
+    }
+  }
 
   // ws://host:port/path or wss://host:port/path
   std::string rest = url;
