@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,6 +28,7 @@ namespace {
 // pointers, never this small).
 constexpr std::uint64_t kAsioTag = 0;
 constexpr std::uint64_t kNotifyTag = 2;
+constexpr std::uint64_t kTimerTag = 4;
 // While a foreign completion is expected: poll Asio at least this often.
 constexpr int kForeignPollMs = 5;
 
@@ -77,15 +79,21 @@ ReadyPoller::ReadyPoller(boost::asio::io_context& io, TimerWheel& wheel) : io_(i
   if (epfd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
   asio_fd_ = find_asio_epoll_fd(io_);
   event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
   epoll_event ev{};
   ev.events = EPOLLIN;  // level-triggered: ready until io_.poll() has drained it
   ev.data.u64 = kAsioTag;
   epoll_event nev{};
   nev.events = EPOLLIN;
   nev.data.u64 = kNotifyTag;
-  if (event_fd_ < 0 || ::epoll_ctl(epfd_, EPOLL_CTL_ADD, event_fd_, &nev) != 0) {
+  epoll_event tev{};
+  tev.events = EPOLLIN;
+  tev.data.u64 = kTimerTag;
+  if (event_fd_ < 0 || timer_fd_ < 0 || ::epoll_ctl(epfd_, EPOLL_CTL_ADD, event_fd_, &nev) != 0 ||
+      ::epoll_ctl(epfd_, EPOLL_CTL_ADD, timer_fd_, &tev) != 0) {
     const int e = errno;
     if (event_fd_ >= 0) ::close(event_fd_);
+    if (timer_fd_ >= 0) ::close(timer_fd_);
     ::close(epfd_);
     throw std::system_error(e, std::generic_category(), "cannot set up the worker loop");
   }
@@ -98,6 +106,7 @@ ReadyPoller::ReadyPoller(boost::asio::io_context& io, TimerWheel& wheel) : io_(i
 }
 
 ReadyPoller::~ReadyPoller() {
+  ::close(timer_fd_);
   ::close(event_fd_);
   ::close(epfd_);
 }
@@ -119,6 +128,16 @@ void ReadyPoller::remove(int fd) {
   ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev);
 }
 
+void ReadyPoller::arm_timer() {
+  // Absolute CLOCK_MONOTONIC: the coarse clock is the same clock read at the
+  // last tick, so when this fires wake_ms_ has passed on both.
+  itimerspec its{};
+  its.it_value.tv_sec = static_cast<time_t>(wake_ms_ / 1000);
+  its.it_value.tv_nsec = static_cast<long>(wake_ms_ % 1000) * 1'000'000;
+  if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;  // 0 would disarm
+  if (::timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &its, nullptr) == 0) armed_ms_ = wake_ms_;
+}
+
 void ReadyPoller::run_timers() {
   const std::int64_t now = std::max(coarse_now_ms(), wake_ms_);
   wake_ms_ = -1;
@@ -132,28 +151,27 @@ void ReadyPoller::run(const std::function<void(const char*)>& on_error) {
   stopped_ = false;
   epoll_event evs[256];
   while (!stopped_) {
-    int timeout = -1;
-    bool until_wake = false;  // the timeout is the wheel's (a timed-out wait proves wake_ms_ passed)
-    if (!deferred_.empty() || asio_ready_) {
-      timeout = 0;
-    } else if (wake_ms_ >= 0) {
-      // The coarse clock lags the real one by up to a jiffy, so this wait
-      // ends at or after wake_ms_.
-      const std::int64_t left = wake_ms_ - coarse_now_ms();
-      timeout = static_cast<int>(std::clamp<std::int64_t>(left, 0, 60'000));
-      until_wake = left <= 60'000;
-    }
-    if (foreign_ > 0 && (timeout < 0 || timeout > kForeignPollMs)) {
-      timeout = kForeignPollMs;
-      until_wake = false;
-    }
+    // Deadlines wake the loop through the timer descriptor, armed only when
+    // the earliest one moves earlier, so a wait is epoll_wait(-1): a timeout
+    // would arm and cancel a kernel timer around every sleep (on a VM each
+    // of those reprograms the timer device, a few µs per wake-up).
+    if (wake_ms_ >= 0 && (armed_ms_ < 0 || wake_ms_ < armed_ms_)) arm_timer();
+    int timeout = (!deferred_.empty() || asio_ready_) ? 0 : -1;
+    if (foreign_ > 0 && timeout < 0) timeout = kForeignPollMs;
     const int n = ::epoll_wait(epfd_, evs, 256, timeout);
     if (foreign_ > 0) asio_ready_ = true;
+    bool fired = false;  // the timer descriptor expired: its deadline has passed
     for (int i = 0; i < n; ++i) {
       const std::uint64_t u = evs[i].data.u64;
-      if (u == kAsioTag || u == kNotifyTag) {
+      if (u == kAsioTag || u == kNotifyTag || u == kTimerTag) {
+        std::uint64_t count;
+        if (u == kTimerTag) {
+          [[maybe_unused]] auto r = ::read(timer_fd_, &count, sizeof count);
+          fired = armed_ms_ >= 0 && wake_ms_ >= 0 && wake_ms_ <= armed_ms_;
+          armed_ms_ = -1;
+          continue;
+        }
         if (u == kNotifyTag) {
-          std::uint64_t count;
           [[maybe_unused]] auto r = ::read(event_fd_, &count, sizeof count);
         }
         asio_ready_ = true;
@@ -168,9 +186,9 @@ void ReadyPoller::run(const std::function<void(const char*)>& on_error) {
         on_error(e.what());
       }
     }
-    // A deadline passed: the timed-out wait proves it even if the coarse
+    // A deadline passed: the expired timer proves it even if the coarse
     // clock has not caught up yet.
-    if (wake_ms_ >= 0 && ((n == 0 && until_wake) || coarse_now_ms() >= wake_ms_)) {
+    if (wake_ms_ >= 0 && (fired || coarse_now_ms() >= wake_ms_)) {
       try {
         run_timers();
       } catch (const std::exception& e) {

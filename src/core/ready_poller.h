@@ -8,8 +8,10 @@
 // is ready. Asio only signals that descriptor for its own sockets and timers
 // (a post from another thread interrupts a thread blocked inside Asio, and
 // none is), so posts from other threads come with notify(), and while a
-// foreign completion is expected (DNS) the loop polls Asio every few ms. Deadlines come from the worker's timer wheel (the epoll_wait
-// timeout), deferred work from defer(). Worker thread only, except where said.
+// foreign completion is expected (DNS) the loop polls Asio every few ms.
+// Deadlines come from the worker's timer wheel through one timerfd, armed
+// only when the earliest deadline moves earlier; deferred work from defer().
+// Worker thread only, except where said.
 
 #include <boost/asio/io_context.hpp>
 
@@ -78,12 +80,15 @@ class ReadyPoller {
 
  private:
   void run_timers();
+  void arm_timer();  // timer_fd_ to expire at wake_ms_
 
   boost::asio::io_context& io_;
   TimerWheel& wheel_;
   int epfd_ = -1;
   int asio_fd_ = -1;           // Asio's own epoll set (not owned); -1: not found, poll Asio on a timer
   int event_fd_ = -1;          // notify()
+  int timer_fd_ = -1;          // expires at armed_ms_ (CLOCK_MONOTONIC ms)
+  std::int64_t armed_ms_ = -1; // -1: disarmed (or expired)
   int foreign_ = 0;
   std::int64_t wake_ms_ = -1;  // when the wheel next needs advancing; -1: empty
   bool stopped_ = false;

@@ -6,8 +6,8 @@
 // kernel timer whenever it becomes the earliest). Deadlines are in
 // milliseconds of core::coarse_now_ms() and fire once their tick has ended
 // (up to kTickMs late).
-// The wheel is pure bookkeeping: the worker drives it (advance) from one
-// Asio timer. Worker thread only.
+// The wheel is pure bookkeeping: the worker's loop (ReadyPoller) drives it
+// (advance), woken by one timerfd. Worker thread only.
 
 #include <cstddef>
 #include <cstdint>
