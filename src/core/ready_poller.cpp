@@ -153,8 +153,7 @@ void ReadyPoller::run(const std::function<void(const char*)>& on_error) {
   while (!stopped_) {
     // Deadlines wake the loop through the timer descriptor, armed only when
     // the earliest one moves earlier, so a wait is epoll_wait(-1): a timeout
-    // would arm and cancel a kernel timer around every sleep (on a VM each
-    // of those reprograms the timer device, a few µs per wake-up).
+    // would start and cancel a kernel hrtimer around every sleep.
     if (wake_ms_ >= 0 && (armed_ms_ < 0 || wake_ms_ < armed_ms_)) arm_timer();
     int timeout = (!deferred_.empty() || asio_ready_) ? 0 : -1;
     if (foreign_ > 0 && timeout < 0) timeout = kForeignPollMs;
