@@ -9,6 +9,21 @@
 #include <new>
 #include <vector>
 
+// Under ASan a cached free buffer is poisoned, so a session that touches its
+// buffer after release() is reported (use-after-poison) instead of silently
+// scribbling on memory the pool hands to the next session.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEIR_BUFFER_POOL_ASAN 1
+#endif
+#endif
+#if !defined(WEIR_BUFFER_POOL_ASAN) && defined(__SANITIZE_ADDRESS__)
+#define WEIR_BUFFER_POOL_ASAN 1
+#endif
+#ifdef WEIR_BUFFER_POOL_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace weir::core {
 
 class BufferPool {
@@ -19,7 +34,10 @@ class BufferPool {
   // avoids malloc churn without pinning megabytes.
   explicit BufferPool(std::size_t size = 64 * 1024, std::size_t keep = 8) : size_(size), keep_(keep) {}
   ~BufferPool() {
-    for (auto* b : free_) std::free(b);
+    for (auto* b : free_) {
+      unpoison(b);
+      std::free(b);
+    }
   }
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
@@ -32,6 +50,7 @@ class BufferPool {
     if (!free_.empty()) {
       auto* b = free_.back();
       free_.pop_back();
+      unpoison(b);
       return b;
     }
     void* p = std::malloc(size_);
@@ -40,11 +59,30 @@ class BufferPool {
   }
   void release(std::uint8_t* b) {
     --in_use_;
-    if (free_.size() < keep_) free_.push_back(b);
-    else std::free(b);
+    if (free_.size() < keep_) {
+      poison(b);
+      free_.push_back(b);
+    } else {
+      std::free(b);
+    }
   }
 
+  // Whether this build poisons cached buffers (tests skip their checks if not).
+#ifdef WEIR_BUFFER_POOL_ASAN
+  static constexpr bool poisons = true;
+#else
+  static constexpr bool poisons = false;
+#endif
+
  private:
+#ifdef WEIR_BUFFER_POOL_ASAN
+  void poison(std::uint8_t* b) const { __asan_poison_memory_region(b, size_); }
+  void unpoison(std::uint8_t* b) const { __asan_unpoison_memory_region(b, size_); }
+#else
+  void poison(std::uint8_t*) const {}
+  void unpoison(std::uint8_t*) const {}
+#endif
+
   std::size_t size_;
   std::size_t keep_;
   std::size_t in_use_ = 0;
