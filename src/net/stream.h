@@ -31,6 +31,9 @@ IoResult write_some(int fd, ssl_st* ssl, const void* a, std::size_t alen, const 
 // Binds ssl to the socket fd through Weir's own socket BIO, which notes in
 // *drained whether the last recv() came back short (the kernel had no more),
 // so that a reader can stop without the extra recv() that finds nothing.
+// The note is only as fresh as that recv(): the owner must clear *drained on
+// every readable edge, since a TLS read served from OpenSSL's buffer does
+// not reach the socket and cannot tell that more bytes arrived there.
 bool attach_socket(ssl_st* ssl, int fd, bool* drained);
 // True when a TLS reader may wait for readiness: OpenSSL holds no
 // undelivered bytes and the socket was drained by its last recv().

@@ -315,7 +315,15 @@ void Session::arm_write(int d) {
 void Session::on_ready(unsigned side, std::uint32_t events) {
   if (phase_ == Phase::done) return;
   SideState& s = sides_[side];
-  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0) s.rx_edge = true;
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0) {
+    s.rx_edge = true;
+    // Bytes may have arrived since the socket BIO's last recv(): its
+    // "drained" note is stale now. (A TLS read served from OpenSSL's buffer
+    // never reaches the socket, so clearing rx_edge before it does not mean
+    // this edge was used up; without this, the pump would wait for an edge
+    // that already came, with the bytes sitting in the socket.)
+    s.tls_drained = false;
+  }
   if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0) s.tx_edge = true;
   auto self = core::Ref<Session>(this);
   if (phase_ == Phase::relay) {
@@ -337,16 +345,20 @@ void Session::on_ready(unsigned side, std::uint32_t events) {
 
 void Session::relay_ready(int d) {
   SideState& s = sides_[d];
-  // A blocked write towards this side (pump 1-d) first: it may free the
-  // buffer the read below needs.
-  if (s.write_armed && (s.write_wants_read ? s.rx_edge : s.tx_edge)) {
-    (s.write_wants_read ? s.rx_edge : s.tx_edge) = false;
+  // Both waits are decided from the edges as they came, before either runs:
+  // with TLS a blocked write may wait for readability (and a read for
+  // writability), and the write retry must not use up the edge the reader
+  // waits for.
+  const bool run_write = s.write_armed && (s.write_wants_read ? s.rx_edge : s.tx_edge);
+  const bool run_read = s.read_armed && (s.read_wants_write ? s.tx_edge : s.rx_edge);
+  if (run_write) {
     s.write_armed = false;
+    // A blocked write towards this side (pump 1-d) first: it may free the
+    // buffer the read below needs.
     if (flush(1 - d)) pump(1 - d);
     if (phase_ != Phase::relay) return;
   }
-  if (s.read_armed && (s.read_wants_write ? s.tx_edge : s.rx_edge)) {
-    (s.read_wants_write ? s.tx_edge : s.rx_edge) = false;
+  if (run_read && s.read_armed) {
     s.read_armed = false;
     pump(d);
   }

@@ -71,7 +71,7 @@ class Session final : public core::RefCounted,
     bool write_armed = false;
     bool read_wants_write = false;   // TLS: the last read needs the socket writable
     bool write_wants_read = false;   // TLS: the last write needs the socket readable
-    bool tls_drained = false;        // TLS: the socket BIO's last recv() came back short
+    bool tls_drained = false;        // TLS: the socket BIO's last recv() came back short, no edge since
     bool rx_edge = false;            // readable edge seen since the last read attempt
     bool tx_edge = false;            // writable edge seen since the last write attempt
   };
