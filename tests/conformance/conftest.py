@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import ssl
 import sys
 from collections import OrderedDict
 from pathlib import Path
@@ -23,7 +24,8 @@ INTEGRATION = HERE.parent / "integration"
 sys.path.insert(0, str(INTEGRATION))
 sys.path.insert(0, str(HERE))
 
-from weirlib import make_config, weir_bin  # noqa: E402
+from tlscerts import generate  # noqa: E402
+from weirlib import PEERS_DIR, PYTHON, Peer, make_config, weir_bin  # noqa: E402
 
 
 def _load_integration_conftest():
@@ -55,17 +57,49 @@ def backend():
 
 
 @pytest.fixture(scope="session")
-def proxy(backend, tmp_path_factory):
-    """One Weir, two routes to the same backend: /strict (strict: true) and / (default)."""
+def pki(tmp_path_factory):
+    """The integration suite's test PKI (tlscerts.py): `default` is valid for 127.0.0.1."""
+    return generate(tmp_path_factory.mktemp("tls-pki"))
+
+
+@pytest.fixture(scope="session")
+def tls_backend(pki):
+    """The same reference over TLS: Python websockets echo, max_size=None, no compression
+    (peers/tlsback.py), with a certificate for 127.0.0.1."""
+    peer = Peer([PYTHON, str(PEERS_DIR / "tlsback.py"), "--cert", str(pki.default.cert),
+                 "--key", str(pki.default.key)])
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture(scope="session")
+def proxy(backend, tls_backend, pki, tmp_path_factory):
+    """One Weir with a ws:// and a wss:// listener, and three routes: /strict (strict: true)
+    and / (default) to the reference backend, /wss-upstream to the same reference over TLS.
+    The listeners' ports are proxy.ports[0] (ws) and proxy.ports[1] (wss)."""
     f = WeirFactory(tmp_path_factory.mktemp("weir"))
+    listeners = [
+        {"address": "127.0.0.1", "port": 0},
+        {"address": "127.0.0.1", "port": 0,
+         "tls": {"certificates": [{"cert": str(pki.default.cert), "key": str(pki.default.key)}]}},
+    ]
     cfg = make_config([
         {"name": "strict", "match": {"path_prefix": "/strict"}, "upstreams": [backend.addr], "strict": True},
+        {"name": "wss-upstream", "match": {"path_prefix": "/wss-upstream"},
+         "upstreams": [f"wss://127.0.0.1:{tls_backend.port}"], "upstream_tls": {"ca": str(pki.ca)}},
         {"name": "plain", "match": {"path_prefix": "/"}, "upstreams": [backend.addr]},
-    ])
+    ], listeners=listeners)
     w = f.start(cfg, name="weir-conformance")
     yield w
     errors = f.teardown()
     assert not errors, "\n".join(errors)
+
+
+@pytest.fixture(scope="session")
+def client_tls(pki):
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    ctx.check_hostname = False  # the certificate is checked against the CA; the name is 127.0.0.1
+    return ctx
 
 
 @pytest.fixture

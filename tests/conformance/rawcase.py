@@ -77,9 +77,10 @@ def f(op: int, payload: bytes = b"", **kw) -> bytes:
     return encode_frame(op, payload, **kw)
 
 
-def run_case(port: int, path: str, case: Case) -> tuple[Verdict, int]:
-    """Play the case against 127.0.0.1:port; return (verdict, client's local port)."""
-    c = RawClient(port, path, timeout=5.0)
+def run_case(port: int, path: str, case: Case, tls=None) -> tuple[Verdict, int]:
+    """Play the case against 127.0.0.1:port; return (verdict, client's local port).
+    tls: an ssl.SSLContext to speak wss:// (every chunk becomes its own TLS record)."""
+    c = RawClient(port, path, timeout=5.0, tls=tls)
     try:
         c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         local_port = c.sock.getsockname()[1]

@@ -306,7 +306,10 @@ def _direct(backend, c: Case) -> Verdict:
     return _direct_cache[c.id]
 
 
-MODES = ("direct", "plain", "strict")
+# direct: the reference itself; plain/strict: ws:// through Weir to it; wss: TLS client leg
+# (each chunk its own TLS record) to the same route; wss-upstream: ws:// client, Weir speaks
+# TLS to the same reference server over TLS.
+MODES = ("direct", "plain", "strict", "wss", "wss-upstream")
 PARAMS = [pytest.param(c, m, id=f"{c.id}[{m}]", marks=pytest.mark.group(c.group)) for c in CASES for m in MODES]
 
 
@@ -317,7 +320,7 @@ def _session_id(w, since: int, local_port: int):
 
 
 @pytest.mark.parametrize("c,mode", PARAMS)
-def test_case(c: Case, mode: str, backend, proxy):
+def test_case(c: Case, mode: str, backend, proxy, client_tls):
     if mode == "direct":
         got = _direct(backend, c)
         want = c.expected()
@@ -326,8 +329,11 @@ def test_case(c: Case, mode: str, backend, proxy):
         return
     direct = _direct(backend, c)
     mark = proxy.log.mark()
-    path = "/strict" if mode == "strict" else "/"
-    got, local_port = run_case(proxy.port, path, c)
+    path = {"strict": "/strict", "wss-upstream": "/wss-upstream"}.get(mode, "/")
+    if mode == "wss":
+        got, local_port = run_case(proxy.ports[1], path, c, tls=client_tls)
+    else:
+        got, local_port = run_case(proxy.port, path, c)
     assert got == direct, (f"verdict through Weir ({mode}) differs from direct:\n"
                            f"  weir:   {got.brief()}\n  direct: {direct.brief()}\n{got}\n{direct}")
     if c.utf8_invalid and direct.close == 1007:

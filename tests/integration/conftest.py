@@ -96,8 +96,8 @@ class PeerFactory:
         self.peers.append(p)
         return p
 
-    def raw(self, mode: str = "echo", on_open=None) -> RawBackend:
-        b = RawBackend(mode, on_open)
+    def raw(self, mode: str = "echo", on_open=None, tls=None) -> RawBackend:
+        b = RawBackend(mode, on_open, tls)
         self.peers.append(b)
         return b
 

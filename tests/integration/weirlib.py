@@ -546,8 +546,14 @@ class RawClient:
     """A WebSocket client written by hand over a socket: sends exactly the bytes asked."""
 
     def __init__(self, port: int, path: str = "/", headers: list[tuple[str, str]] | tuple = (),
-                 host: str = "127.0.0.1", timeout: float = 5.0, connection: str = "Upgrade") -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+                 host: str = "127.0.0.1", timeout: float = 5.0, connection: str = "Upgrade",
+                 tls: Optional["ssl.SSLContext"] = None) -> None:
+        # tls: speak wss:// (tlsraw.TlsSocket: each sendall is its own TLS record).
+        if tls is not None:
+            from tlsraw import TlsSocket
+            self.sock = TlsSocket(port, tls, timeout=timeout)
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.key = new_key()
         self.sock.sendall(build_request(path, host=host, key=self.key, headers=headers,
                                         connection=connection))
@@ -638,9 +644,11 @@ class RawBackend:
     on_open(conn) runs right after the 101 is sent (e.g. to send malformed frames).
     """
 
-    def __init__(self, mode: str = "echo", on_open: Optional[Callable[[RawBackendConn], None]] = None) -> None:
+    def __init__(self, mode: str = "echo", on_open: Optional[Callable[[RawBackendConn], None]] = None,
+                 tls: Optional["ssl.SSLContext"] = None) -> None:
         self.mode = mode
         self.on_open = on_open
+        self.tls = tls  # a server SSLContext: wss:// (conn.sock is then an SSLSocket)
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(64)
@@ -681,6 +689,8 @@ class RawBackend:
                 return
             buf = b""
             c.sock.settimeout(10)
+            if self.tls is not None:
+                c.sock = self.tls.wrap_socket(c.sock, server_side=True)
             while b"\r\n\r\n" not in buf:
                 chunk = c.sock.recv(65536)
                 if not chunk:
@@ -713,6 +723,15 @@ class RawBackend:
                     c.send(OP_PONG, f.payload)
                 elif f.opcode == OP_CLOSE:
                     c.send(OP_CLOSE, f.payload[:125])
+                    if self.tls is not None:
+                        # SSLSocket.shutdown() drops TLS and would read the peer's
+                        # close_notify as plaintext: end TLS properly, then the TCP.
+                        try:
+                            c.sock = c.sock.unwrap()
+                        except (OSError, ValueError):
+                            pass
+                        c.sock.shutdown(socket.SHUT_WR)
+                        break
                     c.sock.shutdown(socket.SHUT_WR)
                 elif f.opcode in (OP_CONT, OP_TEXT, OP_BINARY):
                     c.send(f.opcode, f.payload, fin=f.fin)
