@@ -54,7 +54,12 @@ class BufferPool {
       return b;
     }
     void* p = std::malloc(size_);
-    if (!p) throw std::bad_alloc();
+    if (!p) {
+      // Out of memory is a per-session failure on the data path, not an
+      // exception: the caller closes that session (1011) and goes on.
+      --in_use_;
+      return nullptr;
+    }
     return static_cast<std::uint8_t*>(p);
   }
   void release(std::uint8_t* b) {

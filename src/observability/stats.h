@@ -32,6 +32,7 @@ struct WorkerStats {
   Counter tls_handshakes;        // client-side TLS handshakes completed
   Counter tls_resumed;           // ... of which resumed a session (ticket or cache)
   Counter tls_handshake_failures;
+  Counter buffer_failures;       // a relay buffer could not be allocated (session closed 1011)
 };
 
 }  // namespace weir::obs

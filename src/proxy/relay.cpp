@@ -117,7 +117,14 @@ void Session::pump(int d) {
   if (phase_ != Phase::relay || src.rx_eof || p.wpos != p.wend || sides_[1 - d].write_armed) return;
   const std::size_t cap = route_->limits.buffer_bytes;
   for (int round = 0; round < kMaxRounds; ++round) {
-    if (!p.buf) p.buf = worker_.buffers().acquire();
+    if (!p.buf && !(p.buf = worker_.buffers().acquire())) {
+      // Out of memory: this session cannot go on, the others can. Reading is
+      // not armed again; the Close (no buffer needed) ends the session.
+      worker_.stats().buffer_failures.add();
+      log::Line(log::Level::warn, "buffer_exhausted").unum("id", id_).str("side", side_name(d));
+      begin_close(ws::close_code::internal_error, "out of memory");
+      return;
+    }
     const std::size_t room = cap - p.carry;
     std::size_t n = 0;
     bool from_socket = false;

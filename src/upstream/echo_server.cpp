@@ -117,7 +117,10 @@ class EchoConn final : public core::RefCounted {
   void pump() {
     const std::size_t cap = worker_.buffers().buffer_size();
     for (int round = 0; round < 8; ++round) {
-      if (!buf_) buf_ = worker_.buffers().acquire();
+      if (!buf_ && !(buf_ = worker_.buffers().acquire())) {
+        worker_.stats().buffer_failures.add();
+        return;  // out of memory: drop this connection (the Ref goes, the socket closes)
+      }
       std::size_t n;
       error_code ec;
       if (!pending_in_.empty()) {

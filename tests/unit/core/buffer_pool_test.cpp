@@ -69,5 +69,27 @@ TEST(BufferPool, TouchingAReleasedBufferIsReported) {
   EXPECT_DEATH(stale[100] = 1, "use-after-poison");
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define WEIR_SANITIZER_ALLOCATOR 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define WEIR_SANITIZER_ALLOCATOR 1
+#endif
+#endif
+
+// Out of memory on the data path is a null buffer (the session closes with
+// 1011), never an exception thrown through the relay.
+TEST(BufferPool, AcquireReturnsNullWhenMallocFails) {
+#ifdef WEIR_SANITIZER_ALLOCATOR
+  GTEST_SKIP() << "sanitizer allocators abort on impossible sizes instead of returning null";
+#else
+  BufferPool pool(std::size_t{1} << 62);
+  EXPECT_EQ(pool.acquire(), nullptr);
+  EXPECT_EQ(pool.in_use(), 0u);
+  EXPECT_EQ(pool.acquire(), nullptr);
+  EXPECT_EQ(pool.in_use(), 0u);
+#endif
+}
+
 }  // namespace
 }  // namespace weir::core
