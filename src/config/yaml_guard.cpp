@@ -20,7 +20,9 @@ std::optional<std::pair<int, int>> find_unsafe_comma(std::string_view text) {
   int line_indent = 0;
   bool at_indent = true;
   char last_sig = 0;             // last non-blank character of the previous content line
-  bool node_start = true;        // at the start of a node: line start, after "- " or ": "
+  bool node_start = true;        // at the start of a node: line start, after "- ", ": ",
+                                 //   a property and a blank ("&a "), or in a flow
+                                 //   collection after [ { , :
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     ++col;
@@ -78,7 +80,10 @@ std::optional<std::pair<int, int>> find_unsafe_comma(std::string_view text) {
       continue;
     }
     if (c == '"' || c == '\'') {
-      if (after_space || prev == '[' || prev == '{' || prev == ',' || prev == ':') quote = c;
+      // A quote opens a quoted scalar only where a node starts; inside a
+      // plain scalar ("a  ' #") it is an ordinary character, and what
+      // follows (a comment, the next line) is not quoted.
+      if (node_start) quote = c;
     } else if ((c == '[' || c == '{') && (depth > 0 || node_start)) {
       // In block context a bracket opens a flow collection only where a node
       // starts; inside a plain scalar ("a${X{b") it is an ordinary character.
@@ -91,11 +96,11 @@ std::optional<std::pair<int, int>> find_unsafe_comma(std::string_view text) {
       if (unsafe) return std::make_pair(line, col);
     }
     if (c == ' ' || c == '\t') {
-      if (prev == ':' || prev == '-') node_start = true;
+      if (prev == ':' || prev == '-' || word_is_property) node_start = true;
       after_space = true;
       word_is_property = false;
     } else {
-      node_start = false;
+      node_start = depth > 0 && (c == '[' || c == '{' || c == ',' || c == ':');
       if (after_space && depth == 0) word_is_property = c == '&' || c == '!' || c == '*';
       after_space = false;
       last_sig = c;

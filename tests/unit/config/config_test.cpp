@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "config/detail.h"
 #include "error_of.h"
 
 #include <gtest/gtest.h>
@@ -978,6 +979,9 @@ TEST(ConfigYamlGuard, CommasThatHangTheParserAreErrors) {
       {"\"x\",", 1, 4},     {"[a],", 1, 4},        {"{a: 1},", 1, 7},   {"'x',", 1, 4},
       // A brace inside a plain scalar opens nothing: the comma is at top level.
       {"a: 30s ${V{#$} V\n,AR", 2, 1},
+      // Nor does a quote: "a  '" is a plain scalar, "#" starts a comment.
+      {" a  ' #\n, ", 2, 1},
+      {"a: don't # x\n,", 2, 1},
   };
   for (const auto& c : cases) {
     try {
@@ -1001,6 +1005,16 @@ TEST(ConfigYamlGuard, CommasInValuesListsAndBlocksAreFine) {
       "    origins:\n"
       "      - \"https://x.example\"   # trailing, comment\n";
   EXPECT_NO_THROW(load_string(yaml, "ok.yaml"));
+}
+
+// Where a node starts, a quote opens a quoted scalar and the commas in it are
+// the value's: after ": ", "- ", a property ("&a ", "!t "), or [ { , in a flow.
+TEST(ConfigYamlGuard, CommasInQuotedScalarsAreFine) {
+  for (const char* yaml : {"a: 'p , q'\n", "- \"p ,q\"\n", "a: &x 'p , q'\n", "a: !t \"p ,q\"\n",
+                           "a: [x, 'y ,z']\n", "a: {k: 'v ,w', j: \"u ,v\"}\n", "'k ,l': v\n",
+                           "a: it's fine, and 'quoted' too\n"}) {
+    EXPECT_EQ(detail::find_unsafe_comma(yaml), std::nullopt) << yaml;
+  }
 }
 
 }  // namespace
