@@ -66,11 +66,10 @@ void print(const char* mode, const Options& o, const Result& r, bool json) {
 }
 
 int run_echo(const std::string& address, std::uint16_t port, unsigned workers) {
-  auto cfg = std::make_shared<const weir::config::Config>(weir::config::demo_config(0));
   std::vector<std::unique_ptr<weir::core::Worker>> ws;
   std::vector<std::unique_ptr<weir::upstream::EchoServer>> echo;
   for (unsigned i = 0; i < workers; ++i) {
-    ws.push_back(std::make_unique<weir::core::Worker>(i, cfg));
+    ws.push_back(std::make_unique<weir::core::Worker>(i, 64 * 1024));
     echo.push_back(std::make_unique<weir::upstream::EchoServer>(*ws.back(), address, port));
     port = echo.back()->port();
     echo.back()->start();

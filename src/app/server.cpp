@@ -15,6 +15,8 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "observability/log.h"
+#include "proxy/gateway.h"
+#include "proxy/runtime.h"
 #include "proxy/session.h"
 #include "upstream/echo_server.h"
 
@@ -36,16 +38,14 @@ class Server {
     asio::io_context main_io(1);
     asio::signal_set signals(main_io, SIGINT, SIGTERM);
     asio::signal_set hup(main_io, SIGHUP);
-    // Certificates are read before anything binds: a bad one is a config
-    // error (file:line:col), thrown to the caller.
-    auto tls = net::build_tls(*cfg_);
-    warn_insecure_upstreams();
+    // The first generation: certificates are read before anything binds,
+    // so a bad one is a config error (file:line:col), thrown to the caller.
+    runtime_ = proxy::Runtime::build(cfg_, 1);
+    warn_insecure_upstreams(*cfg_);
     unsigned n = cfg_->workers ? cfg_->workers : std::max(1u, std::thread::hardware_concurrency());
-    // Filter chains are immutable and shared by every worker.
-    auto chains = std::make_shared<const core::Worker::Chains>(filters::build_chains(*cfg_));
     for (unsigned i = 0; i < n; ++i) {
-      workers_.push_back(std::make_unique<core::Worker>(i, cfg_, chains));
-      workers_.back()->set_tls(tls);
+      workers_.push_back(std::make_unique<core::Worker>(i, runtime_->buffer_bytes));
+      gateways_.push_back(std::make_unique<proxy::WorkerGateway>(*workers_.back(), runtime_));
     }
     try {
       bind_all();
@@ -79,6 +79,7 @@ class Server {
     // Listeners and echo servers belong to worker io_contexts: drop them first.
     listeners_.clear();
     echo_.clear();
+    gateways_.clear();
     workers_.clear();
     log::Line(log::Level::info, "stopped");
     return 0;
@@ -91,10 +92,10 @@ class Server {
       for (const auto& u : r.upstreams) needs_echo |= u.kind == config::Upstream::Kind::echo;
     if (needs_echo) {
       std::uint16_t port = 0;
-      for (auto& w : workers_) {
-        auto e = std::make_unique<upstream::EchoServer>(*w, "127.0.0.1", port);
+      for (std::size_t i = 0; i < workers_.size(); ++i) {
+        auto e = std::make_unique<upstream::EchoServer>(*workers_[i], "127.0.0.1", port);
         port = e->port();
-        w->echo_port = port;
+        gateways_[i]->echo_port = port;
         echo_.push_back(std::move(e));
       }
       log::Line(log::Level::debug, "echo_upstream").str("address", "127.0.0.1").num("port", port);
@@ -102,10 +103,11 @@ class Server {
     for (std::size_t i = 0; i < cfg_->listeners.size(); ++i) {
       const auto& lc = cfg_->listeners[i];
       std::uint16_t port = lc.port;
-      for (auto& w : workers_) {
-        auto l = std::make_unique<net::Listener>(*w, lc.address, port,
-                                                 [i](core::Worker& wk, int fd, const sockaddr* peer) {
-                                                   proxy::Session::start(wk, fd, peer, i);
+      for (auto& gw : gateways_) {
+        proxy::WorkerGateway* g = gw.get();
+        auto l = std::make_unique<net::Listener>(g->worker(), lc.address, port,
+                                                 [i, g](core::Worker&, int fd, const sockaddr* peer) {
+                                                   proxy::Session::start(*g, fd, peer, i);
                                                  });
         port = l->port();
         listeners_.push_back(std::move(l));
@@ -117,8 +119,8 @@ class Server {
     }
   }
 
-  void warn_insecure_upstreams() const {
-    for (const auto& r : cfg_->routes) {
+  static void warn_insecure_upstreams(const config::Config& cfg) {
+    for (const auto& r : cfg.routes) {
       bool any = false;
       for (const auto& u : r.upstreams) any |= u.tls;
       if (any && !r.upstream_tls.verify) {
@@ -129,26 +131,70 @@ class Server {
     }
   }
 
-  // SIGHUP: re-read every certificate, key, CA and OCSP file. New handshakes
-  // use the new set; established connections keep theirs. A set that fails
-  // to load is refused whole and the running one stays.
+  // SIGHUP: build a whole new generation (the config file read again, every
+  // certificate, key, CA and OCSP file, the filter chains) and swap it in for
+  // new connections on every worker; established sessions keep theirs. A file
+  // that fails to load is refused whole, with file:line:col, and the running
+  // generation stays.
   void wait_hup(asio::signal_set& hup) {
     hup.async_wait([this, &hup](error_code ec, int) {
       if (ec) return;
-      try {
-        auto tls = net::build_tls(*cfg_);
-        for (auto& w : workers_) {
-          auto* wp = w.get();
-          wp->post([wp, tls] { wp->set_tls(tls); });
-        }
-        log::Line(log::Level::info, "tls_reload").num("certificates", static_cast<std::int64_t>(tls->certificates));
-      } catch (const config::ConfigError& e) {
-        log::Line(log::Level::error, "tls_reload_failed").str("error", e.message).num("line", e.line);
-      } catch (const std::exception& e) {
-        log::Line(log::Level::error, "tls_reload_failed").str("error", e.what());
-      }
+      reload();
       wait_hup(hup);
     });
+  }
+
+  void reload() {
+    const std::uint64_t generation = runtime_->generation + 1;
+    std::shared_ptr<const config::Config> cfg = cfg_;
+    std::shared_ptr<const proxy::Runtime> rt;
+    try {
+      if (!cfg_->path.empty()) cfg = std::make_shared<const config::Config>(config::load_file(cfg_->path));
+      rt = proxy::Runtime::build(cfg, generation);
+    } catch (const config::ConfigError& e) {
+      reload_failed(e.what(), e.message, e.line);
+      return;
+    } catch (const std::exception& e) {
+      reload_failed(e.what(), e.what(), 0);
+      return;
+    }
+    const proxy::ReloadSummary diff = proxy::compare(*runtime_, *rt);
+    warn_insecure_upstreams(*cfg);
+    for (auto& gw : gateways_) {
+      proxy::WorkerGateway* g = gw.get();
+      g->worker().post([g, rt] { g->set_runtime(rt); });
+    }
+    cfg_ = std::move(cfg);
+    runtime_ = std::move(rt);
+    auto names = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (const auto& n : v) s += (s.empty() ? "" : ",") + n;
+      return s;
+    };
+    {
+      log::Line l(log::Level::info, "config_reload");
+      l.unum("generation", generation)
+          .num("routes", static_cast<std::int64_t>(runtime_->routes.size()))
+          .str("added", names(diff.added))
+          .str("removed", names(diff.removed))
+          .str("changed", names(diff.changed));
+      if (diff.listeners_changed) l.str("listeners", "changed: takes effect at restart");
+    }
+    if (diff.listeners_changed) {
+      log::Line(log::Level::warn, "listeners_unchanged")
+          .str("detail", "listeners were added, removed or changed: a reload keeps the running ones; restart to apply");
+    }
+    if (!runtime_->tls->empty()) {
+      log::Line(log::Level::info, "tls_reload").num("certificates", static_cast<std::int64_t>(runtime_->tls->certificates));
+    }
+  }
+
+  // A refused reload says where (what: "file:line:col: message") and keeps
+  // the running generation. tls_reload_failed is the same event under the
+  // name the TLS reload had before config reloads existed.
+  void reload_failed(const std::string& what, const std::string& message, int line) {
+    log::Line(log::Level::error, "config_reload_failed").str("error", what).num("line", line);
+    log::Line(log::Level::error, "tls_reload_failed").str("error", message).num("line", line);
   }
 
   // Once a second: after a burst of connections has paused, give the free
@@ -222,8 +268,10 @@ class Server {
     });
   }
 
-  std::shared_ptr<const config::Config> cfg_;
+  std::shared_ptr<const config::Config> cfg_;        // main thread: the running config
+  std::shared_ptr<const proxy::Runtime> runtime_;   // main thread: the running generation
   std::vector<std::unique_ptr<core::Worker>> workers_;
+  std::vector<std::unique_ptr<proxy::WorkerGateway>> gateways_;  // one per worker, same order
   std::vector<std::unique_ptr<net::Listener>> listeners_;
   std::vector<std::unique_ptr<upstream::EchoServer>> echo_;
   core::TrimPolicy trim_;

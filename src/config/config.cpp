@@ -316,7 +316,7 @@ Config Loader::load_unchecked(const std::string& yaml) const {
   }
   const Fields fs = fields(
       root, "at top level",
-      {"workers", "listeners", "timeouts", "limits", "keepalive", "shutdown", "log", "routes"});
+      {"workers", "listeners", "timeouts", "limits", "keepalive", "shutdown", "reload", "log", "routes"});
 
   Config config;
   config.source = source_;
@@ -332,6 +332,12 @@ Config Loader::load_unchecked(const std::string& yaml) const {
   if (const Field* v = fs.find("shutdown")) {
     const Fields shutdown = fields(*v, "in shutdown", {"drain"});
     if (const Field* d = shutdown.find("drain")) config.drain = duration(*d, true);
+  }
+  config.handshake_timeout = defaults.timeouts.handshake;
+  config.max_header_bytes = defaults.limits.max_header_bytes;
+  if (const Field* v = fs.find("reload")) {
+    const Fields reload = fields(*v, "in reload", {"removed_route_grace"});
+    if (const Field* g = reload.find("removed_route_grace")) config.removed_route_grace = duration(*g, true);
   }
   if (const Field* v = fs.find("log")) {
     const Fields log = fields(*v, "in log", {"level"});
@@ -359,7 +365,9 @@ Config load_file(const std::string& path) {
   }
   // `${file:relative}` is taken from the config file's own directory, so a
   // config and its secrets can move together.
-  return Loader(path, std::filesystem::path(path).parent_path().string()).load(text);
+  Config c = Loader(path, std::filesystem::path(path).parent_path().string()).load(text);
+  c.path = path;
+  return c;
 }
 
 Config load_string(const std::string& yaml, const std::string& source_name) {

@@ -22,6 +22,7 @@ struct Timeouts {
   Millis idle{300'000};              // no frame either way -> close 1001; 0 = off
   Millis max_lifetime{0};            // hard cap on a session; 0 = unlimited
   Millis close{5'000};               // wait for the close handshake/TCP FIN after a Close
+  bool operator==(const Timeouts&) const = default;
 };
 
 struct Limits {
@@ -29,11 +30,13 @@ struct Limits {
   std::uint64_t max_frame_bytes = 16ull << 20;        // one frame's payload -> 1009
   std::uint64_t max_message_bytes = 64ull << 20;      // one message (all fragments) -> 1009
   std::uint32_t buffer_bytes = 64 * 1024;             // per-direction relay buffer = high watermark
+  bool operator==(const Limits&) const = default;
 };
 
 struct Keepalive {
   Millis interval{0};    // ping a peer silent for this long; 0 = off
   Millis timeout{10'000}; // no byte from it within this after the ping -> close
+  bool operator==(const Keepalive&) const = default;
 };
 
 struct Upstream {
@@ -95,6 +98,7 @@ struct UpstreamTls {
 struct HeaderMatch {
   std::string name;      // lower-cased
   std::string value;     // exact, case-sensitive
+  bool operator==(const HeaderMatch&) const = default;
 };
 
 struct RouteMatch {
@@ -105,8 +109,7 @@ struct RouteMatch {
 };
 
 // timeouts.handshake and limits.max_header_bytes apply before a route is
-// chosen, so the loader refuses them in a route: every route carries the
-// top-level values, and routes.front() may stand for them.
+// chosen, so the loader refuses them in a route: they live in Config.
 struct Route {
   std::string name;
   RouteMatch match;
@@ -131,6 +134,13 @@ struct Config {
   std::vector<Listener> listeners;
   std::vector<Route> routes;
   Millis drain{10'000};              // SIGTERM: wait this long for sessions, then 1001
+  // Before a route is chosen (top-level timeouts.handshake, limits.max_header_bytes).
+  Millis handshake_timeout{10'000};
+  std::uint32_t max_header_bytes = 8 * 1024;
+  // Reload: sessions of a route the new config no longer has get Close 1012
+  // after this long (0 = at once).
+  Millis removed_route_grace{10'000};
+  std::string path;                  // the file it was loaded from ("" for strings and the demo)
   std::string log_level = "info";    // debug | info | warn | error
   std::string source;                // file name, for messages
 };

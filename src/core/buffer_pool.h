@@ -45,31 +45,52 @@ class BufferPool {
   std::size_t buffer_size() const { return size_; }
   std::size_t in_use() const { return in_use_; }
 
-  std::uint8_t* acquire() {
-    ++in_use_;
-    if (!free_.empty()) {
+  // A buffer of at least `bytes` (its real size in *got). Buffers of
+  // buffer_size() come from the cache; a larger request (a session of an
+  // older config generation that asked for more) gets its own allocation.
+  // nullptr when out of memory: the caller fails that session, not the loop.
+  std::uint8_t* acquire(std::size_t bytes, std::size_t* got) {
+    const std::size_t n = bytes > size_ ? bytes : size_;
+    if (n == size_ && !free_.empty()) {
       auto* b = free_.back();
       free_.pop_back();
       unpoison(b);
+      ++in_use_;
+      *got = n;
       return b;
     }
-    void* p = std::malloc(size_);
-    if (!p) {
-      // Out of memory is a per-session failure on the data path, not an
-      // exception: the caller closes that session (1011) and goes on.
-      --in_use_;
-      return nullptr;
-    }
+    void* p = std::malloc(n);
+    if (!p) return nullptr;
+    ++in_use_;
+    *got = n;
     return static_cast<std::uint8_t*>(p);
   }
-  void release(std::uint8_t* b) {
+  std::uint8_t* acquire() {
+    std::size_t got;
+    return acquire(size_, &got);
+  }
+  // b: from acquire(), with the size it gave.
+  void release(std::uint8_t* b, std::size_t bytes) {
     --in_use_;
-    if (free_.size() < keep_) {
+    if (bytes == size_ && free_.size() < keep_) {
       poison(b);
       free_.push_back(b);
     } else {
       std::free(b);
     }
+  }
+  void release(std::uint8_t* b) { release(b, size_); }
+
+  // A new config generation may need another size: the cache is emptied and
+  // new buffers have `size` bytes; buffers out now come back with their own.
+  void resize(std::size_t size) {
+    if (size == size_) return;
+    for (auto* b : free_) {
+      unpoison(b);
+      std::free(b);
+    }
+    free_.clear();
+    size_ = size;
   }
 
   // Whether this build poisons cached buffers (tests skip their checks if not).

@@ -8,23 +8,9 @@
 
 namespace weir::core {
 
-namespace {
-// One pool per worker, sized for the largest buffer any route asks for.
-std::size_t pool_buffer_size(const config::Config& cfg) {
-  std::size_t size = 4096;
-  for (const auto& r : cfg.routes) size = std::max<std::size_t>(size, r.limits.buffer_bytes);
-  return size;
-}
-}  // namespace
-
-Worker::Worker(unsigned index, std::shared_ptr<const config::Config> cfg,
-               std::shared_ptr<const Chains> chains)
+Worker::Worker(unsigned index, std::size_t buffer_bytes)
     : index_(index),
-      config_(std::move(cfg)),
-      buffers_(pool_buffer_size(*config_)),
-      chains_(chains ? std::move(chains)
-                     : std::make_shared<const Chains>(filters::build_chains(*config_))),
-      picker_(config_->routes.size()),
+      buffers_(buffer_bytes),
       wheel_(coarse_now_ms()),
       io_(1),
       poller_(std::make_unique<ReadyPoller>(io_, wheel_)) {
@@ -74,6 +60,18 @@ void Worker::shutdown_all(std::uint16_t code, std::string_view reason) {
   for (Closable* c = head_; c;) {
     Closable* next = c->next_;
     c->shutdown(code, reason);
+    c = next;
+  }
+}
+
+}  // namespace weir::core
+
+namespace weir::core {
+
+void Worker::notify_reload() {
+  for (Closable* c = head_; c;) {
+    Closable* next = c->next_;
+    c->on_reload();
     c = next;
   }
 }

@@ -1,7 +1,9 @@
 #pragma once
 // A worker: one thread, one io_context, its own listener sockets and buffer
 // pool. Every socket of a session lives here for its whole life; other threads
-// only post() to it (design: threads).
+// only post() to it (design: threads). core/ is a leaf: what a worker serves
+// (config generation, routes, TLS) belongs to the layers above
+// (proxy::WorkerGateway), which reach their sessions through Closable.
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -14,17 +16,10 @@
 #include <thread>
 #include <vector>
 
-#include "config/config.h"
 #include "core/buffer_pool.h"
-#include "filters/filter.h"
-#include "upstream/picker.h"
-#include "observability/stats.h"
 #include "core/ready_poller.h"
 #include "core/timer_wheel.h"
-
-namespace weir::net {
-struct TlsSet;
-}
+#include "observability/stats.h"
 
 namespace weir::core {
 
@@ -33,6 +28,8 @@ namespace weir::core {
 class Closable {
  public:
   virtual void shutdown(std::uint16_t code, std::string_view reason) = 0;
+  // A new config generation reached this worker (worker thread).
+  virtual void on_reload() {}
 
  protected:
   ~Closable() = default;
@@ -45,18 +42,14 @@ class Closable {
 
 class Worker {
  public:
-  using Chains = std::vector<filters::Chain>;
-  // chains: the routes' filter chains, built once and shared by all workers
-  // (built here from cfg when not given).
-  Worker(unsigned index, std::shared_ptr<const config::Config> cfg,
-         std::shared_ptr<const Chains> chains = nullptr);
+  // buffer_bytes: the size of the relay buffers the pool caches.
+  Worker(unsigned index, std::size_t buffer_bytes);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
   unsigned index() const { return index_; }
   boost::asio::io_context& io() { return io_; }
   BufferPool& buffers() { return buffers_; }
-  const std::shared_ptr<const config::Config>& config() const { return config_; }
   obs::WorkerStats& stats() { return stats_; }
 
   // Runs the loop (ReadyPoller::run) on a new thread until stop().
@@ -70,9 +63,9 @@ class Worker {
   // Asks every live session to close (worker thread only).
   void shutdown_all(std::uint16_t code, std::string_view reason);
   std::size_t live() const { return live_.load(std::memory_order_relaxed); }
+  // Calls on_reload() on every live session (worker thread only).
+  void notify_reload();
 
-  const filters::Chain& chain(std::size_t route_index) const { return (*chains_)[route_index]; }
-  upstream::Picker& picker() { return picker_; }
   ReadyPoller& poller() { return *poller_; }
 
   // Session timers: coarse deadlines (ms of coarse_now_ms()) on the worker's
@@ -95,25 +88,13 @@ class Worker {
   // Runs f after the current batch of events (worker thread only).
   void defer(std::function<void()> f) { poller_->defer(std::move(f)); }
 
-  // The TLS contexts new connections use (worker thread only; a reload posts
-  // a new set to every worker).
-  const std::shared_ptr<const net::TlsSet>& tls() const { return tls_; }
-  void set_tls(std::shared_ptr<const net::TlsSet> tls) { tls_ = std::move(tls); }
-
-  // Port of the built-in echo upstream on 127.0.0.1 (0 when none).
-  std::uint16_t echo_port = 0;
-
  private:
   unsigned index_;
-  std::shared_ptr<const config::Config> config_;
   BufferPool buffers_;
   obs::WorkerStats stats_;
   std::thread thread_;
   Closable* head_ = nullptr;
   std::atomic<std::size_t> live_{0};
-  std::shared_ptr<const Chains> chains_;
-  upstream::Picker picker_;
-  std::shared_ptr<const net::TlsSet> tls_;
   // Before io_, so it outlives it: sessions destroyed with io_'s handlers
   // leave the wheel and return buffers to buffers_.
   TimerWheel wheel_;

@@ -101,7 +101,7 @@ void Session::start_relay() {
 
 void Session::release_buffer(Pump& p) {
   if (p.buf) {
-    worker_.buffers().release(p.buf);
+    worker_.buffers().release(p.buf, p.buf_size);
     p.buf = nullptr;
   }
 }
@@ -117,7 +117,7 @@ void Session::pump(int d) {
   if (phase_ != Phase::relay || src.rx_eof || p.wpos != p.wend || sides_[1 - d].write_armed) return;
   const std::size_t cap = route_->limits.buffer_bytes;
   for (int round = 0; round < kMaxRounds; ++round) {
-    if (!p.buf && !(p.buf = worker_.buffers().acquire())) {
+    if (!p.buf && !(p.buf = worker_.buffers().acquire(route_->limits.buffer_bytes, &p.buf_size))) {
       // Out of memory: this session cannot go on, the others can. Reading is
       // not armed again; the Close (no buffer needed) ends the session.
       worker_.stats().buffer_failures.add();

@@ -15,11 +15,16 @@
 #include "core/worker.h"
 #include "ws/scanner.h"
 
+namespace weir::proxy {
+class Runtime;
+struct CompiledRoute;
+class WorkerGateway;
+}  // namespace weir::proxy
+
 struct ssl_st;
 struct sockaddr;
 
 namespace weir::net {
-struct TlsSet;
 struct IoResult;
 enum class Io : unsigned char;
 }  // namespace weir::net
@@ -37,11 +42,15 @@ class Session final : public core::RefCounted,
                       public core::TimerTarget {
  public:
   // Takes an accepted client socket (fd, owned from now on; peer: its
-  // address) and runs the session to its end. listener: index into the
+  // address) and runs the session to its end under the gateway's current
+  // config generation, which it keeps for life. listener: index into that
   // config's listeners (for its TLS settings).
-  static void start(core::Worker& worker, int fd, const sockaddr* peer, std::size_t listener = 0);
+  static void start(WorkerGateway& gateway, int fd, const sockaddr* peer, std::size_t listener = 0);
 
   void shutdown(std::uint16_t code, std::string_view reason) override;
+  // A new generation: if this session's route is gone from it, Close 1012
+  // after config.removed_route_grace (of the new generation).
+  void on_reload() override;
   void on_ready(unsigned side, std::uint32_t events) override;
   void on_due(std::int64_t now_ms) override;
 
@@ -79,6 +88,7 @@ class Session final : public core::RefCounted,
   struct Pump {
     ws::FrameScanner scanner;
     std::uint8_t* buf = nullptr;     // pooled; only while bytes are held
+    std::size_t buf_size = 0;        // its size (>= the route's buffer_bytes)
     std::uint32_t wpos = 0, wend = 0;       // pending write [wpos, wend)
     std::uint32_t keep_from = 0, keep_to = 0;  // unscanned tail to carry to the front
     std::uint32_t carry = 0;         // carried bytes at buf[0..carry)
@@ -92,7 +102,7 @@ class Session final : public core::RefCounted,
 
   using Step = void (Session::*)();
 
-  Session(core::Worker& worker, int fd, const sockaddr* peer, std::size_t listener);
+  Session(WorkerGateway& gateway, int fd, const sockaddr* peer, std::size_t listener);
   ~Session() override;
 
   // session_tls.cpp
@@ -151,20 +161,22 @@ class Session final : public core::RefCounted,
   std::string_view client_ip() const;  // client_addr_ without port or brackets
   void log_close();
 
+  WorkerGateway& gateway_;
   core::Worker& worker_;
-  std::shared_ptr<const config::Config> config_;
-  const config::Route* route_ = nullptr;
+  std::shared_ptr<const Runtime> runtime_;  // the generation accepted under, for life
+  const CompiledRoute* compiled_ = nullptr;  // its route, once matched (in runtime_)
+  const config::Route* route_ = nullptr;     // compiled_->conf
   std::unique_ptr<Handshake> hs_;   // only until the relay starts
-  std::shared_ptr<const net::TlsSet> tls_;  // while any side may use TLS (keeps its contexts)
   SideState sides_[2];
   Pump pumps_[2];
   ws::ScanPolicy policy_[2];
   std::uint64_t id_;
   std::string client_addr_;         // "ip:port"
-  std::string_view upstream_addr_;  // the upstream's text in config_
+  std::string_view upstream_addr_;  // the upstream's text in runtime_'s config
   std::int64_t started_ms_;
   std::int64_t last_data_ms_ = 0;   // last data frame either way (idle timeout)
   std::int64_t close_deadline_ms_ = 0;
+  std::int64_t route_gone_ms_ = 0;  // its route was removed by a reload: Close 1012 at this time
   Phase phase_ = Phase::request;
   bool closing_ = false;
   bool finished_ = false;

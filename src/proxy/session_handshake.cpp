@@ -26,7 +26,9 @@
 #include "http/head.h"
 #include "http/upgrade.h"
 #include "observability/log.h"
+#include "proxy/gateway.h"
 #include "proxy/route_match.h"
+#include "proxy/runtime.h"
 #include "proxy/handshake_state.h"
 #include "proxy/session.h"
 
@@ -121,8 +123,8 @@ void Session::operator delete(void* p, std::size_t size) {
   ::operator delete(p);
 }
 
-void Session::start(core::Worker& worker, int fd, const sockaddr* peer, std::size_t listener) {
-  core::Ref<Session> s(new Session(worker, fd, peer, listener));
+void Session::start(WorkerGateway& gateway, int fd, const sockaddr* peer, std::size_t listener) {
+  core::Ref<Session> s(new Session(gateway, fd, peer, listener));
   if (!s->registered_) {
     // epoll refused the descriptor (out of memory or max_user_watches).
     s->worker_.stats().refused.add();
@@ -138,14 +140,15 @@ void Session::start(core::Worker& worker, int fd, const sockaddr* peer, std::siz
   }
 }
 
-Session::Session(core::Worker& worker, int fd, const sockaddr* peer, std::size_t listener)
-    : worker_(worker),
-      config_(worker.config()),
-      id_(next_session_id(worker.index())),
+Session::Session(WorkerGateway& gateway, int fd, const sockaddr* peer, std::size_t listener)
+    : gateway_(gateway),
+      worker_(gateway.worker()),
+      runtime_(gateway.runtime()),
+      id_(next_session_id(worker_.index())),
       client_addr_(format_peer(peer)),
       started_ms_(core::coarse_now_ms()) {
   sides_[kClient].fd = fd;
-  if (worker.poller().add(fd, this, kClient)) {
+  if (worker_.poller().add(fd, this, kClient)) {
     registered_ = true;
     poll_ref_ = core::Ref<Session>(this);
   }
@@ -153,13 +156,10 @@ Session::Session(core::Worker& worker, int fd, const sockaddr* peer, std::size_t
   hs_->listener = listener;
   worker_.attach(this);
   worker_.stats().connections_accepted.add();
-  // Until a route is known, the top-level defaults (first route's, which start
-  // from them) bound the handshake.
-  const auto& t = config_->routes.front().timeouts;
-  close_deadline_ms_ = started_ms_ + t.handshake.count();
-  if (const auto& tls = worker.tls(); tls && !tls->empty()) {
-    tls_ = tls;
-    const net::TlsServer* server = listener < tls->listeners.size() ? tls->listeners[listener].get() : nullptr;
+  // Until a route is known, the top-level handshake timeout bounds it.
+  close_deadline_ms_ = started_ms_ + runtime_->config->handshake_timeout.count();
+  {
+    const net::TlsServer* server = runtime_->listener_tls(listener);
     if (server != nullptr) {
       phase_ = Phase::tls_handshake;
       close_deadline_ms_ = started_ms_ + server->conf().handshake_timeout.count();
@@ -194,7 +194,7 @@ net::IoResult Session::read_head(int s, std::string& in, std::size_t max) {
 }
 
 void Session::read_request() {
-  const std::size_t max = config_->routes.front().limits.max_header_bytes;
+  const std::size_t max = runtime_->config->max_header_bytes;
   for (;;) {
     const auto r = read_head(kClient, hs_->in, max);
     if (r.would_block()) {
@@ -214,7 +214,7 @@ void Session::read_request() {
 // False when the request was dealt with (routed or refused), true when more
 // of it is needed.
 bool Session::on_request_bytes() {
-  const std::size_t max = config_->routes.front().limits.max_header_bytes;
+  const std::size_t max = runtime_->config->max_header_bytes;
   std::string err;
   switch (http::parse_request_head(hs_->in, max, hs_->req, &err)) {
     case http::ParseStatus::need_more: return true;
@@ -228,19 +228,20 @@ bool Session::on_request_bytes() {
 
 void Session::route_and_connect() {
   const http::Head& req = hs_->req;
-  const auto match = match_route(*config_, req);
+  const auto match = match_route(*runtime_->config, req);
   if (!match) {
     refuse(404, "no route for this host and path");
     return;
   }
-  route_ = &config_->routes[*match];
+  compiled_ = &runtime_->routes[*match];
+  route_ = compiled_->conf;
   hs_->route_index = *match;
   if (auto refusal = http::validate_upgrade_request(req)) {
     refuse(refusal.status, std::move(refusal.reason));
     return;
   }
   const filters::HandshakeContext ctx{req, client_ip(), *route_, hs_->client_cert};
-  if (auto v = worker_.chain(*match).run_handshake(ctx); v.status != 0) {
+  if (auto v = compiled_->chain.run_handshake(ctx); v.status != 0) {
     refuse(v.status, std::move(v.reason));
     return;
   }
@@ -248,7 +249,7 @@ void Session::route_and_connect() {
   phase_ = Phase::connecting;
   close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.connect.count();
   arm_timer();
-  hs_->first_upstream = worker_.picker().first(hs_->route_index);
+  hs_->first_upstream = gateway_.picker().first(hs_->route_index);
   hs_->attempts = 0;
   connect_next();
 }
@@ -328,7 +329,7 @@ void Session::connect_next() {
   hs.endpoints.clear();
   hs.endpoint_index = 0;
   if (up.kind == config::Upstream::Kind::echo) {
-    hs.endpoints.emplace_back(asio::ip::address_v4::loopback(), worker_.echo_port);
+    hs.endpoints.emplace_back(asio::ip::address_v4::loopback(), gateway_.echo_port);
     connect_next();
     return;
   }
@@ -372,9 +373,7 @@ void Session::on_upstream_connected() {
   close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.upstream_handshake.count();
   arm_timer();
   if (hs_->upstream != nullptr && hs_->upstream->tls) {
-    const net::TlsClient* client = tls_ && hs_->route_index < tls_->routes.size()
-                                       ? tls_->routes[hs_->route_index].get()
-                                       : nullptr;
+    const net::TlsClient* client = compiled_->tls.get();
     SSL* ssl = client != nullptr ? client->new_ssl(hs_->upstream->host, hs_->upstream->port) : nullptr;
     if (ssl == nullptr) {
       worker_.stats().upstream_failures.add();

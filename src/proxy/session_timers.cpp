@@ -4,6 +4,8 @@
 
 #include "core/clock.h"
 #include "proxy/handshake_state.h"
+#include "proxy/gateway.h"
+#include "proxy/runtime.h"
 #include "proxy/session.h"
 
 namespace weir::proxy {
@@ -27,6 +29,7 @@ void Session::arm_timer() {
                                                      : s.last_rx_ms + k.interval.count());
       }
     }
+    if (route_gone_ms_ > 0) deadline = std::min(deadline, route_gone_ms_);
     if (deadline == INT64_MAX) {
       worker_.cancel_timer(this);
       return;
@@ -78,6 +81,10 @@ void Session::on_timer(std::int64_t now) {
   }
   const auto& t = route_->timeouts;
   const auto& k = route_->keepalive;
+  if (route_gone_ms_ > 0 && now >= route_gone_ms_) {
+    begin_close(ws::close_code::service_restart, "route removed by a config reload");
+    return;
+  }
   if (t.max_lifetime.count() > 0 && now >= started_ms_ + t.max_lifetime.count()) {
     begin_close(ws::close_code::going_away, "max lifetime reached");
     return;
@@ -98,6 +105,17 @@ void Session::on_timer(std::int64_t now) {
       }
     }
   }
+  arm_timer();
+}
+
+// Only relaying sessions are touched: one still in its handshake finishes it
+// under the generation it was accepted with (its 101 or refusal is near).
+void Session::on_reload() {
+  if (phase_ != Phase::relay || closing_ || route_gone_ms_ > 0) return;
+  const auto& now_rt = gateway_.runtime();
+  if (now_rt->find(route_->name) != nullptr) return;
+  route_gone_ms_ = core::coarse_now_ms() + now_rt->config->removed_route_grace.count();
+  if (route_gone_ms_ == 0) route_gone_ms_ = 1;
   arm_timer();
 }
 

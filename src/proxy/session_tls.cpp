@@ -16,6 +16,7 @@
 #include "net/tls.h"
 #include "observability/log.h"
 #include "proxy/handshake_state.h"
+#include "proxy/runtime.h"
 #include "proxy/session.h"
 
 namespace weir::proxy {
@@ -141,7 +142,7 @@ void Session::tls_accept() {
   if (const char* sni = SSL_get_servername(c.ssl, TLSEXT_NAMETYPE_host_name)) hs_->sni = sni;
   hs_->client_cert = net::peer_subject(c.ssl);
   phase_ = Phase::request;
-  close_deadline_ms_ = core::coarse_now_ms() + config_->routes.front().timeouts.handshake.count();
+  close_deadline_ms_ = core::coarse_now_ms() + runtime_->config->handshake_timeout.count();
   arm_timer();
   read_request();
 }
@@ -169,8 +170,7 @@ void Session::tls_connect() {
   if (r.status != net::Io::done) {
     std::string why = net::describe(r);
     const long verify = SSL_get_verify_result(ssl);
-    const bool verifying = tls_ && hs_->route_index < tls_->routes.size() && tls_->routes[hs_->route_index] &&
-                           tls_->routes[hs_->route_index]->verify();
+    const bool verifying = compiled_->tls && compiled_->tls->verify();
     if (verifying && verify != X509_V_OK) why = std::string("certificate: ") + X509_verify_cert_error_string(verify);
     worker_.stats().upstream_failures.add();
     upstream_failed(502, "upstream TLS handshake failed: " + why);

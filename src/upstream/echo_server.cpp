@@ -68,7 +68,7 @@ class EchoConn final : public core::RefCounted {
     policy_.max_frame_bytes = policy_.max_message_bytes = 1ull << 30;
   }
   ~EchoConn() override {
-    if (buf_) worker_.buffers().release(buf_);
+    if (buf_) worker_.buffers().release(buf_, buf_cap_);
   }
 
   void read_head() {
@@ -115,12 +115,12 @@ class EchoConn final : public core::RefCounted {
   }
 
   void pump() {
-    const std::size_t cap = worker_.buffers().buffer_size();
     for (int round = 0; round < 8; ++round) {
-      if (!buf_ && !(buf_ = worker_.buffers().acquire())) {
+      if (!buf_ && !(buf_ = worker_.buffers().acquire(0, &buf_cap_))) {
         worker_.stats().buffer_failures.add();
         return;  // out of memory: drop this connection (the Ref goes, the socket closes)
       }
+      const std::size_t cap = buf_cap_;
       std::size_t n;
       error_code ec;
       if (!pending_in_.empty()) {
@@ -179,7 +179,7 @@ class EchoConn final : public core::RefCounted {
     std::memcpy(buf_, tail_buf_, tail_);
     carry_ = tail_;
     if (carry_ == 0) {
-      worker_.buffers().release(buf_);
+      worker_.buffers().release(buf_, buf_cap_);
       buf_ = nullptr;
     }
     return true;
@@ -207,6 +207,7 @@ class EchoConn final : public core::RefCounted {
   ws::ScanPolicy policy_;
   EchoSink::FrameState frame_;
   std::uint8_t* buf_ = nullptr;
+  std::size_t buf_cap_ = 0;  // its size (the pool's size when it was taken)
   std::size_t carry_ = 0, wpos_ = 0, wend_ = 0, tail_ = 0;
   std::uint8_t tail_buf_[ws::max_header_bytes + ws::max_control_payload];
   bool upgraded_ = false;

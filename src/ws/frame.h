@@ -69,6 +69,7 @@ inline constexpr std::uint16_t invalid_payload = 1007;
 inline constexpr std::uint16_t policy_violation = 1008;
 inline constexpr std::uint16_t too_big = 1009;
 inline constexpr std::uint16_t internal_error = 1011;
+inline constexpr std::uint16_t service_restart = 1012;
 inline constexpr std::uint16_t try_again_later = 1013;
 inline constexpr std::uint16_t bad_gateway = 1014;
 }  // namespace close_code

@@ -31,7 +31,7 @@ struct Probe : TimerTarget {
 class WorkerLoop : public ::testing::Test {
  protected:
   void SetUp() override {
-    worker_ = std::make_unique<Worker>(0, std::make_shared<const config::Config>(config::demo_config(0)));
+    worker_ = std::make_unique<Worker>(0, 64 * 1024);
     for (Probe* p : {&a_, &b_, &c_}) {
       p->mu = &mu_;
       p->log = &log_;

@@ -22,6 +22,8 @@
 #include "config/config.h"
 #include "core/worker.h"
 #include "net/listener.h"
+#include "proxy/gateway.h"
+#include "proxy/runtime.h"
 #include "proxy/session.h"
 #include "upstream/echo_server.h"
 #include "ws/frame.h"
@@ -100,19 +102,22 @@ int client_session(std::uint16_t port, int messages) {
 }
 
 TEST(Workers, TwoWorkersRelayConcurrentClientsAndShutDown) {
-  auto cfg = std::make_shared<const config::Config>(config::demo_config(0));
+  auto rt = proxy::Runtime::build(std::make_shared<const config::Config>(config::demo_config(0)), 1);
   std::vector<std::unique_ptr<core::Worker>> workers;
+  std::vector<std::unique_ptr<proxy::WorkerGateway>> gateways;
   std::vector<std::unique_ptr<upstream::EchoServer>> echo;
   std::vector<std::unique_ptr<net::Listener>> listeners;
   std::uint16_t echo_port = 0, port = 0;
   for (unsigned i = 0; i < 2; ++i) {
-    workers.push_back(std::make_unique<core::Worker>(i, cfg));
+    workers.push_back(std::make_unique<core::Worker>(i, rt->buffer_bytes));
+    gateways.push_back(std::make_unique<proxy::WorkerGateway>(*workers.back(), rt));
     echo.push_back(std::make_unique<upstream::EchoServer>(*workers.back(), "127.0.0.1", echo_port));
     echo_port = echo.back()->port();
-    workers.back()->echo_port = echo_port;
+    gateways.back()->echo_port = echo_port;
+    proxy::WorkerGateway* g = gateways.back().get();
     listeners.push_back(std::make_unique<net::Listener>(
         *workers.back(), "127.0.0.1", port,
-        [](core::Worker& w, int fd, const sockaddr* peer) { proxy::Session::start(w, fd, peer); }));
+        [g](core::Worker&, int fd, const sockaddr* peer) { proxy::Session::start(*g, fd, peer); }));
     port = listeners.back()->port();
   }
   for (unsigned i = 0; i < 2; ++i) {
@@ -162,6 +167,7 @@ TEST(Workers, TwoWorkersRelayConcurrentClientsAndShutDown) {
   for (auto& w : workers) w->join();
   listeners.clear();
   echo.clear();
+  gateways.clear();
   workers.clear();
 }
 

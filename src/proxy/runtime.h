@@ -1,0 +1,64 @@
+#pragma once
+// One config generation, compiled: what a session needs from the config for
+// its whole life, immutable and shared by every worker through a shared_ptr.
+// A reload builds a whole new Runtime (config, filter chains, TLS contexts)
+// and swaps it in for new connections; a session keeps the one it was
+// accepted under, so nothing it points into can change or go away.
+//
+// Seams for what comes next:
+//  - a filter type adds its part to CompiledRoute::chain (filters/filter.h);
+//  - an upstream kind (load-balanced groups, HTTP/SSE for the LLM bridge)
+//    becomes a member of CompiledRoute next to its TLS client;
+//  - shared state (Redis) and the admin API hang off the Runtime or the
+//    per-worker WorkerGateway, never off core::Worker.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "filters/filter.h"
+
+namespace weir::net {
+class TlsServer;
+class TlsClient;
+struct TlsSet;
+}  // namespace weir::net
+
+namespace weir::proxy {
+
+struct CompiledRoute {
+  const config::Route* conf = nullptr;          // points into Runtime::config
+  std::size_t index = 0;                         // position in the config (route order)
+  filters::Chain chain;                          // handshake filters, in order
+  std::shared_ptr<const net::TlsClient> tls;     // for wss:// upstreams; null when none
+};
+
+class Runtime {
+ public:
+  // Compiles cfg (reads every TLS file it names); throws config::ConfigError.
+  static std::shared_ptr<const Runtime> build(std::shared_ptr<const config::Config> cfg,
+                                              std::uint64_t generation);
+
+  std::uint64_t generation = 0;
+  std::shared_ptr<const config::Config> config;
+  std::vector<CompiledRoute> routes;           // in match order
+  std::shared_ptr<const net::TlsSet> tls;      // keeps every SSL_CTX alive
+  std::size_t buffer_bytes = 0;                // the largest relay buffer a route asks for
+
+  // The listener's TLS server (null for a plain listener or an unknown index).
+  const net::TlsServer* listener_tls(std::size_t listener) const;
+  const CompiledRoute* find(std::string_view name) const;
+};
+
+// What a reload changed, by route name, for the config_reload log line.
+struct ReloadSummary {
+  std::vector<std::string> added, removed, changed;
+  bool listeners_changed = false;
+};
+ReloadSummary compare(const Runtime& before, const Runtime& after);
+
+}  // namespace weir::proxy
