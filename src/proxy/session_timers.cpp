@@ -115,7 +115,6 @@ void Session::on_reload() {
   const auto& now_rt = gateway_.runtime();
   if (now_rt->find(route_->name) != nullptr) return;
   route_gone_ms_ = core::coarse_now_ms() + now_rt->config->removed_route_grace.count();
-  if (route_gone_ms_ == 0) route_gone_ms_ = 1;
   arm_timer();
 }
 

@@ -456,8 +456,11 @@ def test_backend_garbage_after_101(weir, peers, name):
 # --------------------------------------------------------------------------- connection churn
 
 
-def _cycle(port: int, i: int) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+def _cycle(port: int, i: int, tls=None) -> None:
+    """One session: upgrade, one echo, close handshake, TCP closed by the server.
+    tls: a client SSLContext to speak wss://."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        s = tls.wrap_socket(raw, server_hostname="localhost") if tls else raw
         s.sendall(build_request("/churn"))
         r = read_response(s, 5)
         assert r.status == 101, r.status
@@ -472,7 +475,7 @@ def _cycle(port: int, i: int) -> None:
         wait_peer_close(s, 5)
 
 
-def _churn(port: int, start: int, count: int, threads: int = 4) -> None:
+def _churn(port: int, start: int, count: int, threads: int = 4, tls=None) -> None:
     errors: list[str] = []
     lock = threading.Lock()
     nxt = [start]
@@ -485,7 +488,7 @@ def _churn(port: int, start: int, count: int, threads: int = 4) -> None:
                 i = nxt[0]
                 nxt[0] += 1
             try:
-                _cycle(port, i)
+                _cycle(port, i, tls)
             except Exception as e:  # noqa: BLE001
                 with lock:
                     errors.append(f"cycle {i}: {e!r}")

@@ -14,11 +14,10 @@ import time
 
 import pytest
 
-from test_faults import GARBAGE, RST, fd_count, settle, wait_fds
+from test_faults import GARBAGE, RST, _churn, fd_count, settle, wait_fds
 from tlscerts import certs, client_context  # noqa: F401 (fixture)
-from weirlib import (MiB, OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT, FrameReader, RawClient,
-                     build_request, close_payload, encode_frame, flood_payload, make_config,
-                     read_response, wait_peer_close)
+from weirlib import (MiB, OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT, RawClient, close_payload,
+                     encode_frame, flood_payload, make_config, wait_peer_close)
 
 
 def server_ctx(certs) -> ssl.SSLContext:
@@ -191,59 +190,16 @@ def test_backend_garbage_after_101_gets_1002(weir, peers, certs, client_tls, bac
     assert w.alive()
 
 
-def _tls_cycle(port: int, ctx: ssl.SSLContext, i: int) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-            s.sendall(build_request("/churn"))
-            r = read_response(s, 5)
-            assert r.status == 101, r.status
-            rd = FrameReader(s, r.rest)
-            msg = f"cycle {i}".encode()
-            s.sendall(encode_frame(OP_TEXT, msg))
-            f = rd.read_frame(5)
-            assert (f.opcode, f.payload) == (OP_TEXT, msg), f
-            s.sendall(encode_frame(OP_CLOSE, close_payload(1000)))
-            f = rd.read_frame(5)
-            assert f.opcode == OP_CLOSE and f.close_code == 1000, f
-            wait_peer_close(s, 5)
-
-
 def test_tls_connect_close_churn_no_leak(weir, peers, certs):
     """1000 wss sessions to a wss backend, four at a time: no descriptor kept."""
     WARM, TOTAL = 100, 1000
     rb = peers.raw("echo", tls=server_ctx(certs))
     w = start(weir, certs, rb.addr, True, True)
     ctx = client_tls_ctx(certs)
-    errors: list[str] = []
-    lock = threading.Lock()
-    nxt = [0]
-
-    def run(limit):
-        while True:
-            with lock:
-                if errors or nxt[0] >= limit:
-                    return
-                i = nxt[0]
-                nxt[0] += 1
-            try:
-                _tls_cycle(w.port, ctx, i)
-            except Exception as e:  # noqa: BLE001
-                with lock:
-                    errors.append(f"cycle {i}: {e!r}")
-
-    def churn(limit):
-        ts = [threading.Thread(target=run, args=(limit,), daemon=True) for _ in range(4)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(timeout=120)
-        assert not errors, errors[:3]
-        assert nxt[0] >= limit
-
-    churn(WARM)
+    _churn(w.port, 0, WARM, tls=ctx)
     settle(w, WARM)
     warm_fds = fd_count(w.pid)
-    churn(TOTAL)
+    _churn(w.port, WARM, TOTAL - WARM, tls=ctx)
     settle(w, TOTAL, timeout=20)
     fds = wait_fds(w.pid, warm_fds, 3)
     assert fds <= warm_fds, f"fd count grew from {warm_fds} to {fds}"
