@@ -13,13 +13,16 @@
 //    reason) can be checked before a single byte of them is forwarded;
 //  - on a violation, `error` is a close code and `consumed` stops before the
 //    offending frame: everything before it is valid and may be forwarded.
-//  - after a Close frame, `closed` is set and nothing more is consumed.
+//  - after a Close frame, `closed` is set and nothing more is consumed;
+//  - a sink whose on_frame returns bool may refuse a data frame: false stops
+//    the scan before it (`stopped`; nothing of it consumed, no state changed).
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+#include <type_traits>
 
 #include "ws/frame.h"
 #include "ws/utf8.h"
@@ -39,11 +42,13 @@ struct ScanResult {
   std::uint16_t error = 0;             // close code to fail the connection with, 0 = none
   const char* reason = "";             // static string describing the violation
   bool closed = false;                 // a Close frame was consumed (it ends the stream)
+  bool stopped = false;                // the sink refused a data frame (see on_frame)
 };
 
 // A sink receives each frame once it is validated, before its bytes are
 // forwarded, and may rewrite the header in place (same length) and payload.
 //   void on_frame(FrameHeader& h, std::uint8_t* frame);   // frame = header start
+//     (or bool on_frame(...): false refuses a data frame and stops the scan)
 //   void on_payload(std::uint8_t* p, std::size_t n, std::uint64_t offset);  // if wants_payload
 //   void on_close(std::uint16_t code, std::string_view reason);  // code 1005 when empty
 struct NullSink {
@@ -63,6 +68,8 @@ class FrameScanner {
   // own (ping, close) may be inserted into the stream here.
   bool at_frame_boundary() const { return payload_left_ == 0; }
   bool closed() const { return closed_; }
+  // Payload bytes of the current data frame not yet consumed (0 between frames).
+  std::uint64_t payload_left() const { return payload_left_; }
 
  private:
   ScanResult fail(ScanResult r, std::uint16_t code, const char* why) {
@@ -172,6 +179,12 @@ ScanResult FrameScanner::scan(std::uint8_t* p, std::size_t n, const ScanPolicy& 
     if (h.payload_len > policy.max_frame_bytes) return fail(r, close_code::too_big, "frame too big");
     if (h.payload_len > policy.max_message_bytes - std::min(message_bytes_, policy.max_message_bytes))
       return fail(r, close_code::too_big, "message too big");
+    if constexpr (std::is_same_v<decltype(sink.on_frame(h, p + pos)), bool>) {
+      if (!sink.on_frame(h, p + pos)) {
+        r.stopped = true;
+        return r;
+      }
+    }
     message_bytes_ += h.payload_len;
     if (h.opcode != Opcode::continuation) {
       // Compressed payload (RSV1) cannot be checked without inflating it.
@@ -184,7 +197,7 @@ ScanResult FrameScanner::scan(std::uint8_t* p, std::size_t n, const ScanPolicy& 
     frame_masked_ = h.masked;
     std::memcpy(mask_, h.mask, 4);
     in_message_ = !h.fin;
-    sink.on_frame(h, p + pos);
+    if constexpr (!std::is_same_v<decltype(sink.on_frame(h, p + pos)), bool>) sink.on_frame(h, p + pos);
     pos += h.header_len;
     payload_left_ = h.payload_len;
     payload_offset_ = 0;
