@@ -8,11 +8,18 @@
 #include <filesystem>
 #include <map>
 
+#include "config/filter_types.h"
 #include "config/loader.h"
 
 namespace weir::config {
 
 namespace {
+
+std::vector<std::string_view> filter_keys() {
+  std::vector<std::string_view> keys;
+  for (const auto& t : filter_types()) keys.push_back(t.key);
+  return keys;
+}
 
 std::string format_error(const std::string& file, int line, int col, const std::string& msg) {
   return file + ":" + std::to_string(line) + ":" + std::to_string(col) + ": " + msg;
@@ -193,8 +200,9 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index,
   }
   const Fields fs = fields(
       item, "in route",
-      {"name", "match", "upstreams", "upstream_tls", "origins", "remask", "strict", "timeouts",
-       "limits", "keepalive"});
+      {"name", "match", "upstreams", "upstream_tls", "remask", "strict", "timeouts", "limits",
+       "keepalive"},
+      filter_keys());
   ParsedRoute parsed{defaults, item.mark, item.mark};
   Route& r = parsed.route;
 
@@ -237,18 +245,19 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index,
     r.upstream_tls = upstream_tls(*v);
   }
 
-  if (const Field* v = fs.find("origins")) {
-    for (const Field& o : list(*v, true)) {
-      // Origins compare case-insensitively (RFC 6454 serialises them lower-case).
-      const std::string origin = lower(scalar(o, "a string such as https://chat.example.com"));
-      if (!valid_origin(origin)) {
-        fail(o.mark,
-             "invalid origin " + quote(origin) +
-                 " (use scheme://host[:port] with no path, e.g. https://chat.example.com, or '*')");
-      }
-      r.origins.push_back(origin);
-    }
+  // Filters, in chain order (FilterType::order, then as written).
+  for (const auto& [k, field] : fs.entries) {
+    const FilterType* type = find_filter_type(k);
+    if (type == nullptr) continue;
+    std::shared_ptr<FilterSettings> settings =
+        type->parse(filter_reader(field));
+    settings->key = k;
+    settings->pos = pos(field.key_mark);
+    r.filters.push_back(std::move(settings));
   }
+  std::stable_sort(r.filters.begin(), r.filters.end(), [](const auto& a, const auto& b) {
+    return find_filter_type(a->key)->order < find_filter_type(b->key)->order;
+  });
 
   if (const Field* v = fs.find("remask")) r.remask = boolean(*v);
   if (const Field* v = fs.find("strict")) r.strict = boolean(*v);

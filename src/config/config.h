@@ -13,6 +13,8 @@
 
 namespace weir::config {
 
+struct FilterSettings;
+
 using Millis = std::chrono::milliseconds;
 
 struct Timeouts {
@@ -114,7 +116,9 @@ struct Route {
   std::string name;
   RouteMatch match;
   std::vector<Upstream> upstreams;   // never empty
-  std::vector<std::string> origins;  // empty = any origin; "*" = any
+  // Its filters in chain order (config/filter_types.h): each a filter type's
+  // parsed settings, e.g. origins, message_rate, max_message.
+  std::vector<std::shared_ptr<const FilterSettings>> filters;
   bool remask = false;               // re-mask client frames with fresh keys
   bool strict = false;               // Weir itself checks UTF-8 of text messages (1007)
   UpstreamTls upstream_tls;          // for the route's wss:// upstreams

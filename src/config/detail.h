@@ -48,7 +48,6 @@ bool valid_match_host(std::string_view host);
 bool valid_header_name(std::string_view name);
 
 // "scheme://host[:port]" with no path (what browsers send), "null", or "*".
-bool valid_origin(std::string_view origin);
 
 // Optimal string alignment distance, for "did you mean" hints.
 std::size_t edit_distance(std::string_view a, std::string_view b);

@@ -18,6 +18,7 @@
 
 #include "config/config.h"
 #include "config/detail.h"
+#include "config/filter_reader.h"
 
 namespace weir::config::detail {
 
@@ -69,10 +70,13 @@ inline std::string lower(std::string s) {
   return s;
 }
 
-inline std::string suggestion(std::string_view key, Keys allowed) {
+inline std::string suggestion(std::string_view key, Keys allowed,
+                              const std::vector<std::string_view>& extra = {}) {
   std::string_view best;
   std::size_t best_distance = std::numeric_limits<std::size_t>::max();
-  for (std::string_view candidate : allowed) {
+  std::vector<std::string_view> all(allowed.begin(), allowed.end());
+  all.insert(all.end(), extra.begin(), extra.end());
+  for (std::string_view candidate : all) {
     const std::size_t distance = edit_distance(key, candidate);
     if (distance < best_distance) {
       best = candidate;
@@ -100,6 +104,8 @@ inline std::optional<std::uint64_t> parse_uint(std::string_view s) {
 }
 
 class Loader {
+  friend class weir::config::FilterReader;
+
  public:
   Loader(std::string source, std::string base_dir)
       : source_(std::move(source)), base_dir_(std::move(base_dir)) {}
@@ -136,7 +142,9 @@ class Loader {
 
   // Checks a mapping's keys against `allowed` (empty = any key) and returns
   // its entries. An empty value (`timeouts:`) is an empty mapping.
-  Fields fields(const Field& f, std::string_view where, Keys allowed) const {
+  // `extra`: more allowed keys (a route's filter keys).
+  Fields fields(const Field& f, std::string_view where, Keys allowed,
+                const std::vector<std::string_view>& extra = {}) const {
     Fields out;
     out.mark = f.mark;
     if (f.node.IsNull()) return out;
@@ -150,9 +158,10 @@ class Loader {
              "a key " + std::string(where) + " must be a plain word, got " + describe(key));
       }
       const std::string& k = key.Scalar();
-      if (allowed.size() != 0 && std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+      if (allowed.size() != 0 && std::find(allowed.begin(), allowed.end(), k) == allowed.end() &&
+          std::find(extra.begin(), extra.end(), k) == extra.end()) {
         fail(key.Mark(),
-             "unknown key " + quote(k) + " " + std::string(where) + suggestion(k, allowed));
+             "unknown key " + quote(k) + " " + std::string(where) + suggestion(k, allowed, extra));
       }
       if (out.find(k) != nullptr) {
         fail(key.Mark(), "duplicate key " + quote(k) + " " + std::string(where));
@@ -245,6 +254,8 @@ class Loader {
   }
 
   std::vector<Listener> listeners(const Field& f) const;
+  // filter_reader.cpp: a filter type's view of its value.
+  FilterReader filter_reader(const Field& f) const;
   // tls.cpp
   ListenerTls listener_tls(const Field& f) const;
   UpstreamTls upstream_tls(const Field& f) const;

@@ -251,20 +251,6 @@ bool valid_header_name(std::string_view name) {
   });
 }
 
-bool valid_origin(std::string_view origin) {
-  if (origin == "*" || origin == "null") return true;
-  const auto sep = origin.find("://");
-  if (sep == std::string_view::npos || sep == 0) return false;
-  for (char c : origin.substr(0, sep)) {
-    const bool ok =
-        (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
-    if (!ok) return false;
-  }
-  const std::string_view authority = origin.substr(sep + 3);
-  if (authority.empty()) return false;
-  return authority.find_first_of("/?# \t") == std::string_view::npos;
-}
-
 // A swapped pair of letters ("idel") counts as one edit: the commonest typo
 // in a key.
 std::size_t edit_distance(std::string_view a, std::string_view b) {

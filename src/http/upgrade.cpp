@@ -93,8 +93,9 @@ std::string_view status_text(unsigned status) {
   }
 }
 
-std::string error_response(unsigned status, std::string_view reason) {
+std::string error_response(unsigned status, std::string_view reason, std::span<const Field> extra) {
   std::string out = fmt::format("HTTP/1.1 {} {}\r\n", status, status_text(status));
+  for (const auto& f : extra) append_field(out, f.name, f.value);
   if (status == 426) out += "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n";
   if (status == 405) out += "Allow: GET\r\n";
   out += fmt::format("Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -112,7 +113,7 @@ bool is_hop_by_hop(std::string_view name, const Head& message) {
   return message.has_token("connection", name);
 }
 
-std::string build_upstream_request(const Head& req, const ForwardInfo& info) {
+std::string build_upstream_request(const Head& req, const ForwardInfo& info, std::span<const Field> extra) {
   std::string out;
   out.reserve(req.size + 256);
   out.append("GET ").append(req.target).append(" HTTP/1.1\r\n");
@@ -145,6 +146,7 @@ std::string build_upstream_request(const Head& req, const ForwardInfo& info) {
   if (v6) forwarded += fmt::format("for=\"[{}]\";proto={};host=\"{}\"", info.client_ip, info.proto, host);
   else forwarded += fmt::format("for={};proto={};host=\"{}\"", info.client_ip, info.proto, host);
   append_field(out, "Forwarded", forwarded);
+  for (const auto& f : extra) append_field(out, f.name, f.value);
   out.append("\r\n");
   return out;
 }
@@ -190,7 +192,8 @@ UpstreamVerdict check_upstream_response(const Head& resp, const Head& client_req
   return v;
 }
 
-std::string build_switching_response(const Head& client_req, const Head& upstream_resp) {
+std::string build_switching_response(const Head& client_req, const Head& upstream_resp,
+                                     std::span<const Field> extra) {
   std::string out = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
   append_field(out, "Sec-WebSocket-Accept", compute_accept(client_req.get("sec-websocket-key")));
   for (const auto& f : upstream_resp.fields) {
@@ -199,6 +202,7 @@ std::string build_switching_response(const Head& client_req, const Head& upstrea
       continue;
     append_field(out, f.name, f.value);
   }
+  for (const auto& f : extra) append_field(out, f.name, f.value);
   out.append("\r\n");
   return out;
 }

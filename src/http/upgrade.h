@@ -4,6 +4,7 @@
 // backend's answer, and build what the client gets back. No I/O.
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -30,7 +31,8 @@ std::string_view status_text(unsigned status);
 
 // A complete refusal response with the reason as text/plain body; 426 carries
 // Sec-WebSocket-Version: 13 and Upgrade: websocket; always Connection: close.
-std::string error_response(unsigned status, std::string_view reason);
+// `extra`: more header fields (a filter's Retry-After, WWW-Authenticate).
+std::string error_response(unsigned status, std::string_view reason, std::span<const Field> extra = {});
 
 struct ForwardInfo {
   std::string_view client_ip;   // without port; IPv6 unbracketed
@@ -41,7 +43,9 @@ struct ForwardInfo {
 // end-to-end headers (the client's Sec-WebSocket-Key, subprotocol and
 // extension offers included), without hop-by-hop headers, plus
 // X-Forwarded-For/-Proto/-Host and Forwarded.
-std::string build_upstream_request(const Head& req, const ForwardInfo& info);
+// `extra`: fields added by filters (after the forwarded ones).
+std::string build_upstream_request(const Head& req, const ForwardInfo& info,
+                                   std::span<const Field> extra = {});
 
 struct UpstreamVerdict {
   Refusal refusal;                // 502 with the backend's status in the reason
@@ -53,7 +57,8 @@ UpstreamVerdict check_upstream_response(const Head& resp, const Head& client_req
 
 // The 101 for the client: backend's subprotocol/extensions and its other
 // end-to-end headers (e.g. Set-Cookie), with our own Accept.
-std::string build_switching_response(const Head& client_req, const Head& upstream_resp);
+std::string build_switching_response(const Head& client_req, const Head& upstream_resp,
+                                     std::span<const Field> extra = {});
 
 // True for headers a proxy must not forward (RFC 9110 7.6.1): the standard
 // hop-by-hop names and any name listed in the message's Connection fields.

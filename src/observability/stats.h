@@ -33,6 +33,10 @@ struct WorkerStats {
   Counter tls_resumed;           // ... of which resumed a session (ticket or cache)
   Counter tls_handshake_failures;
   Counter buffer_failures;       // a relay buffer could not be allocated (session closed 1011)
+  Counter filter_refusals;       // handshakes a filter refused (also in refused)
+  Counter filter_closes;         // sessions a filter closed (message rate, size)
+  Counter messages_dropped;      // messages a filter dropped
+  Counter throttle_pauses;       // times a filter paused reading a side
 };
 
 }  // namespace weir::obs

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "filters/api.h"
 #include "http/head.h"
 #include "proxy/session.h"
 
@@ -45,6 +46,9 @@ struct Session::Handshake {
   const char* tls_version = nullptr;
   std::string sni;
   std::string client_cert;      // verified subject (RFC 2253)
+  // What the route's handshake filters see and add (headers to the upstream
+  // request and to the 101); set while and after they run.
+  std::optional<filters::HandshakeContext> filter_ctx;
 };
 
 }  // namespace weir::proxy

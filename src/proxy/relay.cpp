@@ -5,7 +5,9 @@
 // in flight, and stops reading while its write is blocked: that buffer is the
 // direction's high watermark, and TCP flow control pushes back on the sender.
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include <openssl/ssl.h>
 #include <sys/epoll.h>
@@ -16,6 +18,7 @@
 #include "observability/log.h"
 #include "proxy/handshake_state.h"
 #include "proxy/session.h"
+#include "filters/session_filters.h"
 
 namespace weir::proxy {
 
@@ -24,8 +27,16 @@ namespace {
 // Rounds of read+write a pump runs before yielding to other sessions.
 constexpr int kMaxRounds = 8;
 
+// A byte range of a run that a filter dropped: [from, from + len), offsets
+// from the run's start; len may reach past the run (the rest of a frame).
+struct DropRange {
+  std::size_t from;
+  std::uint64_t len;
+};
+
 // Counts messages and records the peer's Close; optionally re-masks client
-// frames with fresh keys (XOR with old^new key in one pass).
+// frames with fresh keys (XOR with old^new key in one pass); runs the frame
+// filters of a route that has them.
 template <bool Remask>
 struct RelaySink {
   static constexpr bool wants_payload = Remask;
@@ -38,11 +49,34 @@ struct RelaySink {
   // old key ^ new key of the frame being re-masked; lives in the pump because
   // a frame's payload may span many scans.
   std::uint8_t* delta = nullptr;
+  std::uint8_t* base = nullptr;          // the run's start in the buffer
+  // The last data frame that starts in this run and is relayed (the one a
+  // re-fragmentation may cut), as an offset from base.
+  std::size_t last = ws::Refragmenter::npos;
+  ws::FrameHeader last_h;
+  // Frame filters (null: the route has none).
+  filters::SessionFilters* filters = nullptr;
+  filters::Direction dir = filters::Direction::to_upstream;
+  std::int64_t now = 0;
+  bool* dropping = nullptr;              // the pump's: rest of a message is dropped
+  std::vector<DropRange>* drops = nullptr;
+  std::uint64_t dropped = 0;             // messages dropped in this run
+  bool* admit = nullptr;                 // the pump's: the next frame was ruled on before a pause
+  std::int64_t pause_until = 0;          // stopped: a filter holds this frame until then
+  std::uint16_t stop_code = 0;           // stopped: a filter closes the session before this frame
+  const char* stop_reason = "";
 
-  void on_frame(ws::FrameHeader& h, std::uint8_t* frame) {
+  bool on_frame(ws::FrameHeader& h, std::uint8_t* frame) {
     if (!ws::is_control(h.opcode)) {
+      if (filters != nullptr) {
+        const Fate f = filter(h, frame);
+        if (f == Fate::stop) return false;
+        if (f == Fate::dropped) return true;  // not counted, not re-masked: it goes nowhere
+      }
       saw_data = true;
       if (h.fin) ++messages;
+      last = static_cast<std::size_t>(frame - base);
+      last_h = h;
     }
     if constexpr (Remask) {
       std::uint8_t fresh[4];
@@ -50,6 +84,50 @@ struct RelaySink {
       for (int i = 0; i < 4; ++i) delta[i] = h.mask[i] ^ fresh[i];
       std::memcpy(frame + h.header_len - 4, fresh, 4);
     }
+    return true;
+  }
+  enum class Fate : std::uint8_t { relay, dropped, stop };
+  Fate filter(const ws::FrameHeader& h, std::uint8_t* frame) {
+    const std::size_t at = static_cast<std::size_t>(frame - base);
+    if (*dropping) {
+      // The rest of a message whose first frame was dropped.
+      drops->push_back({at, h.header_len + h.payload_len});
+      if (h.fin) *dropping = false;
+      return Fate::dropped;
+    }
+    if (*admit) {
+      // Held by a pause that is over now: the chain ruled on it then.
+      *admit = false;
+      return Fate::relay;
+    }
+    const filters::FrameVerdict v = filters->on_frame_header(dir, h, now);
+    switch (v.kind) {
+      case filters::FrameVerdict::Kind::forward:
+        return Fate::relay;
+      case filters::FrameVerdict::Kind::pause:
+        if (v.until_ms <= now) return Fate::relay;
+        // The frame and all after it wait: the scan stops before it, its
+        // bytes are carried, and nothing more is read until then.
+        pause_until = v.until_ms;
+        *admit = true;
+        return Fate::stop;
+      case filters::FrameVerdict::Kind::close:
+        stop_code = v.code;
+        stop_reason = v.reason;
+        return Fate::stop;
+      case filters::FrameVerdict::Kind::drop:
+        if (h.opcode == ws::Opcode::continuation) {
+          // Its first frames are relayed already: only a Close can end it.
+          stop_code = ws::close_code::policy_violation;
+          stop_reason = "message refused after its first fragment";
+          return Fate::stop;
+        }
+        drops->push_back({at, h.header_len + h.payload_len});
+        *dropping = !h.fin;
+        ++dropped;
+        return Fate::dropped;
+    }
+    return Fate::relay;
   }
   void on_payload(std::uint8_t* p, std::size_t n, std::uint64_t offset) {
     if constexpr (Remask) ws::apply_mask(p, n, delta, offset);
@@ -60,6 +138,30 @@ struct RelaySink {
     if (reason_out) reason_out->assign(reason);
   }
 };
+
+// Removes the dropped ranges from the run buf[0, end) (offsets from buf);
+// returns the run's new end. `last` moves with the bytes before it; the
+// part of the final range past `end` is returned in tail_left.
+std::size_t remove_drops(std::uint8_t* buf, std::size_t end, const std::vector<DropRange>& drops,
+                         std::size_t& last, std::uint64_t& tail_left) {
+  std::size_t out = drops.front().from;
+  std::size_t removed_before_last = 0;
+  tail_left = 0;
+  for (std::size_t i = 0; i < drops.size(); ++i) {
+    const std::size_t from = drops[i].from;
+    const std::uint64_t to_full = from + drops[i].len;
+    const std::size_t to = static_cast<std::size_t>(std::min<std::uint64_t>(to_full, end));
+    if (to_full > end) tail_left = to_full - end;
+    if (last != ws::Refragmenter::npos && last >= to) removed_before_last += to - from;
+    const std::size_t next = i + 1 < drops.size() ? drops[i + 1].from : end;
+    if (next > to) {
+      std::memmove(buf + out, buf + to, next - to);
+      out += next - to;
+    }
+  }
+  if (last != ws::Refragmenter::npos) last -= removed_before_last;
+  return out;
+}
 
 const char* side_name(int s) { return s == 0 ? "client" : "upstream"; }
 
@@ -78,6 +180,12 @@ void Session::start_relay() {
     policy_[d].check_utf8 = route_->strict;
     sides_[d].last_rx_ms = now;
   }
+  // Re-fragmenting is allowed where Weir understands every negotiated
+  // extension (none, or permessage-deflate, whose RSV1 marks a message's
+  // first frame only): RFC 6455 5.4.
+  refrag_ = (hs_->allowed_rsv & ~0x4) == 0;
+  // Handshake-only filters are done: their per-session parts go now.
+  if (filters_ && !filters_->frames() && !filters_->messages()) filters_.reset();
   last_data_ms_ = now;
   // Frames that arrived with the handshakes are relayed first.
   pumps_[kClient].pending_in.assign(hs_->in, hs_->req.size);
@@ -117,7 +225,14 @@ void Session::pump(int d) {
   if (phase_ != Phase::relay || src.rx_eof || p.wpos != p.wend || sides_[1 - d].write_armed) return;
   const std::size_t cap = route_->limits.buffer_bytes;
   for (int round = 0; round < kMaxRounds; ++round) {
-    if (!p.buf && !(p.buf = worker_.buffers().acquire(route_->limits.buffer_bytes, &p.buf_size))) {
+    if (p.paused_until > 0) {
+      // A filter throttles this side: no read until on_timer resumes it;
+      // meanwhile TCP flow control pushes back on the sender.
+      if (p.carry == 0) release_buffer(p);
+      arm_timer();
+      return;
+    }
+    if (!p.buf && !(p.buf = worker_.buffers().acquire(cap + kHeadroom, &p.buf_size))) {
       // Out of memory: this session cannot go on, the others can. Reading is
       // not armed again; the Close (no buffer needed) ends the session.
       worker_.stats().buffer_failures.add();
@@ -125,16 +240,21 @@ void Session::pump(int d) {
       begin_close(ws::close_code::internal_error, "out of memory");
       return;
     }
-    const std::size_t room = cap - p.carry;
+    std::uint8_t* const base = p.buf + kHeadroom;
+    const std::size_t room = std::min(cap, p.buf_size - kHeadroom) - p.carry;
     std::size_t n = 0;
     bool from_socket = false;
-    if (!p.pending_in.empty()) {
+    if (p.rescan) {
+      // A pause ended: the held frames are carried, scan them before reading
+      // (the carry may fill the buffer).
+      p.rescan = false;
+    } else if (!p.pending_in.empty()) {
       n = std::min(room, p.pending_in.size());
-      std::memcpy(p.buf + p.carry, p.pending_in.data(), n);
+      std::memcpy(base + p.carry, p.pending_in.data(), n);
       p.pending_in.erase(0, n);
     } else {
       src.rx_edge = false;
-      const auto r = net::read_some(src.fd, src.ssl, p.buf + p.carry, room);
+      const auto r = net::read_some(src.fd, src.ssl, base + p.carry, room);
       n = r.n;
       from_socket = true;
       if (r.status != net::Io::done) {
@@ -162,13 +282,40 @@ void Session::pump(int d) {
       bool saw_data = false;
       std::uint16_t peer_close = 0;
       std::string reason;
+      std::size_t last = ws::Refragmenter::npos;
+      ws::FrameHeader last_h;
+      std::uint64_t dropped = 0;
+      std::int64_t pause_until = 0;
+      std::uint16_t stop_code = 0;
+      const char* stop_reason = "";
+      const std::uint64_t left_before = p.scanner.payload_left();
+      const bool filtered = filters_ && filters_->frames();
+      // Ranges to cut out of the run (reused: dropping is the rare path).
+      thread_local std::vector<DropRange> drops;
+      drops.clear();
+      if (p.drop_left > 0) drops.push_back({0, p.drop_left});
       auto run = [&](auto& sink) {
         sink.reason_out = &reason;
         sink.delta = p.remask_delta;
-        r = p.scanner.scan(p.buf, total, policy_[d], sink);
+        sink.base = base;
+        if (filtered) {
+          sink.filters = filters_.get();
+          sink.dir = static_cast<filters::Direction>(d);
+          sink.now = now;
+          sink.dropping = &p.dropping;
+          sink.drops = &drops;
+          sink.admit = &p.admit_next;
+        }
+        r = p.scanner.scan(base, total, policy_[d], sink);
         messages = sink.messages;
         saw_data = sink.saw_data;
         peer_close = sink.saw_close ? sink.close_code : 0;
+        last = sink.last;
+        last_h = sink.last_h;
+        dropped = sink.dropped;
+        pause_until = sink.pause_until;
+        stop_code = sink.stop_code;
+        stop_reason = sink.stop_reason;
       };
       if (remask_ && d == kClient) {
         RelaySink<true> sink;
@@ -183,12 +330,33 @@ void Session::pump(int d) {
       auto& stats = worker_.stats();
       (d == kClient ? stats.messages_c2u : stats.messages_u2c).add(messages);
       (d == kClient ? stats.bytes_c2u : stats.bytes_u2c).add(r.consumed);
-      p.wpos = 0;
-      p.wend = static_cast<std::uint32_t>(r.consumed);
-      p.keep_from = p.wend;
-      p.keep_to = static_cast<std::uint32_t>(total);
+      // The run to write: [start, end) of the buffer.
+      std::size_t start = kHeadroom;
+      std::size_t end = kHeadroom + r.consumed;
+      std::uint64_t rest = p.scanner.payload_left();  // of a frame cut at the run's end
+      if (!drops.empty()) {
+        p.dropped += dropped;
+        stats.messages_dropped.add(dropped);
+        std::uint64_t tail_left = 0;
+        end = kHeadroom + remove_drops(base, r.consumed, drops, last, tail_left);
+        p.drop_left = tail_left;
+        if (tail_left > 0) rest = 0;  // the cut frame is dropped: nothing of it to re-fragment
+      }
+      if (refrag_) {
+        // The frame left open by the previous run continues at the start of
+        // this one (unless it was dropped).
+        const std::size_t lead = p.refrag.open() ? static_cast<std::size_t>(std::min<std::uint64_t>(left_before, end - start)) : 0;
+        if (lead != 0 || (rest != 0 && last != ws::Refragmenter::npos)) {
+          start = p.refrag.rewrite(p.buf, start, end, lead,
+                                   last == ws::Refragmenter::npos ? last : kHeadroom + last, &last_h, rest);
+        }
+      }
+      p.wpos = static_cast<std::uint32_t>(start);
+      p.wend = static_cast<std::uint32_t>(end);
+      p.keep_from = static_cast<std::uint32_t>(kHeadroom + r.consumed);
+      p.keep_to = static_cast<std::uint32_t>(kHeadroom + total);
       SideState& dst = sides_[1 - d];
-      if (dst.close_queued || dst.tx_dead) p.wend = 0;  // nothing may follow a Close
+      if (dst.close_queued || dst.tx_dead) p.wend = p.wpos;  // nothing may follow a Close
       if (r.closed) {
         src.rx_closed = true;
         p.keep_to = p.keep_from;  // bytes after a Close are ignored
@@ -207,6 +375,15 @@ void Session::pump(int d) {
       if (r.error) {
         p.keep_to = p.keep_from;
         protocol_error(d, r.error, r.reason);
+      } else if (r.stopped && pause_until > 0) {
+        // Throttled: the held frames stay in the buffer (keep_from..keep_to).
+        p.paused_until = pause_until;
+        p.rescan = true;
+        stats.throttle_pauses.add();
+      } else if (r.stopped) {
+        p.keep_to = p.keep_from;
+        stats.filter_closes.add();
+        protocol_error(d, stop_code, stop_reason, filters_->decided_by());
       }
     }
     if (!flush(d)) return;  // resumes from arm_write's handler
@@ -220,6 +397,10 @@ void Session::pump(int d) {
       // TLS returns a record at a time: there the socket BIO tells whether
       // its last recv() drained the socket and OpenSSL holds nothing more.
       if (p.carry == 0) release_buffer(p);
+      if (p.paused_until > 0) {
+        arm_timer();
+        return;
+      }
       arm_read(d);
       return;
     }
@@ -242,9 +423,10 @@ bool Session::flush(int d) {
       break;
     }
     const std::size_t data = p.wend - p.wpos;
-    const bool inj = !p.inject.empty() && data == 0 && p.scanner.at_frame_boundary();
+    const bool boundary = out_at_boundary(d);
+    const bool inj = !p.inject.empty() && data == 0 && boundary;
     if (data == 0 && !inj) break;
-    const bool with_inject = data && p.scanner.at_frame_boundary() && !p.inject.empty();
+    const bool with_inject = data && boundary && !p.inject.empty();
     dst.tx_edge = false;
     const auto r = data ? net::write_some(dst.fd, dst.ssl, p.buf + p.wpos, data,
                                           with_inject ? p.inject.data() : nullptr,
@@ -274,7 +456,7 @@ bool Session::flush(int d) {
 void Session::after_flush(int d) {
   Pump& p = pumps_[d];
   const std::uint32_t keep = p.keep_to - p.keep_from;
-  if (keep && p.buf) std::memmove(p.buf, p.buf + p.keep_from, keep);
+  if (keep && p.buf) std::memmove(p.buf + kHeadroom, p.buf + p.keep_from, keep);
   p.carry = keep;
   p.wpos = p.wend = p.keep_from = p.keep_to = 0;
   SideState& dst = sides_[1 - d];
@@ -414,15 +596,15 @@ void Session::begin_close(std::uint16_t code, std::string_view reason) {
 
 // Side s broke the protocol in frames it sent (code 1002, 1007 or 1009): it
 // gets a Close with that code; the other side learns why.
-void Session::protocol_error(int d, std::uint16_t code, const char* reason) {
-  worker_.stats().protocol_errors.add();
+void Session::protocol_error(int d, std::uint16_t code, const char* reason, std::string_view filter) {
+  if (filter.empty()) worker_.stats().protocol_errors.add();
   sides_[d].rx_closed = true;
   const std::string why = fmt::format("{} {}", d == kClient ? "client" : "upstream", reason);
-  log::Line(log::Level::info, "protocol_error")
-      .unum("id", id_)
-      .str("side", side_name(d))
-      .num("close_code", code)
-      .str("reason", reason);
+  {
+    log::Line l(log::Level::info, filter.empty() ? "protocol_error" : "filter_close");
+    l.unum("id", id_).str("side", side_name(d)).num("close_code", code).str("reason", reason);
+    if (!filter.empty()) l.str("filter", filter);
+  }
   if (!closed_by_) {
     closed_by_ = "weir";
     close_code_ = code;
@@ -440,7 +622,7 @@ void Session::protocol_error(int d, std::uint16_t code, const char* reason) {
   queue_close(d, code, reason);
   // The violation was found inside a frame part of which is already on its
   // way: the other side cannot be given a clean Close, so its connection is cut.
-  if (!pumps_[d].scanner.at_frame_boundary()) side_lost(1 - d, "stream cut mid-frame by a protocol error");
+  if (!out_at_boundary(d)) side_lost(1 - d, "stream cut mid-frame by a protocol error");
   if (!closing_) {
     closing_ = true;
     close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.close.count();
@@ -466,7 +648,7 @@ void Session::side_lost(int s, std::string_view why) {
   }
   // It left inside a frame part of which the other side already has: a Close
   // cannot follow (it would be read as payload), so that side is cut too.
-  if (!pumps_[s].scanner.at_frame_boundary()) side_lost(1 - s, "peer lost inside a frame");
+  if (!out_at_boundary(s)) side_lost(1 - s, "peer lost inside a frame");
   if (!closing_ && phase_ == Phase::relay) {
     closing_ = true;
     close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.close.count();
@@ -500,6 +682,7 @@ void Session::shutdown(std::uint16_t code, std::string_view reason) {
 void Session::finish() {
   if (finished_) return;
   finished_ = true;
+  if (filters_) filters_->cancel();  // a pending handshake filter holds a Ref to us
   const bool was_relay = phase_ == Phase::relay;
   phase_ = Phase::done;
   worker_.cancel_timer(this);
@@ -540,6 +723,8 @@ void Session::log_close() {
       .unum("bytes_out", pumps_[kUpstream].bytes)
       .unum("msgs_in", pumps_[kClient].messages)
       .unum("msgs_out", pumps_[kUpstream].messages)
+      .unum("msgs_dropped_in", pumps_[kClient].dropped)
+      .unum("msgs_dropped_out", pumps_[kUpstream].dropped)
       .num("duration_ms", core::coarse_now_ms() - started_ms_);
 }
 

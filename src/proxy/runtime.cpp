@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "config/filter_types.h"
 #include "net/tls.h"
 
 namespace weir::proxy {
@@ -11,14 +12,13 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
   auto rt = std::make_shared<Runtime>();
   rt->generation = generation;
   rt->tls = net::build_tls(*cfg);
-  auto chains = filters::build_chains(*cfg);
   rt->buffer_bytes = 4096;
   rt->routes.reserve(cfg->routes.size());
   for (std::size_t i = 0; i < cfg->routes.size(); ++i) {
     CompiledRoute r;
     r.conf = &cfg->routes[i];
     r.index = i;
-    r.chain = std::move(chains[i]);
+    r.chain = filters::Chain(r.conf->filters);
     if (i < rt->tls->routes.size()) r.tls = rt->tls->routes[i];
     rt->buffer_bytes = std::max<std::size_t>(rt->buffer_bytes, r.conf->limits.buffer_bytes);
     rt->routes.push_back(std::move(r));
@@ -29,6 +29,18 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
 
 const net::TlsServer* Runtime::listener_tls(std::size_t listener) const {
   return tls && listener < tls->listeners.size() ? tls->listeners[listener].get() : nullptr;
+}
+
+std::size_t Runtime::listener_index(std::string_view address, std::uint16_t port) const {
+  const auto& ls = config->listeners;
+  for (std::size_t i = 0; i < ls.size(); ++i)
+    if (ls[i].port == port && ls[i].address == address) return i;
+  return npos;
+}
+
+std::string listener_key(const config::Listener& l) {
+  const bool v6 = l.address.find(':') != std::string::npos;
+  return (v6 ? "[" + l.address + "]" : l.address) + ":" + std::to_string(l.port);
 }
 
 const CompiledRoute* Runtime::find(std::string_view name) const {
@@ -49,20 +61,19 @@ bool same_tls(const config::UpstreamTls& a, const config::UpstreamTls& b) {
          a.cert.path == b.cert.path && a.key.path == b.key.path;
 }
 
+bool same_filters(const std::vector<std::shared_ptr<const config::FilterSettings>>& a,
+                  const std::vector<std::shared_ptr<const config::FilterSettings>>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](const auto& x, const auto& y) { return x->key == y->key && x->same_as(*y); });
+}
+
 // What a route does; where it was written (SourcePos) does not count.
 bool same_route(const config::Route& a, const config::Route& b) {
   return a.match.host == b.match.host && a.match.path == b.match.path &&
          a.match.path_prefix == b.match.path_prefix && a.match.headers == b.match.headers &&
-         same_upstreams(a.upstreams, b.upstreams) && a.origins == b.origins && a.remask == b.remask &&
+         same_upstreams(a.upstreams, b.upstreams) && same_filters(a.filters, b.filters) && a.remask == b.remask &&
          a.strict == b.strict && same_tls(a.upstream_tls, b.upstream_tls) && a.timeouts == b.timeouts &&
          a.limits == b.limits && a.keepalive == b.keepalive;
-}
-
-bool same_listeners(const config::Config& a, const config::Config& b) {
-  return std::equal(a.listeners.begin(), a.listeners.end(), b.listeners.begin(), b.listeners.end(),
-                    [](const config::Listener& x, const config::Listener& y) {
-                      return x.address == y.address && x.port == y.port && x.tls.has_value() == y.tls.has_value();
-                    });
 }
 
 }  // namespace
@@ -76,7 +87,15 @@ ReloadSummary compare(const Runtime& before, const Runtime& after) {
   }
   for (const auto& r : before.routes)
     if (after.find(r.conf->name) == nullptr) s.removed.push_back(r.conf->name);
-  s.listeners_changed = !same_listeners(*before.config, *after.config);
+  const auto& was = before.config->listeners;
+  const auto& now = after.config->listeners;
+  for (const auto& l : now) {
+    const std::size_t i = before.listener_index(l.address, l.port);
+    if (i == Runtime::npos) s.listeners_added.push_back(listener_key(l));
+    else if (was[i].tls.has_value() != l.tls.has_value()) s.listeners_changed.push_back(listener_key(l));
+  }
+  for (const auto& l : was)
+    if (after.listener_index(l.address, l.port) == Runtime::npos) s.listeners_removed.push_back(listener_key(l));
   return s;
 }
 

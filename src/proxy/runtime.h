@@ -6,7 +6,8 @@
 // accepted under, so nothing it points into can change or go away.
 //
 // Seams for what comes next:
-//  - a filter type adds its part to CompiledRoute::chain (filters/filter.h);
+//  - a filter type registers its YAML key (filters/registry.cpp) and lands in
+//    CompiledRoute::chain (filters/api.h);
 //  - an upstream kind (load-balanced groups, HTTP/SSE for the LLM bridge)
 //    becomes a member of CompiledRoute next to its TLS client;
 //  - shared state (Redis) and the admin API hang off the Runtime or the
@@ -20,7 +21,7 @@
 #include <vector>
 
 #include "config/config.h"
-#include "filters/filter.h"
+#include "filters/api.h"
 
 namespace weir::net {
 class TlsServer;
@@ -33,7 +34,7 @@ namespace weir::proxy {
 struct CompiledRoute {
   const config::Route* conf = nullptr;          // points into Runtime::config
   std::size_t index = 0;                         // position in the config (route order)
-  filters::Chain chain;                          // handshake filters, in order
+  filters::Chain chain;                          // its filters, in order
   std::shared_ptr<const net::TlsClient> tls;     // for wss:// upstreams; null when none
 };
 
@@ -51,14 +52,21 @@ class Runtime {
 
   // The listener's TLS server (null for a plain listener or an unknown index).
   const net::TlsServer* listener_tls(std::size_t listener) const;
+  // The index of the listener configured as address:port (port as written,
+  // 0 included), or npos: listeners are known by that, not by position, so a
+  // reload that adds or removes one leaves the others' sockets alone.
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  std::size_t listener_index(std::string_view address, std::uint16_t port) const;
   const CompiledRoute* find(std::string_view name) const;
 };
 
 // What a reload changed, by route name, for the config_reload log line.
 struct ReloadSummary {
   std::vector<std::string> added, removed, changed;
-  bool listeners_changed = false;
+  // Listeners as "address:port" (the port as configured).
+  std::vector<std::string> listeners_added, listeners_removed, listeners_changed;
 };
+std::string listener_key(const config::Listener& l);
 ReloadSummary compare(const Runtime& before, const Runtime& after);
 
 }  // namespace weir::proxy

@@ -9,11 +9,19 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.h"
 #include "core/ref.h"
 #include "core/worker.h"
+#include "ws/refragment.h"
 #include "ws/scanner.h"
+
+namespace weir::filters {
+class SessionFilters;
+struct HandshakeVerdict;
+struct Header;
+}  // namespace weir::filters
 
 namespace weir::proxy {
 class Runtime;
@@ -64,7 +72,7 @@ class Session final : public core::RefCounted,
   // Side index == index of the pump that reads from it: pump 0 reads the
   // client and writes the upstream, pump 1 the reverse.
   enum SideIndex : int { kClient = 0, kUpstream = 1 };
-  enum class Phase : std::uint8_t { tls_handshake, request, connecting, upstream_handshake, responding, relay, done };
+  enum class Phase : std::uint8_t { tls_handshake, request, filtering, connecting, upstream_handshake, responding, relay, done };
 
   struct SideState {
     int fd = -1;
@@ -85,16 +93,27 @@ class Session final : public core::RefCounted,
     bool tx_edge = false;            // writable edge seen since the last write attempt
   };
 
+  // A pump's buffer: kHeadroom bytes in front of what is read, for the
+  // header a re-fragmented run may need (ws/refragment.h).
+  static constexpr std::uint32_t kHeadroom = ws::kRefragHeadroom;
+
   struct Pump {
     ws::FrameScanner scanner;
+    ws::Refragmenter refrag;         // every run written ends between frames (refrag_)
     std::uint8_t* buf = nullptr;     // pooled; only while bytes are held
     std::size_t buf_size = 0;        // its size (>= the route's buffer_bytes)
     std::uint32_t wpos = 0, wend = 0;       // pending write [wpos, wend)
-    std::uint32_t keep_from = 0, keep_to = 0;  // unscanned tail to carry to the front
-    std::uint32_t carry = 0;         // carried bytes at buf[0..carry)
+    std::uint32_t keep_from = 0, keep_to = 0;  // unscanned tail (or frames a pause holds) to carry
+    std::uint32_t carry = 0;         // carried bytes at buf[kHeadroom..+carry)
     std::string inject;              // our own frames, sent at the next frame boundary
     std::string pending_in;          // bytes read during the handshake, not yet relayed
     std::uint64_t bytes = 0, messages = 0;
+    std::uint64_t dropped = 0;       // messages a filter dropped
+    std::uint64_t drop_left = 0;     // payload of a dropped frame still to come
+    std::int64_t paused_until = 0;   // a filter throttles: no read from this side before then
+    bool dropping = false;           // a filter drops the rest of the current message
+    bool admit_next = false;         // the first carried frame waited out a pause: forward it
+    bool rescan = false;             // scan the carry before reading (after a pause)
     std::uint8_t remask_delta[4] = {0, 0, 0, 0};  // remask: old ^ new key of the current frame
   };
 
@@ -124,6 +143,8 @@ class Session final : public core::RefCounted,
   void read_request();
   bool on_request_bytes();
   void route_and_connect();
+  void on_filters_done(filters::HandshakeVerdict v);
+  void connect_upstream();
   void connect_next();
   void on_connect_ready();
   void check_client_during_setup();
@@ -134,7 +155,9 @@ class Session final : public core::RefCounted,
   void on_response_sent();
   void on_refusal_sent();
   void send_upstream_request();
-  void refuse(unsigned status, std::string reason);
+  // headers: extra response fields (a filter's); the refusal is logged with
+  // the filter that decided it, if any.
+  void refuse(unsigned status, std::string reason, const std::vector<filters::Header>* headers = nullptr);
   void upstream_failed(unsigned status, std::string reason);
 
   // relay.cpp
@@ -146,7 +169,11 @@ class Session final : public core::RefCounted,
   void arm_write(int d);
   void release_buffer(Pump& p);
   void side_lost(int s, std::string_view why);
-  void protocol_error(int d, std::uint16_t code, const char* reason);
+  // Side d broke the protocol (filter == nullptr) or a filter's policy: d
+  // gets a Close with code, the other side learns why.
+  void protocol_error(int d, std::uint16_t code, const char* reason, std::string_view filter = {});
+  // Nothing of a frame is outstanding in the stream pump d writes.
+  bool out_at_boundary(int d) const { return refrag_ || pumps_[d].scanner.at_frame_boundary(); }
   void queue_close(int s, std::uint16_t code, std::string_view reason);
   void queue_ping(int s);
   void begin_close(std::uint16_t code, std::string_view reason);
@@ -167,6 +194,7 @@ class Session final : public core::RefCounted,
   const CompiledRoute* compiled_ = nullptr;  // its route, once matched (in runtime_)
   const config::Route* route_ = nullptr;     // compiled_->conf
   std::unique_ptr<Handshake> hs_;   // only until the relay starts
+  std::unique_ptr<filters::SessionFilters> filters_;  // its route's filter instances (none: null)
   SideState sides_[2];
   Pump pumps_[2];
   ws::ScanPolicy policy_[2];
@@ -181,6 +209,7 @@ class Session final : public core::RefCounted,
   bool closing_ = false;
   bool finished_ = false;
   bool remask_ = false;
+  bool refrag_ = false;             // re-fragment cut frames (no unknown extension negotiated)
   bool registered_ = false;         // the client socket is in the worker's ReadyPoller
   core::Ref<Session> poll_ref_;     // alive while registered there (released after finish)
   // Who ended it, with what code and reason (first one wins).

@@ -31,8 +31,22 @@
 #include "proxy/runtime.h"
 #include "proxy/handshake_state.h"
 #include "proxy/session.h"
+#include "filters/session_filters.h"
 
 namespace weir::proxy {
+
+namespace {
+// A filter's headers as fields for the HTTP builders; a name or value that
+// could split the head (CR, LF, NUL) is left out rather than sent.
+std::vector<http::Field> header_fields(const std::vector<filters::Header>* headers) {
+  std::vector<http::Field> out;
+  if (headers == nullptr) return out;
+  auto clean = [](std::string_view s) { return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos; };
+  for (const auto& h : *headers)
+    if (!h.name.empty() && clean(h.name) && clean(h.value)) out.push_back({h.name, h.value});
+  return out;
+}
+}  // namespace
 
 namespace asio = boost::asio;
 using boost::system::error_code;
@@ -240,12 +254,37 @@ void Session::route_and_connect() {
     refuse(refusal.status, std::move(refusal.reason));
     return;
   }
-  const filters::HandshakeContext ctx{req, client_ip(), *route_, hs_->client_cert};
-  if (auto v = compiled_->chain.run_handshake(ctx); v.status != 0) {
-    refuse(v.status, std::move(v.reason));
+  remask_ = route_->remask;
+  if (!compiled_->chain.empty()) {
+    filters_ = std::make_unique<filters::SessionFilters>(compiled_->chain);
+    if ((compiled_->chain.hooks() & filters::kHandshake) != 0) {
+      auto& ctx = hs_->filter_ctx.emplace(
+          filters::HandshakeContext{req, client_ip(), hs_->client_cert, *route_, worker_});
+      phase_ = Phase::filtering;
+      auto self = core::Ref<Session>(this);
+      auto v = filters_->run_handshake(ctx, [self](filters::HandshakeVerdict v) {
+        self->on_filters_done(std::move(v));
+      });
+      // Pending: a filter resumes the session later; the handshake timeout
+      // still runs, and the client is watched as during upstream setup.
+      if (v.kind != filters::HandshakeVerdict::Kind::pending) on_filters_done(std::move(v));
+      return;
+    }
+  }
+  connect_upstream();
+}
+
+void Session::on_filters_done(filters::HandshakeVerdict v) {
+  if (phase_ != Phase::filtering) return;
+  if (v.kind == filters::HandshakeVerdict::Kind::refuse) {
+    worker_.stats().filter_refusals.add();
+    refuse(v.status, std::move(v.reason), &v.headers);
     return;
   }
-  remask_ = route_->remask;
+  connect_upstream();
+}
+
+void Session::connect_upstream() {
   phase_ = Phase::connecting;
   close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.connect.count();
   arm_timer();
@@ -393,7 +432,8 @@ void Session::on_upstream_connected() {
 }
 
 void Session::send_upstream_request() {
-  hs_->out = http::build_upstream_request(hs_->req, {client_ip(), sides_[kClient].ssl ? "wss" : "ws"});
+  const auto extra = header_fields(hs_->filter_ctx ? &hs_->filter_ctx->upstream_headers : nullptr);
+  hs_->out = http::build_upstream_request(hs_->req, {client_ip(), sides_[kClient].ssl ? "wss" : "ws"}, extra);
   hs_->out_pos = 0;
   send_out(kUpstream, &Session::on_upstream_request_sent);
 }
@@ -442,7 +482,8 @@ bool Session::on_upstream_response_bytes() {
     return false;
   }
   hs_->allowed_rsv = verdict.allowed_rsv;
-  hs_->out = http::build_switching_response(hs_->req, hs_->resp);
+  const auto extra = header_fields(hs_->filter_ctx ? &hs_->filter_ctx->response_headers : nullptr);
+  hs_->out = http::build_switching_response(hs_->req, hs_->resp, extra);
   hs_->out_pos = 0;
   phase_ = Phase::responding;
   send_out(kClient, &Session::on_response_sent);
@@ -460,6 +501,7 @@ void Session::on_response_sent() {
   start_relay();
 }
 
+
 std::string_view Session::client_ip() const {
   std::string_view ip = client_addr_;
   if (!ip.empty() && ip.front() == '[') return ip.substr(1, ip.find(']') - 1);
@@ -471,11 +513,12 @@ void Session::upstream_failed(unsigned status, std::string reason) {
   refuse(status, std::move(reason));
 }
 
-void Session::refuse(unsigned status, std::string reason) {
+void Session::refuse(unsigned status, std::string reason, const std::vector<filters::Header>* headers) {
   worker_.stats().refused.add();
   log_refusal(status, reason);
   phase_ = Phase::done;
-  hs_->out = http::error_response(status, reason);
+  if (filters_) filters_->cancel();
+  hs_->out = http::error_response(status, reason, header_fields(headers));
   hs_->out_pos = 0;
   send_out(kClient, &Session::on_refusal_sent);
 }
@@ -493,6 +536,7 @@ void Session::log_refusal(unsigned status, std::string_view reason) {
   if (hs_ && !hs_->req.target.empty()) l.str("path", hs_->req.target);
   if (route_) l.str("route", route_->name);
   if (!upstream_addr_.empty()) l.str("upstream", upstream_addr_);
+  if (filters_ && !filters_->decided_by().empty()) l.str("filter", filters_->decided_by());
 }
 
 }  // namespace weir::proxy

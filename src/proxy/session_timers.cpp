@@ -17,6 +17,9 @@ void Session::arm_timer() {
   if (phase_ == Phase::done) return;
   if (phase_ != Phase::relay || closing_) {
     deadline = close_deadline_ms_;
+    if (phase_ == Phase::relay)
+      for (const auto& p : pumps_)
+        if (p.paused_until > 0) deadline = std::min(deadline, p.paused_until);
   } else {
     const auto& t = route_->timeouts;
     const auto& k = route_->keepalive;
@@ -30,6 +33,8 @@ void Session::arm_timer() {
       }
     }
     if (route_gone_ms_ > 0) deadline = std::min(deadline, route_gone_ms_);
+    for (const auto& p : pumps_)
+      if (p.paused_until > 0) deadline = std::min(deadline, p.paused_until);
     if (deadline == INT64_MAX) {
       worker_.cancel_timer(this);
       return;
@@ -58,6 +63,12 @@ void Session::on_timer(std::int64_t now) {
         log_refusal(408, "handshake timeout");
         finish();
         return;
+      case Phase::filtering:
+        // A filter that waits (a key fetch, a shared-state lookup) did not
+        // answer within the handshake timeout.
+        worker_.stats().handshake_timeouts.add();
+        refuse(503, "handshake filter did not answer in time");
+        return;
       case Phase::connecting:
         worker_.stats().upstream_failures.add();
         upstream_failed(504, "upstream connect timeout");
@@ -69,6 +80,15 @@ void Session::on_timer(std::int64_t now) {
       default:
         finish();
         return;
+    }
+  }
+  for (int d = 0; d < 2; ++d) {
+    Pump& p = pumps_[d];
+    if (p.paused_until > 0 && now >= p.paused_until) {
+      // A throttle ended: read that side again.
+      p.paused_until = 0;
+      pump(d);
+      if (phase_ != Phase::relay) return;
     }
   }
   if (closing_) {

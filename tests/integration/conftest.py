@@ -38,8 +38,9 @@ class WeirFactory:
         self.workdir = workdir
         self.started: list[Weir] = []
 
-    def start(self, config, name: str | None = None, wrapper: list[str] | None = None) -> Weir:
-        w = Weir(config, self.workdir, name=name or f"weir{len(self.started)}", wrapper=wrapper)
+    def start(self, config, name: str | None = None, wrapper: list[str] | None = None,
+              args: tuple[str, ...] = ()) -> Weir:
+        w = Weir(config, self.workdir, name=name or f"weir{len(self.started)}", wrapper=wrapper, args=args)
         self.started.append(w)
         return w
 

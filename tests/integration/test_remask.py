@@ -4,7 +4,7 @@ remask: true Weir re-masks with fresh keys, and the payload is still intact."""
 import random
 
 from aiohelp import connect, run
-from weirlib import OP_BINARY, OP_CLOSE, OP_TEXT, RawClient, close_payload
+from weirlib import OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT, RawClient, close_payload
 
 KEYS = [b"\x11\x22\x33\x44", b"\xde\xad\xbe\xef", b"\x00\x00\x00\x00", b"\xff\x01\xff\x01"]
 
@@ -22,9 +22,20 @@ def _send_with_keys(w, rb):
     finally:
         c.close()
     conn = rb.wait_conn()
-    frames = [f for f in rb.wait_frames(conn, 4) if f.opcode == OP_BINARY]
-    assert [f.payload for f in frames] == payloads, "backend must see the unmasked content intact"
-    return frames
+    rb.wait_frame(conn, lambda f: f.opcode == OP_CLOSE)
+    # A frame that spans Weir's reads arrives re-fragmented (RFC 6455 5.4): group the
+    # frames into messages, each led by its first frame (the one the client keyed).
+    messages = []
+    for f in conn.frames:
+        if f.opcode == OP_BINARY:
+            messages.append([f])
+        elif f.opcode == OP_CONT:
+            messages[-1].append(f)
+    assert [b"".join(f.payload for f in m) for m in messages] == payloads, \
+        "backend must see the unmasked content intact"
+    assert all(m[-1].fin and not any(f.fin for f in m[:-1]) for m in messages)
+    assert all(f.mask_key is not None for m in messages for f in m), "frames to the upstream must be masked"
+    return [m[0] for m in messages]
 
 
 def test_client_mask_kept_by_default(weir, peers):

@@ -204,7 +204,8 @@ class Weir(_StderrCapture):
     """A running `weir run -c FILE`, with its JSON log collected."""
 
     def __init__(self, config: dict | str, workdir: Path, name: str = "weir",
-                 start_timeout: float = 10.0, wrapper: Optional[list[str]] = None) -> None:
+                 start_timeout: float = 10.0, wrapper: Optional[list[str]] = None,
+                 args: tuple[str, ...] = ()) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / f"{name}.yaml"
         text = config if isinstance(config, str) else to_yaml(config) + "\n"
@@ -212,7 +213,7 @@ class Weir(_StderrCapture):
         self.log = EventLog()
         self.stderr_chunks: list[bytes] = []
         # wrapper: a command that execs its arguments (so pid stays weir's), e.g. unshare.
-        self.proc = subprocess.Popen(list(wrapper or []) + [weir_bin(), "run", "-c", str(self.config_path)],
+        self.proc = subprocess.Popen(list(wrapper or []) + [weir_bin(), "run", "-c", str(self.config_path), *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL)
         self.pid = self.proc.pid
@@ -790,6 +791,27 @@ class RawBackend:
 
 
 # --------------------------------------------------------------------------- misc
+
+
+def recv_until_close(c: "RawClient", timeout: float = 5.0) -> tuple[list[Frame], Frame]:
+    """Frames a RawClient receives up to its Close: (data frames, the Close)."""
+    frames = []
+    while True:
+        f = c.recv_frame(timeout=timeout)
+        if f.opcode == OP_CLOSE:
+            return frames, f
+        frames.append(f)
+
+
+def assert_fragments(frames: list, opcode: int, payload: bytes) -> None:
+    """frames are an unfinished message: `opcode` first, continuations after, none
+    final, and their payloads joined are `payload` (a re-fragmented frame arrives this
+    way: RFC 6455 5.4)."""
+    kinds = [(f.opcode, f.fin) for f in frames]
+    assert frames and kinds[0] == (opcode, False), kinds[:3]
+    assert all(k == (OP_CONT, False) for k in kinds[1:]), kinds
+    got = b"".join(f.payload for f in frames)
+    assert got == payload, f"{len(got)} bytes arrived, {len(payload)} were sent"
 
 
 def free_port() -> int:

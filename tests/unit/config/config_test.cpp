@@ -1,6 +1,7 @@
 #include "config/config.h"
 #include "config/detail.h"
 #include "error_of.h"
+#include "filters/origin/origin_filter.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -235,7 +236,7 @@ TEST(ConfigLoad, MinimalFileTakesEveryDefault) {
   EXPECT_TRUE(r.match.headers.empty());
   ASSERT_EQ(r.upstreams.size(), 1u);
   EXPECT_EQ(r.upstreams[0].kind, Upstream::Kind::echo);
-  EXPECT_TRUE(r.origins.empty());
+  EXPECT_TRUE(r.filters.empty());
   EXPECT_FALSE(r.remask);
 
   EXPECT_EQ(r.timeouts.handshake, 10s);
@@ -411,8 +412,10 @@ TEST(ConfigLoad, RouteFields) {
   EXPECT_EQ(r.upstreams[1].text, "backend:9001");
   EXPECT_EQ(r.upstreams[2].kind, Upstream::Kind::echo);
   EXPECT_EQ(r.upstreams[3].host, "::1");
-  EXPECT_EQ(r.origins, (std::vector<std::string>{"https://chat.example.com",
-                                                 "http://localhost:3000", "*", "null"}));
+  ASSERT_EQ(r.filters.size(), 1u);
+  EXPECT_EQ(r.filters[0]->key, "origins");
+  EXPECT_EQ(dynamic_cast<const filters::OriginFilter&>(*r.filters[0]).allowed(),
+            (std::vector<std::string>{"https://chat.example.com", "http://localhost:3000", "*", "null"}));
   EXPECT_TRUE(r.remask);
 }
 

@@ -55,11 +55,15 @@ TEST(RouteMatch, HostsAndOrigins) {
   config::Config cfg;
   cfg.routes.push_back(route("any", "", "/", true));
   auto with = route("some", "", "/x", false);
-  with.origins = {"https://ok.example"};
+  auto origin = std::make_shared<filters::OriginFilter>(std::vector<std::string>{"https://ok.example"});
+  origin->key = "origins";
+  with.filters.push_back(origin);
   cfg.routes.push_back(with);
-  const auto chains = filters::build_chains(cfg);
-  EXPECT_EQ(chains[0].size(), 0u);
-  EXPECT_EQ(chains[1].size(), 1u);
+  EXPECT_TRUE(filters::Chain(cfg.routes[0].filters).empty());
+  const filters::Chain chain(cfg.routes[1].filters);
+  EXPECT_EQ(chain.filters().size(), 1u);
+  EXPECT_EQ(chain.hooks(), unsigned{filters::kHandshake});
+  EXPECT_FALSE(chain.needs_payload());
 
   EXPECT_TRUE(host_matches("Chat.Example.com", "chat.example.COM:443"));
   EXPECT_TRUE(host_matches("", "anything"));

@@ -1,0 +1,32 @@
+// Every filter type Weir knows: its route YAML key, its place in the chain
+// and its parser (config/filter_types.h). A new filter adds one line here.
+
+#include <algorithm>
+
+#include "config/filter_types.h"
+#include "filters/max_message/max_message.h"
+#include "filters/message_rate/message_rate.h"
+#include "filters/origin/origin_filter.h"
+
+namespace weir::config {
+
+namespace {
+// Order: ip policy 10, origin 20, connection limits 30, authn 40, authz 50,
+// then per-message filters (sizes before rates: an oversized message is
+// refused without spending tokens).
+constexpr FilterType kTypes[] = {
+    {"origins", 20, &filters::OriginFilter::parse},
+    {"max_message", 60, &filters::MaxMessageFilter::parse},
+    {"message_rate", 70, &filters::MessageRateFilter::parse},
+};
+}  // namespace
+
+std::span<const FilterType> filter_types() { return kTypes; }
+
+const FilterType* find_filter_type(std::string_view key) {
+  for (const auto& t : kTypes)
+    if (t.key == key) return &t;
+  return nullptr;
+}
+
+}  // namespace weir::config

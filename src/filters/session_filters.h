@@ -1,0 +1,66 @@
+#pragma once
+// A session's filter instances, made from its route's Chain, and the
+// resumable handshake run over them.
+
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "filters/api.h"
+
+namespace weir::filters {
+
+struct PendingRun {
+  SessionFilters* owner;  // null once the session died (or the run ended)
+  std::size_t index;      // the filter that answered pending
+};
+
+class SessionFilters {
+ public:
+  SessionFilters() = default;
+  explicit SessionFilters(const Chain& chain);
+  ~SessionFilters();
+  SessionFilters(const SessionFilters&) = delete;
+  SessionFilters& operator=(const SessionFilters&) = delete;
+
+  using Done = std::function<void(HandshakeVerdict)>;
+  // Runs every handshake hook in order until one refuses. Returns the
+  // verdict (proceed or refuse), or pending: `done` then runs once with the
+  // final verdict, later, from the resuming filter's call, unless cancel()
+  // (or the destructor) ran first. ctx must live until then.
+  HandshakeVerdict run_handshake(HandshakeContext& ctx, Done done);
+  // The session is going: a pending run never completes and drops `done`.
+  void cancel();
+  bool waiting() const { return pending_ != nullptr; }
+
+  // Every frame hook in order: close or drop from the first filter that says
+  // so; pause until the latest time any filter asks.
+  FrameVerdict on_frame_header(Direction d, const ws::FrameHeader& h, std::int64_t now_ms);
+  MessageVerdict on_message(Direction d, Message& m);
+
+  bool frames() const { return (hooks_ & kFrames) != 0; }
+  bool messages() const { return (hooks_ & kMessages) != 0; }
+  // The filter behind the last refusal, close or drop ("" when none).
+  std::string_view decided_by() const { return decided_by_; }
+
+ private:
+  friend class Resume;
+  HandshakeVerdict run_from(std::size_t index);
+  void resume(std::size_t index, HandshakeVerdict v);
+
+  struct Entry {
+    const Filter* filter;
+    std::unique_ptr<Instance> instance;
+  };
+  std::vector<Entry> entries_;
+  unsigned hooks_ = 0;
+  HandshakeContext* ctx_ = nullptr;
+  Done done_;
+  std::shared_ptr<PendingRun> pending_;
+  std::string_view decided_by_;
+  bool in_hook_ = false;              // a handshake hook is running
+  std::unique_ptr<HandshakeVerdict> early_;  // resumed from inside that hook
+};
+
+}  // namespace weir::filters
