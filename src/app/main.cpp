@@ -2,7 +2,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include "app/server.h"
@@ -25,15 +31,63 @@ int check_config(const std::string& path) {
   }
 }
 
+// The running process's id in a file, for `weir reload` (and init scripts),
+// removed again when it exits normally.
+class PidFile {
+ public:
+  explicit PidFile(std::string path) : path_(std::move(path)) {
+    if (path_.empty()) return;
+    std::ofstream f(path_, std::ios::trunc);
+    f << ::getpid() << "\n";
+    if (!f) {
+      std::fprintf(stderr, "weir: cannot write pid file %s: %s\n", path_.c_str(), std::strerror(errno));
+      path_.clear();
+    }
+  }
+  ~PidFile() {
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+  PidFile(const PidFile&) = delete;
+  PidFile& operator=(const PidFile&) = delete;
+
+ private:
+  std::string path_;
+};
+
+// weir reload: check the config first when given (as `nginx -t` before a
+// reload), then SIGHUP the process named by the pid file.
+int reload(const std::string& pid_path, const std::string& config_path) {
+  if (!config_path.empty() && check_config(config_path) != 0) {
+    std::fprintf(stderr, "weir reload: not signalled: the configuration is invalid (the running one stays)\n");
+    return 1;
+  }
+  std::ifstream f(pid_path);
+  long pid = 0;
+  if (!(f >> pid) || pid <= 1) {
+    std::fprintf(stderr, "weir reload: no process id in %s (is weir running with --pid-file %s?)\n", pid_path.c_str(),
+                 pid_path.c_str());
+    return 1;
+  }
+  if (::kill(static_cast<pid_t>(pid), SIGHUP) != 0) {
+    std::fprintf(stderr, "weir reload: cannot signal process %ld from %s: %s\n", pid, pid_path.c_str(),
+                 std::strerror(errno));
+    return 1;
+  }
+  std::printf("weir reload: sent SIGHUP to process %ld; its log says config_reload or config_reload_failed\n", pid);
+  return 0;
+}
+
 int run(std::shared_ptr<const weir::config::Config> cfg) {
   weir::log::Level level;
   if (weir::log::parse_level(cfg->log_level, level)) weir::log::set_level(level);
   return weir::app::run_server(std::move(cfg));
 }
 
-int run_file(const std::string& path) {
+int run_file(const std::string& path, const std::string& pid_path) {
   try {
-    return run(std::make_shared<const weir::config::Config>(weir::config::load_file(path)));
+    auto cfg = std::make_shared<const weir::config::Config>(weir::config::load_file(path));
+    PidFile pid(pid_path);
+    return run(std::move(cfg));
   } catch (const weir::config::ConfigError& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
@@ -65,8 +119,14 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", config_path, "configuration file (YAML); same as `weir run -c`");
 
   auto* run_cmd = app.add_subcommand("run", "run with a configuration file");
-  std::string run_path;
+  std::string run_path, pid_path;
   run_cmd->add_option("-c,--config", run_path, "configuration file (YAML)")->required();
+  run_cmd->add_option("--pid-file", pid_path, "write the process id here (for `weir reload`)");
+
+  auto* reload_cmd = app.add_subcommand("reload", "make a running weir reload its configuration (SIGHUP)");
+  std::string reload_pid = "/run/weir.pid", reload_config;
+  reload_cmd->add_option("--pid-file", reload_pid, "the running weir's pid file")->capture_default_str();
+  reload_cmd->add_option("-c,--config", reload_config, "check this configuration first; do not signal if invalid");
 
   auto* check_cmd = app.add_subcommand("check-config", "validate a configuration file and exit");
   std::string check_path;
@@ -78,10 +138,11 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (*run_cmd) return run_file(run_path);
+  if (*run_cmd) return run_file(run_path, pid_path);
+  if (*reload_cmd) return reload(reload_pid, reload_config);
   if (*check_cmd) return check_config(check_path);
   if (*demo_cmd) return demo(demo_port);
-  if (!config_path.empty()) return run_file(config_path);
+  if (!config_path.empty()) return run_file(config_path, "");
   std::cout << app.help();
   return 2;
 }

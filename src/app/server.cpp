@@ -5,6 +5,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <thread>
 #include <vector>
@@ -36,6 +38,7 @@ class Server {
     // Signal handling is in place before anything is announced: a SIGTERM
     // right after "listening" must drain, not kill.
     asio::io_context main_io(1);
+    main_io_ = &main_io;
     asio::signal_set signals(main_io, SIGINT, SIGTERM);
     asio::signal_set hup(main_io, SIGHUP);
     // The first generation: certificates are read before anything binds,
@@ -53,10 +56,11 @@ class Server {
       log::Line(log::Level::error, "startup_failed").str("error", e.what());
       return 1;
     }
-    for (auto& l : listeners_) {
-      auto* lp = l.get();
-      lp->worker().post([lp] { lp->start(); });
-    }
+    for (auto& b : bound_)
+      for (auto& l : b.per_worker) {
+        auto* lp = l.get();
+        lp->worker().post([lp] { lp->start(); });
+      }
     for (auto& e : echo_) {
       auto* ep = e.get();
       ep->worker().post([ep] { ep->start(); });
@@ -77,7 +81,8 @@ class Server {
     for (auto& w : workers_) w->stop();
     for (auto& w : workers_) w->join();
     // Listeners and echo servers belong to worker io_contexts: drop them first.
-    listeners_.clear();
+    bound_.clear();
+    retired_.clear();
     echo_.clear();
     gateways_.clear();
     workers_.clear();
@@ -100,23 +105,50 @@ class Server {
       }
       log::Line(log::Level::debug, "echo_upstream").str("address", "127.0.0.1").num("port", port);
     }
-    for (std::size_t i = 0; i < cfg_->listeners.size(); ++i) {
-      const auto& lc = cfg_->listeners[i];
-      std::uint16_t port = lc.port;
-      for (auto& gw : gateways_) {
-        proxy::WorkerGateway* g = gw.get();
-        auto l = std::make_unique<net::Listener>(g->worker(), lc.address, port,
-                                                 [i, g](core::Worker&, int fd, const sockaddr* peer) {
-                                                   proxy::Session::start(*g, fd, peer, i);
-                                                 });
-        port = l->port();
-        listeners_.push_back(std::move(l));
-      }
-      log::Line(log::Level::info, "listening")
-          .str("address", lc.address)
-          .num("port", port)
-          .str("scheme", lc.tls ? "wss" : "ws");
+    for (const auto& lc : cfg_->listeners) bound_.push_back(bind_listener(lc));
+  }
+
+  // A configured listener, bound on every worker (SO_REUSEPORT). Known by
+  // its configured address:port; a connection it accepts looks its index up
+  // in the worker's current generation, so reloads may reorder, add or
+  // remove listeners without touching the sockets of the others.
+  struct Bound {
+    std::string address;
+    std::uint16_t conf_port = 0;
+    std::uint16_t port = 0;  // as bound (differs from conf_port when that is 0)
+    std::string key;
+    std::vector<std::unique_ptr<net::Listener>> per_worker;
+  };
+
+  // Throws std::system_error when the address cannot be bound.
+  Bound bind_listener(const config::Listener& lc) {
+    Bound b;
+    b.address = lc.address;
+    b.conf_port = lc.port;
+    b.key = proxy::listener_key(lc);
+    std::uint16_t port = lc.port;
+    for (auto& gw : gateways_) {
+      proxy::WorkerGateway* g = gw.get();
+      const std::string address = lc.address;
+      const std::uint16_t conf_port = lc.port;
+      auto l = std::make_unique<net::Listener>(
+          g->worker(), lc.address, port, [g, address, conf_port](core::Worker&, int fd, const sockaddr* peer) {
+            const std::size_t i = g->runtime()->listener_index(address, conf_port);
+            if (i == proxy::Runtime::npos) {
+              ::close(fd);  // removed by a reload an instant ago; its socket closes next
+              return;
+            }
+            proxy::Session::start(*g, fd, peer, i);
+          });
+      port = l->port();
+      b.per_worker.push_back(std::move(l));
     }
+    b.port = port;
+    log::Line(log::Level::info, "listening")
+        .str("address", lc.address)
+        .num("port", port)
+        .str("scheme", lc.tls ? "wss" : "ws");
+    return b;
   }
 
   static void warn_insecure_upstreams(const config::Config& cfg) {
@@ -159,34 +191,75 @@ class Server {
       return;
     }
     const proxy::ReloadSummary diff = proxy::compare(*runtime_, *rt);
-    warn_insecure_upstreams(*cfg);
-    for (auto& gw : gateways_) {
-      proxy::WorkerGateway* g = gw.get();
-      g->worker().post([g, rt] { g->set_runtime(rt); });
+    // New listeners are bound before anything changes: an address that
+    // cannot be bound refuses the whole reload, as a bad file does.
+    std::vector<Bound> added;
+    for (const auto& lc : rt->config->listeners) {
+      if (runtime_->listener_index(lc.address, lc.port) != proxy::Runtime::npos) continue;
+      try {
+        added.push_back(bind_listener(lc));
+      } catch (const std::exception& e) {
+        const std::string what = cfg->path + ": listener " + proxy::listener_key(lc) + ": " + e.what();
+        reload_failed(what, what, 0);
+        return;  // `added` closes what it bound (never started)
+      }
     }
+    std::vector<Bound> removed;
+    for (auto it = bound_.begin(); it != bound_.end();) {
+      if (rt->listener_index(it->address, it->conf_port) == proxy::Runtime::npos) {
+        removed.push_back(std::move(*it));
+        it = bound_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    warn_insecure_upstreams(*cfg);
+    // Each worker swaps its generation, then opens its share of the new
+    // listeners and closes its share of the removed ones; config_reload is
+    // logged once every worker has: from then on, a new connection anywhere
+    // gets the new generation.
+    auto left = std::make_shared<std::size_t>(gateways_.size());
+    auto done = [this, generation, diff, routes = rt->routes.size(), left] {
+      if (--*left == 0) log_reload(generation, routes, diff);
+    };
+    for (std::size_t w = 0; w < gateways_.size(); ++w) {
+      proxy::WorkerGateway* g = gateways_[w].get();
+      std::vector<net::Listener*> open, close;
+      for (auto& b : added) open.push_back(b.per_worker[w].get());
+      for (auto& b : removed) close.push_back(b.per_worker[w].get());
+      g->worker().post([g, rt, open, close, done, io = main_io_] {
+        g->set_runtime(rt);
+        for (auto* l : open) l->start();
+        for (auto* l : close) l->stop();
+        asio::post(*io, done);
+      });
+    }
+    for (auto& b : added) bound_.push_back(std::move(b));
+    // A stopped listener stays allocated until exit: an event for it may be
+    // in flight on its worker, and listeners come and go rarely.
+    for (auto& b : removed) retired_.push_back(std::move(b));
     cfg_ = std::move(cfg);
     runtime_ = std::move(rt);
+    if (!runtime_->tls->empty()) {
+      log::Line(log::Level::info, "tls_reload").num("certificates", static_cast<std::int64_t>(runtime_->tls->certificates));
+    }
+  }
+
+  void log_reload(std::uint64_t generation, std::size_t routes, const proxy::ReloadSummary& diff) {
     auto names = [](const std::vector<std::string>& v) {
       std::string s;
       for (const auto& n : v) s += (s.empty() ? "" : ",") + n;
       return s;
     };
-    {
-      log::Line l(log::Level::info, "config_reload");
-      l.unum("generation", generation)
-          .num("routes", static_cast<std::int64_t>(runtime_->routes.size()))
-          .str("added", names(diff.added))
-          .str("removed", names(diff.removed))
-          .str("changed", names(diff.changed));
-      if (diff.listeners_changed) l.str("listeners", "changed: takes effect at restart");
-    }
-    if (diff.listeners_changed) {
-      log::Line(log::Level::warn, "listeners_unchanged")
-          .str("detail", "listeners were added, removed or changed: a reload keeps the running ones; restart to apply");
-    }
-    if (!runtime_->tls->empty()) {
-      log::Line(log::Level::info, "tls_reload").num("certificates", static_cast<std::int64_t>(runtime_->tls->certificates));
-    }
+    log::Line l(log::Level::info, "config_reload");
+    l.unum("generation", generation)
+        .num("routes", static_cast<std::int64_t>(routes))
+        .str("added", names(diff.added))
+        .str("removed", names(diff.removed))
+        .str("changed", names(diff.changed));
+    if (!diff.listeners_added.empty()) l.str("listeners_added", names(diff.listeners_added));
+    if (!diff.listeners_removed.empty()) l.str("listeners_removed", names(diff.listeners_removed));
+    if (!diff.listeners_changed.empty()) l.str("listeners_changed", names(diff.listeners_changed));
   }
 
   // A refused reload says where (what: "file:line:col: message") and keeps
@@ -229,10 +302,11 @@ class Server {
         .str("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT")
         .num("sessions", static_cast<std::int64_t>(live()))
         .num("drain_ms", cfg_->drain.count());
-    for (auto& l : listeners_) {
-      auto* lp = l.get();
-      lp->worker().post([lp] { lp->stop(); });
-    }
+    for (auto& b : bound_)
+      for (auto& l : b.per_worker) {
+        auto* lp = l.get();
+        lp->worker().post([lp] { lp->stop(); });
+      }
     signals.async_wait([&io](error_code ec, int) {
       if (!ec) io.stop();
     });
@@ -272,7 +346,9 @@ class Server {
   std::shared_ptr<const proxy::Runtime> runtime_;   // main thread: the running generation
   std::vector<std::unique_ptr<core::Worker>> workers_;
   std::vector<std::unique_ptr<proxy::WorkerGateway>> gateways_;  // one per worker, same order
-  std::vector<std::unique_ptr<net::Listener>> listeners_;
+  std::vector<Bound> bound_;    // the current generation's listeners
+  std::vector<Bound> retired_;  // removed by reloads, stopped
+  asio::io_context* main_io_ = nullptr;
   std::vector<std::unique_ptr<upstream::EchoServer>> echo_;
   core::TrimPolicy trim_;
 };

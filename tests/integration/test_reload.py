@@ -9,7 +9,9 @@ import signal
 import threading
 import time
 
-from weirlib import OP_TEXT, RawClient, make_config, to_yaml
+import subprocess
+
+from weirlib import OP_TEXT, RawClient, free_port, make_config, to_yaml, weir_bin
 
 
 def write(w, cfg) -> None:
@@ -23,7 +25,7 @@ def test_reload_alternating_valid_invalid_under_traffic(weir, peers):
     w = weir.start(cfg)
     stop = threading.Event()
     errors: list[str] = []
-    counts = [0] * 20
+    counts = [0] * 100  # connections echoing throughout
 
     def chat(i):
         try:
@@ -93,3 +95,94 @@ def test_removed_route_sessions_get_1012_after_grace(weir, peers):
         k.close()
         g.close()
     assert w.alive()
+
+
+def test_listeners_added_and_removed_without_touching_the_others(weir, peers):
+    py = peers.py("echo", "--no-compression")
+    a = {"name": "a", "match": {"path_prefix": "/"}, "upstreams": [py.addr]}
+    first = {"address": "127.0.0.1", "port": 0}
+    w = weir.start(make_config([a], listeners=[first]))
+    old = RawClient(w.port, "/")  # a session on the listener that stays
+    extra = free_port()
+    try:
+        mark = w.log.mark()
+        write(w, make_config([a], listeners=[first, {"address": "127.0.0.1", "port": extra}]))
+        os.kill(w.pid, signal.SIGHUP)
+        ev = w.log.wait("config_reload", since=mark, timeout=5)[0]
+        assert ev["listeners_added"] == f"127.0.0.1:{extra}", ev
+        on_new = RawClient(extra, "/")  # the new listener accepts at once
+        on_new.send(OP_TEXT, b"new")
+        assert on_new.recv_message() == (OP_TEXT, b"new")
+
+        # Removed: its socket closes, its live session stays, the first listener and its
+        # session are untouched.
+        mark = w.log.mark()
+        write(w, make_config([a], listeners=[first]))
+        os.kill(w.pid, signal.SIGHUP)
+        ev = w.log.wait("config_reload", since=mark, timeout=5)[0]
+        assert ev["listeners_removed"] == f"127.0.0.1:{extra}", ev
+        try:
+            RawClient(extra, "/").close()
+            raise AssertionError("the removed listener still accepts")
+        except ConnectionRefusedError:
+            pass
+        on_new.send(OP_TEXT, b"still")
+        assert on_new.recv_message() == (OP_TEXT, b"still")
+        old.send(OP_TEXT, b"old")
+        assert old.recv_message() == (OP_TEXT, b"old")
+        c = RawClient(w.port, "/")
+        c.send(OP_TEXT, b"fresh")
+        assert c.recv_message() == (OP_TEXT, b"fresh")
+        c.close()
+        on_new.close()
+
+        # A port already in use refuses the whole reload; the running generation stays.
+        mark = w.log.mark()
+        write(w, make_config([a], listeners=[first, {"address": "127.0.0.1", "port": py.port}]))
+        os.kill(w.pid, signal.SIGHUP)
+        ev = w.log.wait("config_reload_failed", since=mark, timeout=5)[0]
+        assert f"listener 127.0.0.1:{py.port}" in ev["error"], ev
+        old.send(OP_TEXT, b"after")
+        assert old.recv_message() == (OP_TEXT, b"after")
+    finally:
+        old.close()
+    assert w.alive()
+
+
+def test_weir_reload_command_checks_then_signals(weir, peers, tmp_path):
+    py = peers.py("echo", "--no-compression")
+    pid_file = tmp_path / "weir.pid"
+    a = {"name": "a", "match": {"path_prefix": "/a"}, "upstreams": [py.addr]}
+    w = weir.start(make_config([a]), args=("--pid-file", str(pid_file)))
+    assert pid_file.read_text().strip() == str(w.pid)
+
+    def reload(*extra):
+        return subprocess.run([weir_bin(), "reload", "--pid-file", str(pid_file), *extra],
+                              capture_output=True, text=True, timeout=10)
+
+    # A bad file is refused before any signal: the running config stays, nothing is logged.
+    w.config_path.write_text("listeners: [\n")
+    mark = w.log.mark()
+    r = reload("-c", str(w.config_path))
+    assert r.returncode == 1, r
+    assert r.stderr.startswith(f"{w.config_path}:"), r.stderr
+    assert "not signalled" in r.stderr
+    time.sleep(0.3)
+    assert not w.log.find("config_reload", since=mark) and not w.log.find("config_reload_failed", since=mark)
+
+    b = {"name": "b", "match": {"path_prefix": "/b"}, "upstreams": [py.addr]}
+    write(w, make_config([a, b]))
+    r = reload("-c", str(w.config_path))
+    assert r.returncode == 0, r
+    ev = w.log.wait("config_reload", since=mark, timeout=5)[0]
+    assert ev["added"] == "b", ev
+    c = RawClient(w.port, "/b")
+    c.send(OP_TEXT, b"b")
+    assert c.recv_message() == (OP_TEXT, b"b")
+    c.close()
+
+    missing = subprocess.run([weir_bin(), "reload", "--pid-file", str(tmp_path / "none.pid")],
+                             capture_output=True, text=True, timeout=10)
+    assert missing.returncode == 1 and "no process id" in missing.stderr, missing
+    assert w.terminate() == 0
+    assert not pid_file.exists()  # removed at a clean exit
