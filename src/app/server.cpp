@@ -105,26 +105,30 @@ class Server {
       }
       log::Line(log::Level::debug, "echo_upstream").str("address", "127.0.0.1").num("port", port);
     }
-    for (const auto& lc : cfg_->listeners) bound_.push_back(bind_listener(lc));
+    for (std::size_t i = 0; i < cfg_->listeners.size(); ++i)
+      bound_.push_back(bind_listener(cfg_->listeners[i], runtime_->listener_nth(i)));
   }
 
   // A configured listener, bound on every worker (SO_REUSEPORT). Known by
-  // its configured address:port; a connection it accepts looks its index up
+  // its configured address:port (and which of several with the same one,
+  // as port 0 may be); a connection it accepts looks its index up
   // in the worker's current generation, so reloads may reorder, add or
   // remove listeners without touching the sockets of the others.
   struct Bound {
     std::string address;
     std::uint16_t conf_port = 0;
+    std::size_t nth = 0;
     std::uint16_t port = 0;  // as bound (differs from conf_port when that is 0)
     std::string key;
     std::vector<std::unique_ptr<net::Listener>> per_worker;
   };
 
   // Throws std::system_error when the address cannot be bound.
-  Bound bind_listener(const config::Listener& lc) {
+  Bound bind_listener(const config::Listener& lc, std::size_t nth) {
     Bound b;
     b.address = lc.address;
     b.conf_port = lc.port;
+    b.nth = nth;
     b.key = proxy::listener_key(lc);
     std::uint16_t port = lc.port;
     for (auto& gw : gateways_) {
@@ -132,8 +136,8 @@ class Server {
       const std::string address = lc.address;
       const std::uint16_t conf_port = lc.port;
       auto l = std::make_unique<net::Listener>(
-          g->worker(), lc.address, port, [g, address, conf_port](core::Worker&, int fd, const sockaddr* peer) {
-            const std::size_t i = g->runtime()->listener_index(address, conf_port);
+          g->worker(), lc.address, port, [g, address, conf_port, nth](core::Worker&, int fd, const sockaddr* peer) {
+            const std::size_t i = g->runtime()->listener_index(address, conf_port, nth);
             if (i == proxy::Runtime::npos) {
               ::close(fd);  // removed by a reload an instant ago; its socket closes next
               return;
@@ -194,10 +198,12 @@ class Server {
     // New listeners are bound before anything changes: an address that
     // cannot be bound refuses the whole reload, as a bad file does.
     std::vector<Bound> added;
-    for (const auto& lc : rt->config->listeners) {
-      if (runtime_->listener_index(lc.address, lc.port) != proxy::Runtime::npos) continue;
+    for (std::size_t i = 0; i < rt->config->listeners.size(); ++i) {
+      const auto& lc = rt->config->listeners[i];
+      const std::size_t nth = rt->listener_nth(i);
+      if (runtime_->listener_index(lc.address, lc.port, nth) != proxy::Runtime::npos) continue;
       try {
-        added.push_back(bind_listener(lc));
+        added.push_back(bind_listener(lc, nth));
       } catch (const std::exception& e) {
         const std::string what = cfg->path + ": listener " + proxy::listener_key(lc) + ": " + e.what();
         reload_failed(what, what, 0);
@@ -206,7 +212,7 @@ class Server {
     }
     std::vector<Bound> removed;
     for (auto it = bound_.begin(); it != bound_.end();) {
-      if (rt->listener_index(it->address, it->conf_port) == proxy::Runtime::npos) {
+      if (rt->listener_index(it->address, it->conf_port, it->nth) == proxy::Runtime::npos) {
         removed.push_back(std::move(*it));
         it = bound_.erase(it);
       } else {

@@ -31,11 +31,18 @@ const net::TlsServer* Runtime::listener_tls(std::size_t listener) const {
   return tls && listener < tls->listeners.size() ? tls->listeners[listener].get() : nullptr;
 }
 
-std::size_t Runtime::listener_index(std::string_view address, std::uint16_t port) const {
+std::size_t Runtime::listener_index(std::string_view address, std::uint16_t port, std::size_t nth) const {
   const auto& ls = config->listeners;
   for (std::size_t i = 0; i < ls.size(); ++i)
-    if (ls[i].port == port && ls[i].address == address) return i;
+    if (ls[i].port == port && ls[i].address == address && nth-- == 0) return i;
   return npos;
+}
+
+std::size_t Runtime::listener_nth(std::size_t i) const {
+  const auto& ls = config->listeners;
+  std::size_t n = 0;
+  for (std::size_t j = 0; j < i; ++j) n += ls[j].port == ls[i].port && ls[j].address == ls[i].address;
+  return n;
 }
 
 std::string listener_key(const config::Listener& l) {
@@ -89,13 +96,15 @@ ReloadSummary compare(const Runtime& before, const Runtime& after) {
     if (after.find(r.conf->name) == nullptr) s.removed.push_back(r.conf->name);
   const auto& was = before.config->listeners;
   const auto& now = after.config->listeners;
-  for (const auto& l : now) {
-    const std::size_t i = before.listener_index(l.address, l.port);
+  for (std::size_t k = 0; k < now.size(); ++k) {
+    const auto& l = now[k];
+    const std::size_t i = before.listener_index(l.address, l.port, after.listener_nth(k));
     if (i == Runtime::npos) s.listeners_added.push_back(listener_key(l));
     else if (was[i].tls.has_value() != l.tls.has_value()) s.listeners_changed.push_back(listener_key(l));
   }
-  for (const auto& l : was)
-    if (after.listener_index(l.address, l.port) == Runtime::npos) s.listeners_removed.push_back(listener_key(l));
+  for (std::size_t k = 0; k < was.size(); ++k)
+    if (after.listener_index(was[k].address, was[k].port, before.listener_nth(k)) == Runtime::npos)
+      s.listeners_removed.push_back(listener_key(was[k]));
   return s;
 }
 

@@ -52,11 +52,14 @@ class Runtime {
 
   // The listener's TLS server (null for a plain listener or an unknown index).
   const net::TlsServer* listener_tls(std::size_t listener) const;
-  // The index of the listener configured as address:port (port as written,
-  // 0 included), or npos: listeners are known by that, not by position, so a
-  // reload that adds or removes one leaves the others' sockets alone.
+  // The index of the nth listener configured as address:port (port as
+  // written; several may say port 0), or npos: listeners are known by that,
+  // not by position, so a reload that adds or removes one leaves the others'
+  // sockets alone.
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
-  std::size_t listener_index(std::string_view address, std::uint16_t port) const;
+  std::size_t listener_index(std::string_view address, std::uint16_t port, std::size_t nth = 0) const;
+  // How many listeners before index i are configured with i's address:port.
+  std::size_t listener_nth(std::size_t i) const;
   const CompiledRoute* find(std::string_view name) const;
 };
 
