@@ -312,8 +312,10 @@ class Conn : public std::enable_shared_from_this<Conn> {
     while (pos < len) {
       if (frame_left_ > 0) {
         const std::size_t k = std::min<std::uint64_t>(frame_left_, len - pos);
-        if (frame_op_ == ws::Opcode::binary) verify(p + pos, k);
-        frame_off_ += k;
+        if (!ws::is_control(frame_op_)) {
+          if (msg_op_ == ws::Opcode::binary) verify(p + pos, k);
+          frame_off_ += k;
+        }
         frame_left_ -= k;
         pos += k;
         if (frame_left_ == 0) on_frame_done();
@@ -322,8 +324,14 @@ class Conn : public std::enable_shared_from_this<Conn> {
       ws::FrameHeader h;
       if (ws::parse_header(p + pos, len - pos, h) != ws::HeaderStatus::ok) break;
       pos += h.header_len;
+      // A proxy may re-fragment a message (RFC 6455 5.4): messages are
+      // verified and counted whole, across their frames.
       frame_op_ = h.opcode;
-      frame_off_ = 0;
+      frame_fin_ = h.fin;
+      if (!ws::is_control(h.opcode) && h.opcode != ws::Opcode::continuation) {
+        msg_op_ = h.opcode;
+        frame_off_ = 0;
+      }
       frame_left_ = h.payload_len;
       if (frame_op_ == ws::Opcode::close) closed_ = true;
       if (frame_left_ == 0) on_frame_done();
@@ -355,7 +363,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
       last_pong_ = Clock::now();
       return;
     }
-    if (frame_op_ != ws::Opcode::binary) return;
+    if (ws::is_control(frame_op_) || !frame_fin_ || msg_op_ != ws::Opcode::binary) return;
     const auto now = Clock::now();
     const bool measured = now >= sh_.measure_from && now < sh_.end;
     if (mismatch_in_frame_) ++res_.mismatches;
@@ -464,7 +472,9 @@ class Conn : public std::enable_shared_from_this<Conn> {
   bool writing_ = false;
   std::uint64_t sent_ = 0, recv_ = 0;
   ws::Opcode frame_op_ = ws::Opcode::binary;
-  std::uint64_t frame_left_ = 0, frame_off_ = 0;
+  ws::Opcode msg_op_ = ws::Opcode::binary;  // of the message the current data frame belongs to
+  bool frame_fin_ = true;
+  std::uint64_t frame_left_ = 0, frame_off_ = 0;  // frame_off_: offset in the current message
   std::uint64_t mismatch_in_frame_ = 0;
   std::int64_t stamp_ = 0;
   std::deque<std::int64_t> intended_;
