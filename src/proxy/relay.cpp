@@ -455,9 +455,13 @@ bool Session::flush(int d) {
 // note a delivered Close.
 void Session::after_flush(int d) {
   Pump& p = pumps_[d];
-  const std::uint32_t keep = p.keep_to - p.keep_from;
-  if (keep && p.buf) std::memmove(p.buf + kHeadroom, p.buf + p.keep_from, keep);
-  p.carry = keep;
+  // keep_from is 0 when no scanned run was pending (a flush of our own
+  // frames only, e.g. a keepalive ping): the carry stays as it is.
+  if (p.keep_from != 0) {
+    const std::uint32_t keep = p.keep_to - p.keep_from;
+    if (keep && p.buf) std::memmove(p.buf + kHeadroom, p.buf + p.keep_from, keep);
+    p.carry = keep;
+  }
   p.wpos = p.wend = p.keep_from = p.keep_to = 0;
   SideState& dst = sides_[1 - d];
   if (dst.close_queued && !dst.tx_closed && p.inject.empty() && !dst.tx_dead) {

@@ -109,6 +109,10 @@ void Session::on_timer(std::int64_t now) {
     begin_close(ws::close_code::going_away, "max lifetime reached");
     return;
   }
+  // A throttled side has data waiting in its pump: it is neither idle nor
+  // silent (its pong may be queued behind those frames, unread on purpose).
+  const bool throttled = pumps_[kClient].paused_until > 0 || pumps_[kUpstream].paused_until > 0;
+  if (throttled) last_data_ms_ = now;
   if (t.idle.count() > 0 && now >= last_data_ms_ + t.idle.count()) {
     begin_close(ws::close_code::going_away, "idle timeout");
     return;
@@ -116,6 +120,11 @@ void Session::on_timer(std::int64_t now) {
   if (k.interval.count() > 0) {
     for (int s = 0; s < 2; ++s) {
       SideState& side = sides_[s];
+      if (pumps_[s].paused_until > 0) {
+        side.last_rx_ms = now;
+        side.ping_sent_ms = 0;
+        continue;
+      }
       if (side.ping_sent_ms && now >= side.ping_sent_ms + k.timeout.count()) {
         side_lost(s, "keepalive timeout");
         if (phase_ != Phase::relay) return;

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import time
 
-from weirlib import OP_BINARY, OP_CONT, OP_PING, OP_TEXT, RawClient, build_request, http_exchange, new_key
+from weirlib import (OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawClient, build_request, encode_frame,
+                     http_exchange, new_key)
 
 
 def test_origin_refusal_names_the_filter(weir, peers):
@@ -85,6 +86,50 @@ def test_message_rate_throttle_delivers_everything_later(weir, peers):
     c.close()
     ev = w.log.wait("session_close", timeout=5)[0]
     assert (ev["msgs_in"], ev["msgs_dropped_in"]) == (40, 0), ev
+
+
+def test_throttled_client_is_not_dropped_by_keepalive(weir, peers):
+    """While Weir holds a throttled client's frames it reads nothing from it, so that
+    client's pong waits unread: the keepalive must not take it for dead. (This also caught
+    a ping towards the upstream, flushed on its own, wiping the bytes the pump held.)"""
+    rb = peers.raw("echo")
+    w = weir.routes([{"upstreams": [rb.addr], "keepalive": {"interval": "300ms", "timeout": "300ms"},
+                      "message_rate": {"bytes_per_second": "1KiB", "burst_bytes": "1KiB",
+                                       "action": "throttle"}}])
+    c = RawClient(w.port, "/")
+    try:
+        msgs = [bytes([65 + i]) * 1024 for i in range(4)]  # ~3 s of throttling
+        for m in msgs:
+            c.send(OP_BINARY, m)
+        got = []
+        while len(got) < len(msgs):
+            got.append(c.recv_message(timeout=10))
+            for f in c.controls:
+                if f.opcode == OP_PING:
+                    c.send(OP_PONG, f.payload)
+            c.controls.clear()
+        assert got == [(OP_BINARY, m) for m in msgs]
+    finally:
+        c.close()
+    ev = w.log.wait("session_close", timeout=5)[0]
+    assert ev["closed_by"] == "client", ev
+
+
+def test_partial_header_survives_a_keepalive_ping_towards_the_upstream(weir, peers):
+    """The pump carries an incomplete frame header between reads; a keepalive ping Weir
+    sends the upstream in between is flushed on its own and must leave those bytes alone."""
+    rb = peers.raw("echo")
+    w = weir.routes([{"upstreams": [rb.addr], "keepalive": {"interval": "200ms", "timeout": "3s"}}])
+    c = RawClient(w.port, "/")
+    try:
+        frame = encode_frame(OP_TEXT, b"whole", mask_key=b"\x01\x02\x03\x04")
+        c.send_raw(frame[:3])  # part of the header: carried by the pump
+        conn = rb.wait_conn()
+        rb.wait_frame(conn, lambda f: f.opcode == OP_PING, timeout=3)  # a ping went out meanwhile
+        c.send_raw(frame[3:])
+        assert c.recv_message(timeout=3) == (OP_TEXT, b"whole")
+    finally:
+        c.close()
 
 
 def test_message_rate_bytes_per_second_close(weir, peers):
