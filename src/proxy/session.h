@@ -2,8 +2,9 @@
 // A proxied WebSocket session: the client's socket, the upstream's socket, the
 // handshake between them and then the relay (two pumps, one per direction).
 // Lives on one worker; handlers hold a Ref, so the session dies with its last
-// pending operation. Handshake code is in session_handshake.cpp, the relay and
-// close logic in relay.cpp.
+// pending operation. Handshake code is in session_handshake.cpp (TLS in
+// session_tls.cpp), the relay in relay.cpp, the close logic in
+// session_close.cpp, deadlines in session_timers.cpp.
 
 #include <cstdint>
 #include <memory>
@@ -72,6 +73,7 @@ class Session final : public core::RefCounted,
   // Side index == index of the pump that reads from it: pump 0 reads the
   // client and writes the upstream, pump 1 the reverse.
   enum SideIndex : int { kClient = 0, kUpstream = 1 };
+  static const char* side_name(int s) { return s == kClient ? "client" : "upstream"; }
   enum class Phase : std::uint8_t { tls_handshake, request, filtering, connecting, upstream_handshake, responding, relay, done };
 
   struct SideState {
@@ -137,6 +139,7 @@ class Session final : public core::RefCounted,
   void send_out(int s, Step next);
   void continue_send();
   void free_tls();
+  void close_fd(int s);
 
   // session_handshake.cpp
   net::IoResult read_head(int s, std::string& in, std::size_t max);
@@ -168,19 +171,22 @@ class Session final : public core::RefCounted,
   void arm_read(int d);
   void arm_write(int d);
   void release_buffer(Pump& p);
+  void relay_ready(int side);
+  // Nothing of a frame is outstanding in the stream pump d writes.
+  bool out_at_boundary(int d) const { return refrag_ || pumps_[d].scanner.at_frame_boundary(); }
+
+  // session_close.cpp
   void side_lost(int s, std::string_view why);
   // Side d broke the protocol (filter == nullptr) or a filter's policy: d
   // gets a Close with code, the other side learns why.
   void protocol_error(int d, std::uint16_t code, const char* reason, std::string_view filter = {});
-  // Nothing of a frame is outstanding in the stream pump d writes.
-  bool out_at_boundary(int d) const { return refrag_ || pumps_[d].scanner.at_frame_boundary(); }
   void queue_close(int s, std::uint16_t code, std::string_view reason);
   void queue_ping(int s);
   void begin_close(std::uint16_t code, std::string_view reason);
   void maybe_finish();
   void finish();
-  void relay_ready(int side);
-  void close_fd(int s);
+
+  // session_timers.cpp
   void arm_timer();
   void on_timer(std::int64_t now_ms);
 

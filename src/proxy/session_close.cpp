@@ -1,0 +1,196 @@
+// Session: how it ends. A Close queued to a side goes at the next frame
+// boundary of the stream towards it (relay.cpp); a lost side is reported to
+// the other with a Close; the first to end (peer, filter, Weir) is recorded
+// once for the session_close line.
+
+#include <algorithm>
+#include <cstring>
+
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+
+#include "core/clock.h"
+#include "filters/session_filters.h"
+#include "net/stream.h"
+#include "observability/log.h"
+#include "proxy/handshake_state.h"
+#include "proxy/session.h"
+
+namespace weir::proxy {
+
+// Queues a Close to side s (sent at the next frame boundary of the stream
+// towards it); nothing else is sent to s afterwards.
+void Session::queue_close(int s, std::uint16_t code, std::string_view reason) {
+  SideState& side = sides_[s];
+  if (side.close_queued || side.tx_dead || side.rx_eof) return;
+  side.close_queued = true;
+  std::uint8_t frame[2 + 4 + ws::max_control_payload + 8];
+  const std::size_t n = ws::build_close_frame(frame, code, reason, /*masked=*/s == kUpstream);
+  // Bytes already relayed towards s go first; the Close follows at the next
+  // frame boundary.
+  Pump& p = pumps_[1 - s];
+  p.inject.append(reinterpret_cast<const char*>(frame), n);
+  if (p.wpos == p.wend && !side.write_armed) flush(1 - s);
+}
+
+void Session::queue_ping(int s) {
+  SideState& side = sides_[s];
+  if (side.close_queued || side.tx_dead) return;
+  std::uint8_t frame[2 + 4 + 8];
+  const std::size_t n = ws::build_control_frame(frame, ws::Opcode::ping, "weir", s == kUpstream);
+  Pump& p = pumps_[1 - s];
+  p.inject.append(reinterpret_cast<const char*>(frame), n);
+  if (p.wpos == p.wend && !side.write_armed) flush(1 - s);
+}
+
+void Session::begin_close(std::uint16_t code, std::string_view reason) {
+  if (!closed_by_) {
+    closed_by_ = "weir";
+    close_code_ = code;
+    close_reason_.assign(reason);
+  }
+  if (!closing_) {
+    closing_ = true;
+    close_deadline_ms_ = core::coarse_now_ms() + (route_ ? route_->timeouts.close.count() : 1000);
+    arm_timer();
+  }
+  queue_close(kClient, code, reason);
+  queue_close(kUpstream, code, reason);
+  maybe_finish();
+}
+
+// Side s broke the protocol in frames it sent (code 1002, 1007 or 1009): it
+// gets a Close with that code; the other side learns why.
+void Session::protocol_error(int d, std::uint16_t code, const char* reason, std::string_view filter) {
+  if (filter.empty()) worker_.stats().protocol_errors.add();
+  sides_[d].rx_closed = true;
+  const std::string why = fmt::format("{} {}", d == kClient ? "client" : "upstream", reason);
+  {
+    log::Line l(log::Level::info, filter.empty() ? "protocol_error" : "filter_close");
+    l.unum("id", id_).str("side", side_name(d)).num("close_code", code).str("reason", reason);
+    if (!filter.empty()) l.str("filter", filter);
+  }
+  if (!closed_by_) {
+    closed_by_ = "weir";
+    close_code_ = code;
+    close_reason_ = why;
+  }
+  // The valid frames before the bad one still go out first (queue_close would
+  // drop them), so only append our Close here.
+  SideState& other = sides_[1 - d];
+  if (!other.close_queued && !other.tx_dead) {
+    other.close_queued = true;
+    std::uint8_t frame[2 + 4 + ws::max_control_payload + 8];
+    const std::size_t n = ws::build_close_frame(frame, code, why, /*masked=*/d == kClient);
+    pumps_[d].inject.append(reinterpret_cast<const char*>(frame), n);
+  }
+  queue_close(d, code, reason);
+  // The violation was found inside a frame part of which is already on its
+  // way: the other side cannot be given a clean Close, so its connection is cut.
+  if (!out_at_boundary(d)) side_lost(1 - d, "stream cut mid-frame by a protocol error");
+  if (!closing_) {
+    closing_ = true;
+    close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.close.count();
+    arm_timer();
+  }
+}
+
+// Side s is gone (EOF without Close, reset, keepalive timeout, write error).
+void Session::side_lost(int s, std::string_view why) {
+  SideState& side = sides_[s];
+  if (side.rx_eof) return;
+  side.rx_eof = true;
+  side.tx_dead = true;
+  if (side.fd >= 0) ::shutdown(side.fd, SHUT_RDWR);
+  if (!side.rx_closed) {
+    if (!closed_by_) {
+      closed_by_ = side_name(s);
+      close_code_ = ws::close_code::abnormal;
+      close_reason_.assign(why);
+    }
+    if (s == kClient) queue_close(kUpstream, ws::close_code::going_away, "client went away");
+    else queue_close(kClient, ws::close_code::internal_error, "upstream connection lost");
+  }
+  // It left inside a frame part of which the other side already has: a Close
+  // cannot follow (it would be read as payload), so that side is cut too.
+  if (!out_at_boundary(s)) side_lost(1 - s, "peer lost inside a frame");
+  if (!closing_ && phase_ == Phase::relay) {
+    closing_ = true;
+    close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.close.count();
+    arm_timer();
+  }
+  maybe_finish();
+}
+
+void Session::maybe_finish() {
+  if (phase_ != Phase::relay) return;
+  auto done = [](const SideState& s) { return s.rx_eof || s.tx_dead || (s.rx_closed && s.tx_closed); };
+  if (done(sides_[kClient]) && done(sides_[kUpstream])) finish();
+}
+
+void Session::shutdown(std::uint16_t code, std::string_view reason) {
+  if (phase_ == Phase::relay) {
+    begin_close(code, reason);
+  } else if (phase_ == Phase::tls_handshake || phase_ == Phase::responding) {
+    // No HTTP can be spoken yet, or a 101 is half written: just close.
+    phase_ = Phase::done;
+    finish();
+  } else if (phase_ != Phase::done) {
+    // Still handshaking: nothing was promised yet.
+    refuse(503, std::string(reason));
+  }
+}
+
+// Closes both sockets (which also takes them out of the poller). Buffers go
+// back to the pool in the destructor, once the last handler holding a Ref has
+// run: a caller up the stack may still be using them.
+void Session::finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (filters_) filters_->cancel();  // a pending handshake filter holds a Ref to us
+  const bool was_relay = phase_ == Phase::relay;
+  phase_ = Phase::done;
+  worker_.cancel_timer(this);
+  for (int i = 0; i < 2; ++i) {
+    SideState& s = sides_[i];
+    // close_notify, best effort and only on a live, established TLS link
+    // (never after the socket closed: its descriptor may already be reused).
+    if (s.ssl != nullptr && s.fd >= 0 && !s.tx_dead && SSL_is_init_finished(s.ssl) &&
+        (SSL_get_shutdown(s.ssl) & SSL_SENT_SHUTDOWN) == 0) {
+      SSL_shutdown(s.ssl);
+    }
+    close_fd(i);
+  }
+  if (registered_) {
+    registered_ = false;
+    // Events of the batch being dispatched may still name this session:
+    // let go of it only after the current handler.
+    worker_.defer([ref = std::move(poll_ref_)] {});
+  }
+  if (was_relay) {
+    worker_.stats().sessions_closed.add();
+    log_close();
+  }
+  hs_.reset();
+  worker_.detach(this);
+}
+
+void Session::log_close() {
+  log::Line(log::Level::info, "session_close")
+      .unum("id", id_)
+      .str("client", client_addr_)
+      .str("route", route_ ? route_->name : "")
+      .str("upstream", upstream_addr_)
+      .str("closed_by", closed_by_ ? closed_by_ : "unknown")
+      .num("close_code", close_code_)
+      .str("reason", close_reason_)
+      .unum("bytes_in", pumps_[kClient].bytes)
+      .unum("bytes_out", pumps_[kUpstream].bytes)
+      .unum("msgs_in", pumps_[kClient].messages)
+      .unum("msgs_out", pumps_[kUpstream].messages)
+      .unum("msgs_dropped_in", pumps_[kClient].dropped)
+      .unum("msgs_dropped_out", pumps_[kUpstream].dropped)
+      .num("duration_ms", core::coarse_now_ms() - started_ms_);
+}
+
+}  // namespace weir::proxy
