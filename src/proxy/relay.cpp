@@ -358,11 +358,7 @@ void Session::pump(int d) {
       if (r.closed) {
         src.rx_closed = true;
         p.keep_to = p.keep_from;  // bytes after a Close are ignored
-        if (!closed_by_) {
-          closed_by_ = side_name(d);
-          close_code_ = peer_close;
-          close_reason_ = std::move(reason);
-        }
+        record_end(side_name(d), peer_close, reason);
         if (!dst.close_queued && !dst.tx_dead) dst.close_queued = true;
         if (!closing_) {
           closing_ = true;

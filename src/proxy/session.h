@@ -176,6 +176,10 @@ class Session final : public core::RefCounted,
   bool out_at_boundary(int d) const { return refrag_ || pumps_[d].scanner.at_frame_boundary(); }
 
   // session_close.cpp
+  // Who ended the session, with what code and reason: the first call wins,
+  // later ones (the other side's Close, a timeout during the close) do not
+  // change what session_close reports. by: "client", "upstream", "weir".
+  void record_end(const char* by, std::uint16_t code, std::string_view reason);
   void side_lost(int s, std::string_view why);
   // Side d broke the protocol (filter == nullptr) or a filter's policy: d
   // gets a Close with code, the other side learns why.

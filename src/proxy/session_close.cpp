@@ -43,12 +43,15 @@ void Session::queue_ping(int s) {
   if (p.wpos == p.wend && !side.write_armed) flush(1 - s);
 }
 
+void Session::record_end(const char* by, std::uint16_t code, std::string_view reason) {
+  if (closed_by_) return;
+  closed_by_ = by;
+  close_code_ = code;
+  close_reason_.assign(reason);
+}
+
 void Session::begin_close(std::uint16_t code, std::string_view reason) {
-  if (!closed_by_) {
-    closed_by_ = "weir";
-    close_code_ = code;
-    close_reason_.assign(reason);
-  }
+  record_end("weir", code, reason);
   if (!closing_) {
     closing_ = true;
     close_deadline_ms_ = core::coarse_now_ms() + (route_ ? route_->timeouts.close.count() : 1000);
@@ -70,11 +73,7 @@ void Session::protocol_error(int d, std::uint16_t code, const char* reason, std:
     l.unum("id", id_).str("side", side_name(d)).num("close_code", code).str("reason", reason);
     if (!filter.empty()) l.str("filter", filter);
   }
-  if (!closed_by_) {
-    closed_by_ = "weir";
-    close_code_ = code;
-    close_reason_ = why;
-  }
+  record_end("weir", code, why);
   // The valid frames before the bad one still go out first (queue_close would
   // drop them), so only append our Close here.
   SideState& other = sides_[1 - d];
@@ -103,11 +102,7 @@ void Session::side_lost(int s, std::string_view why) {
   side.tx_dead = true;
   if (side.fd >= 0) ::shutdown(side.fd, SHUT_RDWR);
   if (!side.rx_closed) {
-    if (!closed_by_) {
-      closed_by_ = side_name(s);
-      close_code_ = ws::close_code::abnormal;
-      close_reason_.assign(why);
-    }
+    record_end(side_name(s), ws::close_code::abnormal, why);
     if (s == kClient) queue_close(kUpstream, ws::close_code::going_away, "client went away");
     else queue_close(kClient, ws::close_code::internal_error, "upstream connection lost");
   }

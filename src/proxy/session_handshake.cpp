@@ -492,9 +492,7 @@ bool Session::on_upstream_response_bytes() {
 
 void Session::on_response_sent() {
   if (!hs_->io_error.empty()) {
-    closed_by_ = "client";
-    close_code_ = ws::close_code::abnormal;
-    close_reason_ = "client lost before the upgrade completed: " + hs_->io_error;
+    record_end("client", ws::close_code::abnormal, "client lost before the upgrade completed: " + hs_->io_error);
     finish();
     return;
   }

@@ -93,7 +93,7 @@ void Session::on_timer(std::int64_t now) {
   }
   if (closing_) {
     if (now >= close_deadline_ms_) {
-      if (!closed_by_) closed_by_ = "weir";
+      record_end("weir", 0, "");  // only if nobody ended it before the close began
       finish();
       return;
     }

@@ -131,6 +131,17 @@ class EventLog:
         self.cond = threading.Condition()
         self.eof = False
 
+    def wait_eof(self, timeout: float) -> bool:
+        """Until the process's output has been read to its end (bounded)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not self.eof:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+        return True
+
     def feed_from(self, stream) -> threading.Thread:
         def run() -> None:
             for line in iter(stream.readline, b""):
@@ -252,6 +263,8 @@ class Weir(_StderrCapture):
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(f"weir did not exit within {timeout}s of SIGTERM")
+        # Its last lines (e.g. "stopped") may still be in the pipe: read to the end first.
+        self.log.wait_eof(timeout=5)
         return self.returncode
 
     def kill(self) -> None:
