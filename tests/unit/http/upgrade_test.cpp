@@ -64,6 +64,35 @@ TEST(Upgrade, ErrorResponseCarriesReasonAndVersionHeader) {
   EXPECT_EQ(r.substr(r.size() - 27), "WebSocket upgrade required\n");
 }
 
+// Filters' fields: on a refusal (Retry-After, WWW-Authenticate), on the
+// request to the upstream, on the 101, each before the blank line.
+TEST(Upgrade, ExtraFieldsFromFilters) {
+  const Field refusal[] = {{"Retry-After", "3"}, {"WWW-Authenticate", "Bearer realm=\"w\""}};
+  const std::string r = error_response(429, "slow down", refusal);
+  EXPECT_EQ(r.rfind("HTTP/1.1 429 Too Many Requests\r\n", 0), 0u);
+  const auto body = r.find("\r\n\r\n");
+  ASSERT_NE(body, std::string::npos);
+  EXPECT_LT(r.find("Retry-After: 3\r\n"), body);
+  EXPECT_LT(r.find("WWW-Authenticate: Bearer realm=\"w\"\r\n"), body);
+
+  Head h;
+  const std::string raw = request();
+  ASSERT_EQ(parse_request_head(raw, 8192, h), ParseStatus::complete);
+  const Field up[] = {{"X-User", "alice"}};
+  const std::string out = build_upstream_request(h, {"192.0.2.7", "ws"}, up);
+  EXPECT_NE(out.find("X-User: alice\r\n"), std::string::npos);
+  EXPECT_EQ(out.substr(out.size() - 4), "\r\n\r\n");
+
+  const std::string ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+  Head resp;
+  ASSERT_EQ(parse_response_head(ok, 8192, resp), ParseStatus::complete);
+  const Field down[] = {{"X-Session", "42"}};
+  const std::string sw = build_switching_response(h, resp, down);
+  EXPECT_NE(sw.find("X-Session: 42\r\n"), std::string::npos);
+  EXPECT_EQ(sw.substr(sw.size() - 4), "\r\n\r\n");
+}
+
 TEST(Head, ParseStatuses) {
   Head h;
   const std::string full = request();
