@@ -23,8 +23,8 @@ SessionFilters::SessionFilters(const Chain& chain) : hooks_(chain.hooks()) {
 SessionFilters::~SessionFilters() { cancel(); }
 
 void SessionFilters::cancel() {
-  if (pending_) pending_->owner = nullptr;
-  pending_.reset();
+  if (run_) run_->owner = nullptr;
+  waiting_ = false;
   done_ = nullptr;
   ctx_ = nullptr;
 }
@@ -39,37 +39,43 @@ HandshakeVerdict SessionFilters::run_from(std::size_t index) {
   for (std::size_t i = index; i < entries_.size(); ++i) {
     Entry& e = entries_[i];
     if ((e.filter->hooks() & kHandshake) == 0) continue;
-    pending_ = std::make_shared<PendingRun>(PendingRun{this, i});
-    ctx_->resume = Resume(pending_);
+    // One PendingRun serves every hook that kept no Resume: a synchronous
+    // chain allocates once per session, not once per filter.
+    if (!run_ || run_.use_count() > 1) run_ = std::make_shared<PendingRun>();
+    *run_ = PendingRun{this, i};
+    waiting_ = true;
+    ctx_->resume = Resume(run_);
     in_hook_ = true;
     HandshakeVerdict v = e.instance->on_handshake(*ctx_);
     in_hook_ = false;
     ctx_->resume = Resume();
     if (v.kind == HandshakeVerdict::Kind::pending) {
-      if (!early_) return v;  // pending_ stays for the resume
+      if (!early_) return v;  // run_ stays live for the resume
       v = std::move(*early_);  // it answered already, from inside the hook
-      early_.reset();
-      if (v.kind == HandshakeVerdict::Kind::pending) v = HandshakeVerdict::refuse(500, "filter resumed without a verdict");
     }
-    pending_->owner = nullptr;
-    pending_.reset();
-    if (v.kind == HandshakeVerdict::Kind::refuse) {
-      decided_by_ = e.filter->name();
-      if (v.status < 400 || v.status > 599) v.status = 500;  // a filter bug must not send a 1xx-3xx
-      return v;
-    }
+    early_.reset();  // (a hook that resumed and also returned a verdict: the return wins)
+    v = settle(i, std::move(v));
+    if (v.kind == HandshakeVerdict::Kind::refuse) return v;
   }
   return {};
 }
 
-void SessionFilters::resume(std::size_t index, HandshakeVerdict v) {
-  pending_->owner = nullptr;
-  pending_.reset();
+// Filter i's answer is in: its Resume is dead from now on; a refusal names
+// it, and a filter bug (no verdict, a 1xx-3xx status) becomes a 500.
+HandshakeVerdict SessionFilters::settle(std::size_t i, HandshakeVerdict v) {
+  run_->owner = nullptr;
+  waiting_ = false;
   if (v.kind == HandshakeVerdict::Kind::pending) v = HandshakeVerdict::refuse(500, "filter resumed without a verdict");
   if (v.kind == HandshakeVerdict::Kind::refuse) {
-    decided_by_ = entries_[index].filter->name();
+    decided_by_ = entries_[i].filter->name();
     if (v.status < 400 || v.status > 599) v.status = 500;
-  } else {
+  }
+  return v;
+}
+
+void SessionFilters::resume(std::size_t index, HandshakeVerdict v) {
+  v = settle(index, std::move(v));
+  if (v.kind != HandshakeVerdict::Kind::refuse) {
     v = run_from(index + 1);
     if (v.kind == HandshakeVerdict::Kind::pending) return;  // another filter waits now
   }

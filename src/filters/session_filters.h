@@ -32,7 +32,7 @@ class SessionFilters {
   HandshakeVerdict run_handshake(HandshakeContext& ctx, Done done);
   // The session is going: a pending run never completes and drops `done`.
   void cancel();
-  bool waiting() const { return pending_ != nullptr; }
+  bool waiting() const { return waiting_; }
 
   // Every frame hook in order: close or drop from the first filter that says
   // so; pause until the latest time any filter asks.
@@ -47,6 +47,7 @@ class SessionFilters {
  private:
   friend class Resume;
   HandshakeVerdict run_from(std::size_t index);
+  HandshakeVerdict settle(std::size_t index, HandshakeVerdict v);
   void resume(std::size_t index, HandshakeVerdict v);
 
   struct Entry {
@@ -57,7 +58,8 @@ class SessionFilters {
   unsigned hooks_ = 0;
   HandshakeContext* ctx_ = nullptr;
   Done done_;
-  std::shared_ptr<PendingRun> pending_;
+  std::shared_ptr<PendingRun> run_;   // the hook that runs or waits (owner null: none)
+  bool waiting_ = false;              // a hook answered pending and has not resumed
   std::string_view decided_by_;
   bool in_hook_ = false;              // a handshake hook is running
   std::unique_ptr<HandshakeVerdict> early_;  // resumed from inside that hook
