@@ -34,37 +34,41 @@ struct DropRange {
   std::uint64_t len;
 };
 
+// What the scan of one run found.
+struct RunOutcome {
+  std::uint64_t messages = 0;
+  bool saw_data = false;
+  bool saw_close = false;
+  std::uint16_t close_code = 0;          // the peer's Close
+  std::string close_reason;
+  // The last data frame that starts in this run and is relayed (the one a
+  // re-fragmentation may cut), as an offset from the run's start.
+  std::size_t last = ws::Refragmenter::npos;
+  ws::FrameHeader last_h;
+  std::uint64_t dropped = 0;             // messages a filter dropped
+  std::int64_t pause_until = 0;          // stopped: a filter holds this frame until then
+  std::uint16_t stop_code = 0;           // stopped: a filter closes the session before this frame
+  const char* stop_reason = "";
+};
+
 // Counts messages and records the peer's Close; optionally re-masks client
 // frames with fresh keys (XOR with old^new key in one pass); runs the frame
 // filters of a route that has them.
 template <bool Remask>
 struct RelaySink {
   static constexpr bool wants_payload = Remask;
-  std::uint64_t messages = 0;
-  bool saw_data = false;
-  bool saw_close = false;
-  std::uint16_t close_code = 0;
-  std::string_view close_reason;  // valid only during scan (points into a stack copy): copy it there
-  std::string* reason_out = nullptr;
+  RunOutcome& out;
+  std::uint8_t* base;                    // the run's start in the buffer
   // old key ^ new key of the frame being re-masked; lives in the pump because
   // a frame's payload may span many scans.
   std::uint8_t* delta = nullptr;
-  std::uint8_t* base = nullptr;          // the run's start in the buffer
-  // The last data frame that starts in this run and is relayed (the one a
-  // re-fragmentation may cut), as an offset from base.
-  std::size_t last = ws::Refragmenter::npos;
-  ws::FrameHeader last_h;
-  // Frame filters (null: the route has none).
+  // Frame filters (null: the route has none) and the pump's state for them.
   filters::SessionFilters* filters = nullptr;
   filters::Direction dir = filters::Direction::to_upstream;
   std::int64_t now = 0;
-  bool* dropping = nullptr;              // the pump's: rest of a message is dropped
+  bool* dropping = nullptr;              // the rest of a message is dropped
+  bool* admit = nullptr;                 // the next frame was ruled on before a pause
   std::vector<DropRange>* drops = nullptr;
-  std::uint64_t dropped = 0;             // messages dropped in this run
-  bool* admit = nullptr;                 // the pump's: the next frame was ruled on before a pause
-  std::int64_t pause_until = 0;          // stopped: a filter holds this frame until then
-  std::uint16_t stop_code = 0;           // stopped: a filter closes the session before this frame
-  const char* stop_reason = "";
 
   bool on_frame(ws::FrameHeader& h, std::uint8_t* frame) {
     if (!ws::is_control(h.opcode)) {
@@ -73,10 +77,10 @@ struct RelaySink {
         if (f == Fate::stop) return false;
         if (f == Fate::dropped) return true;  // not counted, not re-masked: it goes nowhere
       }
-      saw_data = true;
-      if (h.fin) ++messages;
-      last = static_cast<std::size_t>(frame - base);
-      last_h = h;
+      out.saw_data = true;
+      if (h.fin) ++out.messages;
+      out.last = static_cast<std::size_t>(frame - base);
+      out.last_h = h;
     }
     if constexpr (Remask) {
       std::uint8_t fresh[4];
@@ -108,23 +112,23 @@ struct RelaySink {
         if (v.until_ms <= now) return Fate::relay;
         // The frame and all after it wait: the scan stops before it, its
         // bytes are carried, and nothing more is read until then.
-        pause_until = v.until_ms;
+        out.pause_until = v.until_ms;
         *admit = true;
         return Fate::stop;
       case filters::FrameVerdict::Kind::close:
-        stop_code = v.code;
-        stop_reason = v.reason;
+        out.stop_code = v.code;
+        out.stop_reason = v.reason;
         return Fate::stop;
       case filters::FrameVerdict::Kind::drop:
         if (h.opcode == ws::Opcode::continuation) {
           // Its first frames are relayed already: only a Close can end it.
-          stop_code = ws::close_code::policy_violation;
-          stop_reason = "message refused after its first fragment";
+          out.stop_code = ws::close_code::policy_violation;
+          out.stop_reason = "message refused after its first fragment";
           return Fate::stop;
         }
         drops->push_back({at, h.header_len + h.payload_len});
         *dropping = !h.fin;
-        ++dropped;
+        ++out.dropped;
         return Fate::dropped;
     }
     return Fate::relay;
@@ -133,9 +137,9 @@ struct RelaySink {
     if constexpr (Remask) ws::apply_mask(p, n, delta, offset);
   }
   void on_close(std::uint16_t code, std::string_view reason) {
-    saw_close = true;
-    close_code = code;
-    if (reason_out) reason_out->assign(reason);
+    out.saw_close = true;
+    out.close_code = code;
+    out.close_reason.assign(reason);
   }
 };
 
@@ -276,65 +280,48 @@ void Session::pump(int d) {
       p.carry = 0;
     } else {
       ws::ScanResult r;
-      std::uint64_t messages = 0;
-      bool saw_data = false;
-      std::uint16_t peer_close = 0;
-      std::string reason;
-      std::size_t last = ws::Refragmenter::npos;
-      ws::FrameHeader last_h;
-      std::uint64_t dropped = 0;
-      std::int64_t pause_until = 0;
-      std::uint16_t stop_code = 0;
-      const char* stop_reason = "";
+      RunOutcome o;
       const std::uint64_t left_before = p.scanner.payload_left();
       const bool filtered = filters_ && filters_->frames();
-      // Ranges to cut out of the run (reused: dropping is the rare path).
+      // Ranges to cut out of the run (reused; only filters drop).
       thread_local std::vector<DropRange> drops;
-      drops.clear();
-      if (p.drop_left > 0) drops.push_back({0, p.drop_left});
+      if (filtered) {
+        drops.clear();
+        if (p.drop_left > 0) drops.push_back({0, p.drop_left});
+      }
       auto run = [&](auto& sink) {
-        sink.reason_out = &reason;
         sink.delta = p.remask_delta;
-        sink.base = base;
         if (filtered) {
           sink.filters = filters_.get();
           sink.dir = static_cast<filters::Direction>(d);
           sink.now = now;
           sink.dropping = &p.dropping;
-          sink.drops = &drops;
           sink.admit = &p.admit_next;
+          sink.drops = &drops;
         }
         r = p.scanner.scan(base, total, policy_[d], sink);
-        messages = sink.messages;
-        saw_data = sink.saw_data;
-        peer_close = sink.saw_close ? sink.close_code : 0;
-        last = sink.last;
-        last_h = sink.last_h;
-        dropped = sink.dropped;
-        pause_until = sink.pause_until;
-        stop_code = sink.stop_code;
-        stop_reason = sink.stop_reason;
       };
       if (remask_ && d == kClient) {
-        RelaySink<true> sink;
+        RelaySink<true> sink{o, base};
         run(sink);
       } else {
-        RelaySink<false> sink;
+        RelaySink<false> sink{o, base};
         run(sink);
       }
-      if (saw_data) last_data_ms_ = now;
-      p.messages += messages;
+      if (o.saw_data) last_data_ms_ = now;
+      p.messages += o.messages;
       p.bytes += r.consumed;
       auto& stats = worker_.stats();
-      (d == kClient ? stats.messages_c2u : stats.messages_u2c).add(messages);
+      (d == kClient ? stats.messages_c2u : stats.messages_u2c).add(o.messages);
       (d == kClient ? stats.bytes_c2u : stats.bytes_u2c).add(r.consumed);
       // The run to write: [start, end) of the buffer.
       std::size_t start = kHeadroom;
       std::size_t end = kHeadroom + r.consumed;
       std::uint64_t rest = p.scanner.payload_left();  // of a frame cut at the run's end
-      if (!drops.empty()) {
-        p.dropped += dropped;
-        stats.messages_dropped.add(dropped);
+      std::size_t last = o.last;
+      if (filtered && !drops.empty()) {
+        p.dropped += o.dropped;
+        stats.messages_dropped.add(o.dropped);
         std::uint64_t tail_left = 0;
         end = kHeadroom + remove_drops(base, r.consumed, drops, last, tail_left);
         p.drop_left = tail_left;
@@ -346,7 +333,7 @@ void Session::pump(int d) {
         const std::size_t lead = p.refrag.open() ? static_cast<std::size_t>(std::min<std::uint64_t>(left_before, end - start)) : 0;
         if (lead != 0 || (rest != 0 && last != ws::Refragmenter::npos)) {
           start = p.refrag.rewrite(p.buf, start, end, lead,
-                                   last == ws::Refragmenter::npos ? last : kHeadroom + last, &last_h, rest);
+                                   last == ws::Refragmenter::npos ? last : kHeadroom + last, &o.last_h, rest);
         }
       }
       p.wpos = static_cast<std::uint32_t>(start);
@@ -358,7 +345,7 @@ void Session::pump(int d) {
       if (r.closed) {
         src.rx_closed = true;
         p.keep_to = p.keep_from;  // bytes after a Close are ignored
-        record_end(side_name(d), peer_close, reason);
+        record_end(side_name(d), o.saw_close ? o.close_code : 0, o.close_reason);
         if (!dst.close_queued && !dst.tx_dead) dst.close_queued = true;
         if (!closing_) {
           closing_ = true;
@@ -369,15 +356,15 @@ void Session::pump(int d) {
       if (r.error) {
         p.keep_to = p.keep_from;
         protocol_error(d, r.error, r.reason);
-      } else if (r.stopped && pause_until > 0) {
+      } else if (r.stopped && o.pause_until > 0) {
         // Throttled: the held frames stay in the buffer (keep_from..keep_to).
-        p.paused_until = pause_until;
+        p.paused_until = o.pause_until;
         p.rescan = true;
         stats.throttle_pauses.add();
       } else if (r.stopped) {
         p.keep_to = p.keep_from;
         stats.filter_closes.add();
-        protocol_error(d, stop_code, stop_reason, filters_->decided_by());
+        protocol_error(d, o.stop_code, o.stop_reason, filters_->decided_by());
       }
     }
     if (!flush(d)) return;  // resumes from arm_write's handler
