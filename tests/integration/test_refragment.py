@@ -8,10 +8,9 @@ import socket
 import struct
 import time
 
-from weirlib import OP_BINARY, OP_CLOSE, OP_CONT, RawClient, apply_mask
+from test_faults import RST
+from weirlib import MiB, OP_BINARY, OP_CLOSE, OP_CONT, RawClient, apply_mask, assert_fragments, recv_until_close
 
-RST = struct.pack("ii", 1, 0)
-MiB = 1024 * 1024
 
 
 def big_header(length: int, opcode: int = OP_BINARY, mask: bytes | None = None) -> bytes:
@@ -36,17 +35,8 @@ def test_backend_reset_inside_a_1mib_message_client_gets_fragments_then_1011(wei
     w = weir.routes([{"upstreams": [rb.addr]}])
     c = RawClient(w.port, "/")
     try:
-        got = b""
-        frames = []
-        while True:
-            f = c.recv_frame(timeout=5)
-            frames.append((f.opcode, f.fin, len(f.payload)))
-            if f.opcode == OP_CLOSE:
-                break
-            got += f.payload
-        assert got == sent  # every byte that arrived, intact, in order
-        assert frames[0][0] == OP_BINARY and not frames[0][1], frames[:3]
-        assert all(op == OP_CONT and not fin for op, fin, _ in frames[1:-1]), frames
+        frames, f = recv_until_close(c)
+        assert_fragments(frames, OP_BINARY, sent)  # every byte that arrived, intact, in order
         assert (f.close_code, f.close_reason) == (1011, "upstream connection lost")
         assert time.monotonic() - reset_at[0] < 1.0
     finally:
@@ -67,7 +57,4 @@ def test_client_lost_inside_a_frame_backend_gets_fragments_then_1001(weir, peers
     conn = rb.wait_conn()
     close = rb.wait_frame(conn, lambda fr: fr.opcode == OP_CLOSE, timeout=3)
     assert (close.close_code, close.close_reason) == (1001, "client went away")
-    data = [fr for fr in conn.frames if fr.opcode in (OP_BINARY, OP_CONT)]
-    assert data[0].opcode == OP_BINARY and all(fr.opcode == OP_CONT for fr in data[1:])
-    assert not any(fr.fin for fr in data)
-    assert b"".join(fr.payload for fr in data) == body
+    assert_fragments([fr for fr in conn.frames if fr.opcode in (OP_BINARY, OP_CONT)], OP_BINARY, body)

@@ -12,6 +12,7 @@
 #include "ws/frame.h"
 #include "ws/refragment.h"
 #include "ws/scanner.h"
+#include "test_frames.h"
 
 namespace weir::ws {
 namespace {
@@ -19,19 +20,7 @@ namespace {
 constexpr std::size_t kHead = kRefragHeadroom;
 
 std::string frame(Opcode op, bool fin, const std::string& payload, bool masked, std::uint8_t rsv = 0) {
-  FrameHeader h;
-  h.fin = fin;
-  h.rsv = rsv;
-  h.opcode = op;
-  h.masked = masked;
-  h.payload_len = payload.size();
-  if (masked) random_mask(h.mask);
-  std::uint8_t hdr[14];
-  const std::size_t n = write_header(hdr, h);
-  std::string out(reinterpret_cast<char*>(hdr), n);
-  std::string body = payload;
-  if (masked) apply_mask(reinterpret_cast<std::uint8_t*>(body.data()), body.size(), h.mask, 0);
-  return out + body;
+  return test::encode_frame(op, payload, masked, fin, rsv);
 }
 
 struct Event {

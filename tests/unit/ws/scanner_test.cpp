@@ -1,5 +1,7 @@
 #include "ws/scanner.h"
 
+#include "test_frames.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -11,19 +13,8 @@ namespace {
 using Bytes = std::vector<std::uint8_t>;
 
 Bytes frame(Opcode op, const std::string& payload, bool masked, bool fin = true, std::uint8_t rsv = 0) {
-  FrameHeader h;
-  h.fin = fin;
-  h.rsv = rsv;
-  h.opcode = op;
-  h.masked = masked;
-  h.payload_len = payload.size();
-  if (masked) random_mask(h.mask);
-  Bytes out(14 + payload.size());
-  const std::size_t n = write_header(out.data(), h);
-  std::copy(payload.begin(), payload.end(), out.begin() + n);
-  if (masked) apply_mask(out.data() + n, payload.size(), h.mask, 0);
-  out.resize(n + payload.size());
-  return out;
+  const std::string f = test::encode_frame(op, payload, masked, fin, rsv);
+  return Bytes(f.begin(), f.end());
 }
 
 Bytes close_frame(std::uint16_t code, const std::string& reason, bool masked) {
