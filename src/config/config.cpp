@@ -306,17 +306,19 @@ Config Loader::load_unchecked(const std::string& yaml) const {
     throw ConfigError(source_, at->first, at->second,
                       "unexpected ',' outside a [ ] or { } list (quote the value if the comma is part of it)");
   }
-  const std::vector<YAML::Node> docs = YAML::LoadAll(yaml);
-  if (docs.size() > 1) {
-    fail(docs[1].Mark(), "only one YAML document is allowed (found a second '---')");
+  const FirstDocument doc = load_first_document(yaml);
+  if (doc.second) {
+    fail(*doc.second, doc.second_is_marker
+                          ? "only one YAML document is allowed (found a second '---')"
+                          : "YAML syntax error: unexpected text after the end of the document");
   }
-  if (docs.empty() || docs[0].IsNull()) {
+  if (!doc.root || doc.root.IsNull()) {
     fail(YAML::Mark(), "the configuration is empty; it needs at least 'listeners' and 'routes'");
   }
 
   Field root;
-  root.node = docs[0];
-  root.mark = docs[0].Mark();
+  root.node = doc.root;
+  root.mark = doc.root.Mark();
   root.key_mark = root.mark;
   root.label = "the configuration";
   if (!root.node.IsMap()) {

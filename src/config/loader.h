@@ -103,6 +103,20 @@ inline std::optional<std::uint64_t> parse_uint(std::string_view s) {
   return value;
 }
 
+// The first YAML document of `yaml`, and where a second one starts if there
+// is one. Replaces YAML::LoadAll, which in yaml-cpp 0.7 can loop forever
+// (collecting empty documents until memory runs out) when its parser stops
+// advancing on malformed input: this asks the parser for two documents at
+// most, so it always ends. `second_is_marker` says whether the second
+// document begins with a '---' or '...' line (a real second document) or
+// somewhere else (text the parser could not place in the first one).
+struct FirstDocument {
+  YAML::Node root;
+  std::optional<YAML::Mark> second;
+  bool second_is_marker = false;
+};
+FirstDocument load_first_document(const std::string& yaml);
+
 class Loader {
   friend class weir::config::FilterReader;
 

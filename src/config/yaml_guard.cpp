@@ -3,7 +3,12 @@
 // starting with ','). Found by fuzz_config. Such a comma is never part of a
 // valid Weir configuration, so refusing it costs nothing.
 
+#include <yaml-cpp/eventhandler.h>
+
+#include <sstream>
+
 #include "config/detail.h"
+#include "config/loader.h"
 
 namespace weir::config::detail {
 
@@ -108,6 +113,60 @@ std::optional<std::pair<int, int>> find_unsafe_comma(std::string_view text) {
     prev = c;
   }
   return std::nullopt;
+}
+
+namespace {
+
+// Notes where a document starts and where its first node is; ignores the rest.
+class DocumentStart final : public YAML::EventHandler {
+ public:
+  std::optional<YAML::Mark> start, first_node;
+
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void node(const YAML::Mark& mark) {
+    if (!first_node) first_node = mark;
+  }
+};
+
+}  // namespace
+
+FirstDocument load_first_document(const std::string& yaml) {
+  FirstDocument out;
+  out.root = YAML::Load(yaml);  // one HandleNextDocument: always ends
+
+  std::istringstream in(yaml);
+  YAML::Parser parser(in);
+  DocumentStart first, second;
+  if (!parser.HandleNextDocument(first)) return out;
+  if (!parser.HandleNextDocument(second)) return out;
+  out.second = second.first_node ? *second.first_node : second.start.value_or(YAML::Mark());
+  // The document's own start mark is where its '---' (or '...') stands, if
+  // it has one; yaml-cpp marks are 0-based, pos is a byte offset.
+  if (second.start && second.start->pos >= 0) {
+    const auto at = static_cast<std::size_t>(second.start->pos);
+    const std::string_view rest = std::string_view(yaml).substr(std::min(at, yaml.size()));
+    out.second_is_marker = rest.starts_with("---") || rest.starts_with("...");
+  }
+  return out;
 }
 
 }  // namespace weir::config::detail

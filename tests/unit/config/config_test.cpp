@@ -1,5 +1,6 @@
 #include "config/config.h"
 #include "config/detail.h"
+#include "config/loader.h"
 #include "error_of.h"
 #include "filters/origin/origin_filter.h"
 
@@ -727,6 +728,30 @@ TEST(ConfigErrors, EmptyAndMultipleDocuments) {
             "t.yaml:1:1: the configuration is empty; it needs at least 'listeners' and 'routes'");
   EXPECT_EQ(error_of(std::string(kMinimal) + "---\nworkers: 2\n"),
             "t.yaml:6:1: only one YAML document is allowed (found a second '---')");
+  // yaml-cpp closes the first document early on this (the stray ')' lines)
+  // and reads the rest as more documents; there is no '---' to blame.
+  EXPECT_EQ(error_of("- macro: x\n  condition:\n    (a in (\n\"/x\"\n    )  )\n    )\n"),
+            "t.yaml:4:1: YAML syntax error: unexpected text after the end of the document");
+}
+
+// YAML::LoadAll (yaml-cpp 0.7) never returns on this input: its parser stops
+// advancing and LoadAll collects empty documents until memory runs out (the
+// fuzz_config timeout in CI). The loader asks for two documents at most.
+TEST(ConfigYamlGuard, FirstDocumentEndsWhereLoadAllLoops) {
+  const std::string yaml =
+      "- macro: exclude_commands\n"
+      "  condition:\n"
+      "    (user.uid = 1001 and proc.args in (\n"
+      "\"/usr/local/bin/script_metrics.sh\",\n"
+      "    \"-c rsync\"\n"
+      "    )  )  \n"
+      "    )";
+  const detail::FirstDocument doc = detail::load_first_document(yaml);
+  ASSERT_TRUE(doc.second.has_value());
+  EXPECT_FALSE(doc.second_is_marker);
+  EXPECT_TRUE(doc.root.IsSequence());
+  // The comma pre-scan refuses it too, first, with a better message.
+  EXPECT_EQ(error_of(yaml), "t.yaml:4:35: unexpected ',' outside a [ ] or { } list (quote the value if the comma is part of it)");
 }
 
 // ----------------------------------------------------------------- substitution
