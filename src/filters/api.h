@@ -115,8 +115,15 @@ struct Message {
 struct MessageVerdict {
   enum class Kind : std::uint8_t { forward, replace, drop, close };
   Kind kind = Kind::forward;
-  std::uint16_t code = 0;
-  std::string reason;
+  std::uint16_t code = 0;            // close: RFC 6455 code sent to the message's sender
+  std::string reason;                // close: at most 123 bytes go on the wire
+
+  static MessageVerdict forward() { return {}; }
+  static MessageVerdict replace() { return {Kind::replace, 0, {}}; }
+  static MessageVerdict drop() { return {Kind::drop, 0, {}}; }
+  static MessageVerdict close(std::uint16_t code, std::string reason) {
+    return {Kind::close, code, std::move(reason)};
+  }
 };
 
 // Per-session part: state for one session (a token bucket, a pending fetch).

@@ -7,17 +7,20 @@
 #include "filters/max_message/max_message.h"
 #include "filters/message_rate/message_rate.h"
 #include "filters/origin/origin_filter.h"
+#include "filters/sanitize/sanitize.h"
 
 namespace weir::config {
 
 namespace {
 // Order: ip policy 10, origin 20, connection limits 30, authn 40, authz 50,
 // then per-message filters (sizes before rates: an oversized message is
-// refused without spending tokens).
+// refused without spending tokens), then the ones that read payloads (80+:
+// validation before rewriting).
 constexpr FilterType kTypes[] = {
     {"origins", 20, &filters::OriginFilter::parse},
     {"max_message", 60, &filters::MaxMessageFilter::parse},
     {"message_rate", 70, &filters::MessageRateFilter::parse},
+    {"sanitize", 90, &filters::SanitizeFilter::parse},
 };
 }  // namespace
 

@@ -17,6 +17,8 @@
 #include "net/stream.h"
 #include "observability/log.h"
 #include "proxy/handshake_state.h"
+#include "proxy/inspect.h"
+#include "proxy/relay_sink.h"
 #include "proxy/session.h"
 #include "filters/session_filters.h"
 
@@ -34,23 +36,6 @@ struct DropRange {
   std::uint64_t len;
 };
 
-// What the scan of one run found.
-struct RunOutcome {
-  std::uint64_t messages = 0;
-  bool saw_data = false;
-  bool saw_close = false;
-  std::uint16_t close_code = 0;          // the peer's Close
-  std::string close_reason;
-  // The last data frame that starts in this run and is relayed (the one a
-  // re-fragmentation may cut), as an offset from the run's start.
-  std::size_t last = ws::Refragmenter::npos;
-  ws::FrameHeader last_h;
-  std::uint64_t dropped = 0;             // messages a filter dropped
-  std::int64_t pause_until = 0;          // stopped: a filter holds this frame until then
-  std::uint16_t stop_code = 0;           // stopped: a filter closes the session before this frame
-  const char* stop_reason = "";
-};
-
 // Counts messages and records the peer's Close; optionally re-masks client
 // frames with fresh keys (XOR with old^new key in one pass); runs the frame
 // filters of a route that has them.
@@ -62,20 +47,19 @@ struct RelaySink {
   // old key ^ new key of the frame being re-masked; lives in the pump because
   // a frame's payload may span many scans.
   std::uint8_t* delta = nullptr;
-  // Frame filters (null: the route has none) and the pump's state for them.
-  filters::SessionFilters* filters = nullptr;
-  filters::Direction dir = filters::Direction::to_upstream;
-  std::int64_t now = 0;
-  bool* dropping = nullptr;              // the rest of a message is dropped
-  bool* admit = nullptr;                 // the next frame was ruled on before a pause
+  FrameGate gate;                        // the route's frame filters (gate.filters null: none)
   std::vector<DropRange>* drops = nullptr;
 
   bool on_frame(ws::FrameHeader& h, std::uint8_t* frame) {
     if (!ws::is_control(h.opcode)) {
-      if (filters != nullptr) {
-        const Fate f = filter(h, frame);
-        if (f == Fate::stop) return false;
-        if (f == Fate::dropped) return true;  // not counted, not re-masked: it goes nowhere
+      if (gate.filters != nullptr) {
+        const auto fate = gate.judge(h, out);
+        if (fate == FrameGate::Fate::stop) return false;
+        if (fate == FrameGate::Fate::dropped) {
+          // Cut out of the run; not counted, not re-masked: it goes nowhere.
+          drops->push_back({static_cast<std::size_t>(frame - base), h.header_len + h.payload_len});
+          return true;
+        }
       }
       out.saw_data = true;
       if (h.fin) ++out.messages;
@@ -89,49 +73,6 @@ struct RelaySink {
       std::memcpy(frame + h.header_len - 4, fresh, 4);
     }
     return true;
-  }
-  enum class Fate : std::uint8_t { relay, dropped, stop };
-  Fate filter(const ws::FrameHeader& h, std::uint8_t* frame) {
-    const std::size_t at = static_cast<std::size_t>(frame - base);
-    if (*dropping) {
-      // The rest of a message whose first frame was dropped.
-      drops->push_back({at, h.header_len + h.payload_len});
-      if (h.fin) *dropping = false;
-      return Fate::dropped;
-    }
-    if (*admit) {
-      // Held by a pause that is over now: the chain ruled on it then.
-      *admit = false;
-      return Fate::relay;
-    }
-    const filters::FrameVerdict v = filters->on_frame_header(dir, h, now);
-    switch (v.kind) {
-      case filters::FrameVerdict::Kind::forward:
-        return Fate::relay;
-      case filters::FrameVerdict::Kind::pause:
-        if (v.until_ms <= now) return Fate::relay;
-        // The frame and all after it wait: the scan stops before it, its
-        // bytes are carried, and nothing more is read until then.
-        out.pause_until = v.until_ms;
-        *admit = true;
-        return Fate::stop;
-      case filters::FrameVerdict::Kind::close:
-        out.stop_code = v.code;
-        out.stop_reason = v.reason;
-        return Fate::stop;
-      case filters::FrameVerdict::Kind::drop:
-        if (h.opcode == ws::Opcode::continuation) {
-          // Its first frames are relayed already: only a Close can end it.
-          out.stop_code = ws::close_code::policy_violation;
-          out.stop_reason = "message refused after its first fragment";
-          return Fate::stop;
-        }
-        drops->push_back({at, h.header_len + h.payload_len});
-        *dropping = !h.fin;
-        ++out.dropped;
-        return Fate::dropped;
-    }
-    return Fate::relay;
   }
   void on_payload(std::uint8_t* p, std::size_t n, std::uint64_t offset) {
     if constexpr (Remask) ws::apply_mask(p, n, delta, offset);
@@ -181,6 +122,12 @@ void Session::start_relay() {
     policy_[d].max_message_bytes = lim.max_message_bytes;
     policy_[d].check_utf8 = route_->strict;
     sides_[d].last_rx_ms = now;
+    if (filters_ && filters_->messages()) {
+      // Its filters read whole messages: the inspecting pump, which holds
+      // one message at most (1009 past that).
+      pumps_[d].ins = std::make_unique<InspectState>();
+      policy_[d].max_message_bytes = std::min(lim.max_message_bytes, kMaxInspectedMessage);
+    }
   }
   // Re-fragmenting is allowed where Weir understands every negotiated
   // extension (none, or permessage-deflate, whose RSV1 marks a message's
@@ -207,6 +154,10 @@ void Session::start_relay() {
   arm_timer();
   pump(kClient);
   if (phase_ == Phase::relay) pump(kUpstream);
+}
+
+const std::uint8_t* Session::out_bytes(const Pump& p) const {
+  return p.ins ? reinterpret_cast<const std::uint8_t*>(p.ins->out.data()) : p.buf;
 }
 
 void Session::release_buffer(Pump& p) {
@@ -289,24 +240,29 @@ void Session::pump(int d) {
         drops.clear();
         if (p.drop_left > 0) drops.push_back({0, p.drop_left});
       }
-      auto run = [&](auto& sink) {
-        sink.delta = p.remask_delta;
-        if (filtered) {
-          sink.filters = filters_.get();
-          sink.dir = static_cast<filters::Direction>(d);
-          sink.now = now;
-          sink.dropping = &p.dropping;
-          sink.admit = &p.admit_next;
-          sink.drops = &drops;
-        }
+      const filters::Direction dir = static_cast<filters::Direction>(d);
+      if (p.ins) {
+        // Inspecting pump: messages are reassembled, ruled on, re-framed.
+        InspectSink sink{*p.ins, o, *filters_, {}, d == kClient};
+        sink.gate.dir = dir;
+        if (filters_->frames()) sink.gate = {filters_.get(), dir, now, &p.dropping, &p.admit_next};
         r = p.scanner.scan(base, total, policy_[d], sink);
-      };
-      if (remask_ && d == kClient) {
-        RelaySink<true> sink{o, base};
-        run(sink);
       } else {
-        RelaySink<false> sink{o, base};
-        run(sink);
+        auto run = [&](auto& sink) {
+          sink.delta = p.remask_delta;
+          if (filtered) {
+            sink.gate = {filters_.get(), dir, now, &p.dropping, &p.admit_next};
+            sink.drops = &drops;
+          }
+          r = p.scanner.scan(base, total, policy_[d], sink);
+        };
+        if (remask_ && d == kClient) {
+          RelaySink<true> sink{o, base, nullptr, {}, nullptr};
+          run(sink);
+        } else {
+          RelaySink<false> sink{o, base, nullptr, {}, nullptr};
+          run(sink);
+        }
       }
       if (o.saw_data) last_data_ms_ = now;
       p.messages += o.messages;
@@ -319,7 +275,14 @@ void Session::pump(int d) {
       std::size_t end = kHeadroom + r.consumed;
       std::uint64_t rest = p.scanner.payload_left();  // of a frame cut at the run's end
       std::size_t last = o.last;
-      if (filtered && !drops.empty()) {
+      if (p.ins) {
+        // Everything consumed went into the inspector; what it let through
+        // is in its output, whole frames only.
+        stats.messages_dropped.add(o.dropped);
+        p.dropped += o.dropped;
+        start = 0;
+        end = p.ins->out.size();
+      } else if (filtered && !drops.empty()) {
         p.dropped += o.dropped;
         stats.messages_dropped.add(o.dropped);
         std::uint64_t tail_left = 0;
@@ -327,7 +290,7 @@ void Session::pump(int d) {
         p.drop_left = tail_left;
         if (tail_left > 0) rest = 0;  // the cut frame is dropped: nothing of it to re-fragment
       }
-      if (refrag_) {
+      if (refrag_ && !p.ins) {
         // The frame left open by the previous run continues at the start of
         // this one (unless it was dropped).
         const std::size_t lead = p.refrag.open() ? static_cast<std::size_t>(std::min<std::uint64_t>(left_before, end - start)) : 0;
@@ -361,7 +324,7 @@ void Session::pump(int d) {
         p.paused_until = o.pause_until;
         p.rescan = true;
         stats.throttle_pauses.add();
-      } else if (r.stopped) {
+      } else if (r.stopped || o.stop_code != 0) {
         p.keep_to = p.keep_from;
         stats.filter_closes.add();
         protocol_error(d, o.stop_code, o.stop_reason, filters_->decided_by());
@@ -409,7 +372,7 @@ bool Session::flush(int d) {
     if (data == 0 && !inj) break;
     const bool with_inject = data && boundary && !p.inject.empty();
     dst.tx_edge = false;
-    const auto r = data ? net::write_some(dst.fd, dst.ssl, p.buf + p.wpos, data,
+    const auto r = data ? net::write_some(dst.fd, dst.ssl, out_bytes(p) + p.wpos, data,
                                           with_inject ? p.inject.data() : nullptr,
                                           with_inject ? p.inject.size() : 0)
                         : net::write_some(dst.fd, dst.ssl, p.inject.data(), p.inject.size());
@@ -444,6 +407,10 @@ void Session::after_flush(int d) {
     p.carry = keep;
   }
   p.wpos = p.wend = p.keep_from = p.keep_to = 0;
+  if (p.ins) {
+    p.ins->out.clear();
+    p.ins->trim();
+  }
   SideState& dst = sides_[1 - d];
   if (dst.close_queued && !dst.tx_closed && p.inject.empty() && !dst.tx_dead) {
     // The Close (forwarded or ours) is on the wire.

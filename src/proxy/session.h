@@ -28,6 +28,7 @@ namespace weir::proxy {
 class Runtime;
 struct CompiledRoute;
 class WorkerGateway;
+struct InspectState;
 }  // namespace weir::proxy
 
 struct ssl_st;
@@ -117,6 +118,10 @@ class Session final : public core::RefCounted,
     bool admit_next = false;         // the first carried frame waited out a pause: forward it
     bool rescan = false;             // scan the carry before reading (after a pause)
     std::uint8_t remask_delta[4] = {0, 0, 0, 0};  // remask: old ^ new key of the current frame
+    // The inspecting pump's state (its route has on_message filters), else
+    // null: then runs are written from buf as scanned; with it, from its
+    // re-framed output (proxy/inspect.h).
+    std::unique_ptr<InspectState> ins;
   };
 
   struct Handshake;
@@ -173,7 +178,12 @@ class Session final : public core::RefCounted,
   void release_buffer(Pump& p);
   void relay_ready(int side);
   // Nothing of a frame is outstanding in the stream pump d writes.
-  bool out_at_boundary(int d) const { return refrag_ || pumps_[d].scanner.at_frame_boundary(); }
+  // (The inspecting pump writes whole frames only.)
+  bool out_at_boundary(int d) const {
+    return refrag_ || pumps_[d].ins != nullptr || pumps_[d].scanner.at_frame_boundary();
+  }
+  // What flush writes: the scanned run in buf, or the inspecting pump's output.
+  const std::uint8_t* out_bytes(const Pump& p) const;
 
   // session_close.cpp
   // Who ended the session, with what code and reason: the first call wins,

@@ -30,6 +30,7 @@
 #include "proxy/route_match.h"
 #include "proxy/runtime.h"
 #include "proxy/handshake_state.h"
+#include "proxy/inspect.h"
 #include "proxy/session.h"
 #include "filters/session_filters.h"
 
@@ -255,6 +256,13 @@ void Session::route_and_connect() {
     return;
   }
   remask_ = route_->remask;
+  if (compiled_->chain.needs_payload()) {
+    // Its filters read message payloads, which Weir cannot inflate yet: no
+    // extension is offered to the upstream (so none is negotiated), and an
+    // upstream choosing one anyway is refused as not offered.
+    auto& fields = hs_->req.fields;
+    std::erase_if(fields, [](const http::Field& f) { return http::iequals(f.name, "sec-websocket-extensions"); });
+  }
   if (!compiled_->chain.empty()) {
     filters_ = std::make_unique<filters::SessionFilters>(compiled_->chain);
     if ((compiled_->chain.hooks() & filters::kHandshake) != 0) {

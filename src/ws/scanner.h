@@ -14,8 +14,10 @@
 //  - on a violation, `error` is a close code and `consumed` stops before the
 //    offending frame: everything before it is valid and may be forwarded.
 //  - after a Close frame, `closed` is set and nothing more is consumed;
-//  - a sink whose on_frame returns bool may refuse a data frame: false stops
-//    the scan before it (`stopped`; nothing of it consumed, no state changed).
+//  - a sink whose on_frame returns bool may refuse a frame: false stops the
+//    scan before it (`stopped`; nothing of it consumed, no state changed).
+//    Such a sink sees a control frame before its payload is checked: it acts
+//    on the frame in on_payload, which only follows a valid one.
 
 #include <algorithm>
 #include <cstddef>
@@ -48,7 +50,7 @@ struct ScanResult {
 // A sink receives each frame once it is validated, before its bytes are
 // forwarded, and may rewrite the header in place (same length) and payload.
 //   void on_frame(FrameHeader& h, std::uint8_t* frame);   // frame = header start
-//     (or bool on_frame(...): false refuses a data frame and stops the scan)
+//     (or bool on_frame(...): false refuses the frame and stops the scan)
 //   void on_payload(std::uint8_t* p, std::size_t n, std::uint64_t offset);  // if wants_payload
 //   void on_close(std::uint16_t code, std::string_view reason);  // code 1005 when empty
 struct NullSink {
@@ -142,6 +144,13 @@ ScanResult FrameScanner::scan(std::uint8_t* p, std::size_t n, const ScanPolicy& 
       if (h.rsv != 0) return fail(r, close_code::protocol_error, "reserved bits set on control frame");
       const std::size_t total = h.header_len + static_cast<std::size_t>(h.payload_len);
       if (n - pos < total) break;  // wait for the whole control frame
+      constexpr bool refusable = std::is_same_v<decltype(sink.on_frame(h, p + pos)), bool>;
+      if constexpr (refusable) {
+        if (!sink.on_frame(h, p + pos)) {
+          r.stopped = true;
+          return r;
+        }
+      }
       std::uint8_t* payload = p + pos + h.header_len;
       if (h.opcode == Opcode::close) {
         std::uint8_t buf[max_control_payload];
@@ -161,7 +170,7 @@ ScanResult FrameScanner::scan(std::uint8_t* p, std::size_t n, const ScanPolicy& 
         closed_ = true;
         r.closed = true;
       }
-      sink.on_frame(h, p + pos);
+      if constexpr (!refusable) sink.on_frame(h, p + pos);
       if constexpr (Sink::wants_payload) sink.on_payload(payload, static_cast<std::size_t>(h.payload_len), 0);
       pos += total;
       r.consumed = pos;

@@ -74,6 +74,21 @@ TEST(FilterRegistry, ErrorsAtFileLineColumn) {
             "t.yaml:4:5: unknown key 'message_rat' in route (did you mean '");
 }
 
+TEST(FilterRegistry, SanitizeReadsPayloads) {
+  const auto c = load("    sanitize: {direction: client, control_chars: drop}\n    max_message: 1KiB\n");
+  const Chain chain(c.routes[0].filters);
+  ASSERT_EQ(chain.filters().size(), 2u);
+  EXPECT_EQ(chain.filters()[1]->name(), "sanitize");  // payload filters run last
+  EXPECT_TRUE(chain.needs_payload());
+  EXPECT_EQ(chain.hooks(), unsigned{kFrames | kMessages});
+  EXPECT_EQ(error_of(route_with("    sanitize: {html: keep}\n")),
+            "t.yaml:4:15: 'sanitize' changes nothing: set 'html: escape' or 'control_chars: drop'");
+  EXPECT_EQ(error_of(route_with("    sanitize: {direction: sideways}\n")),
+            "t.yaml:4:27: 'sanitize.direction' must be one of client, upstream, both, got 'sideways'");
+  EXPECT_EQ(error_of(route_with("    sanitize: {html: strip}\n")),
+            "t.yaml:4:22: 'sanitize.html' must be one of escape, keep, got 'strip'");
+}
+
 TEST(FilterRegistry, Settings) {
   const auto c = load(
       "    message_rate: {messages_per_second: 2.5, bytes_per_second: 1KiB, burst_bytes: 4KiB,"

@@ -1,0 +1,104 @@
+#include "proxy/inspect.h"
+
+#include <cstring>
+
+namespace weir::proxy {
+
+namespace {
+// A message buffer kept between messages up to this capacity; larger ones
+// are freed once they went out.
+constexpr std::size_t kKeepCapacity = 64 * 1024;
+// The output is written with 32-bit positions (the pump's); a filter that
+// grows a message past this closes the session instead.
+constexpr std::size_t kMaxOutput = std::size_t{1} << 31;
+}  // namespace
+
+void InspectState::trim() {
+  // (Between reads a message may be half reassembled: only an empty one goes.)
+  if (message.empty() && message.capacity() > kKeepCapacity) std::string().swap(message);
+  if (out.capacity() > kKeepCapacity) std::string().swap(out);
+}
+
+bool InspectSink::on_frame(ws::FrameHeader& h, std::uint8_t*) {
+  if (st.stopped) return false;  // a message filter closed: the scan ends here
+  st.frame = h;
+  if (ws::is_control(h.opcode)) return true;  // goes out from on_payload, once valid
+  st.frame_dropped = false;
+  if (gate.filters != nullptr) {
+    const auto fate = gate.judge(h, out);
+    if (fate == FrameGate::Fate::stop) return false;
+    st.frame_dropped = fate == FrameGate::Fate::dropped;
+    if (st.frame_dropped) return true;
+  }
+  out.saw_data = true;
+  if (h.opcode != ws::Opcode::continuation) {
+    st.opcode = h.opcode;
+    st.message.clear();
+  }
+  if (h.fin && h.payload_len == 0) complete();  // no on_payload follows
+  return true;
+}
+
+void InspectSink::on_payload(std::uint8_t* p, std::size_t n, std::uint64_t offset) {
+  if (st.stopped) return;
+  const ws::FrameHeader& h = st.frame;
+  if (ws::is_control(h.opcode)) {
+    // Whole and valid: out again, unmasked and re-masked as the other side needs.
+    std::string payload(reinterpret_cast<const char*>(p), n);
+    if (h.masked) ws::apply_mask(reinterpret_cast<std::uint8_t*>(payload.data()), n, h.mask, 0);
+    emit(h.opcode, payload);
+    return;
+  }
+  if (st.frame_dropped) return;
+  const std::size_t at = st.message.size();
+  st.message.append(reinterpret_cast<const char*>(p), n);
+  if (h.masked) ws::apply_mask(reinterpret_cast<std::uint8_t*>(st.message.data()) + at, n, h.mask, offset);
+  if (h.fin && offset + n == h.payload_len) complete();
+}
+
+// The whole message is in st.message: the filters rule, then it goes out as
+// one frame (or not at all).
+void InspectSink::complete() {
+  filters::Message m{st.opcode, st.message};
+  const filters::MessageVerdict v = filters.on_message(gate.dir, m);
+  switch (v.kind) {
+    case filters::MessageVerdict::Kind::forward:
+    case filters::MessageVerdict::Kind::replace:
+      if (st.message.size() > kMaxOutput - st.out.size()) {
+        st.stopped = true;
+        out.stop_code = ws::close_code::internal_error;
+        out.stop_reason = "message too big after filtering";
+        break;
+      }
+      emit(st.opcode, st.message);
+      ++out.messages;
+      break;
+    case filters::MessageVerdict::Kind::drop:
+      ++out.dropped;
+      break;
+    case filters::MessageVerdict::Kind::close:
+      st.stopped = true;
+      st.stop_reason = v.reason;
+      out.stop_code = v.code;
+      out.stop_reason = st.stop_reason.c_str();
+      break;
+  }
+  st.message.clear();
+}
+
+void InspectSink::emit(ws::Opcode op, const std::string& payload) {
+  ws::FrameHeader h;
+  h.fin = true;
+  h.opcode = op;
+  h.masked = mask_out;
+  h.payload_len = payload.size();
+  if (mask_out) ws::random_mask(h.mask);
+  std::uint8_t head[ws::max_header_bytes];
+  const std::size_t hn = ws::write_header(head, h);
+  const std::size_t at = st.out.size();
+  st.out.append(reinterpret_cast<const char*>(head), hn);
+  st.out.append(payload);
+  if (mask_out) ws::apply_mask(reinterpret_cast<std::uint8_t*>(st.out.data()) + at + hn, payload.size(), h.mask, 0);
+}
+
+}  // namespace weir::proxy

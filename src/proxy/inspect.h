@@ -1,0 +1,60 @@
+#pragma once
+// The inspecting pump's per-direction part (design: "Inspecting pump"): a
+// scanner sink that reassembles each data message, unmasked, runs the
+// route's on_message filters on it, and writes what they let through as
+// new frames into an output buffer, in order with the control frames
+// around it (re-masked with fresh keys towards the upstream). I/O-free:
+// relay.cpp feeds it scanned runs and writes `out`.
+//
+// Memory: one message (at most the route's max_message_bytes, which the
+// scanner enforces with 1009 before a byte past it is kept) plus its
+// re-framed copy; both are given back when a message was large.
+
+#include <cstdint>
+#include <string>
+
+#include "proxy/relay_sink.h"
+#include "ws/frame.h"
+
+namespace weir::proxy {
+
+// The largest message an inspecting route reassembles, whatever its
+// max_message_bytes says.
+inline constexpr std::uint64_t kMaxInspectedMessage = 1ull << 30;
+
+struct InspectState {
+  std::string message;               // the message being reassembled, unmasked
+  ws::Opcode opcode = ws::Opcode::text;
+  std::string out;                   // re-framed bytes waiting to be written
+  std::string stop_reason;           // a message filter's close reason (RunOutcome points here)
+  bool stopped = false;              // a message filter closed the session: nothing more goes out
+  // The frame being read.
+  ws::FrameHeader frame;
+  bool frame_dropped = false;        // a frame filter dropped it (its payload goes nowhere)
+
+  // Gives back the memory of a large message once it went out.
+  void trim();
+};
+
+struct InspectSink {
+  static constexpr bool wants_payload = true;
+  InspectState& st;
+  RunOutcome& out;
+  filters::SessionFilters& filters;  // has on_message filters
+  FrameGate gate;                    // gate.filters null: no frame filters
+  bool mask_out = false;             // frames go to the upstream: mask them
+
+  bool on_frame(ws::FrameHeader& h, std::uint8_t* frame);
+  void on_payload(std::uint8_t* p, std::size_t n, std::uint64_t offset);
+  void on_close(std::uint16_t code, std::string_view reason) {
+    out.saw_close = true;
+    out.close_code = code;
+    out.close_reason.assign(reason);
+  }
+
+ private:
+  void complete();
+  void emit(ws::Opcode op, const std::string& payload);
+};
+
+}  // namespace weir::proxy

@@ -1,0 +1,169 @@
+"""The inspecting pump on the real binary, through the sanitize filter (the first
+on_message filter): messages reassembled, rewritten and re-framed (re-masked towards the
+backend), control frames in order, binary untouched, the route's message limit as the
+bound, extensions not negotiated, and frame filters still ruling on the same route."""
+
+from __future__ import annotations
+
+import time
+
+import aiohelp
+from weirlib import (OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawClient, build_request,
+                     http_exchange, new_key)
+
+
+def data_frames(conn):
+    return [(f.opcode, f.payload, f.fin) for f in conn.frames if f.opcode in (OP_TEXT, OP_BINARY, OP_CONT)]
+
+
+def test_sanitize_escapes_client_text_and_reframes_it_masked(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"upstreams": [rb.addr], "sanitize": {"html": "escape", "direction": "client"}}])
+    c = RawClient(w.port, "/")
+    try:
+        c.send(OP_TEXT, b"<b onclick='x()'>hi</b> & \"you\"", mask_key=b"\x01\x02\x03\x04")
+        want = b"&lt;b onclick=&#39;x()&#39;&gt;hi&lt;/b&gt; &amp; &quot;you&quot;"
+        # The backend echoes; direction 'client' leaves its answer as it is.
+        assert c.recv_message() == (OP_TEXT, want)
+        conn = rb.wait_conn()
+        f = rb.wait_frames(conn, 1)[0]
+        assert (f.opcode, f.payload, f.fin) == (OP_TEXT, want, True)
+        assert f.mask_key is not None and f.mask_key != b"\x01\x02\x03\x04"
+        # Binary messages and text with nothing to escape pass as they are.
+        c.send(OP_BINARY, b"<not text>")
+        assert c.recv_message() == (OP_BINARY, b"<not text>")
+        c.send(OP_TEXT, b"plain")
+        assert c.recv_message() == (OP_TEXT, b"plain")
+    finally:
+        c.close()
+    ev = w.log.wait("session_close", timeout=5)[0]
+    assert (ev["msgs_in"], ev["msgs_out"]) == (3, 3), ev
+
+
+def test_fragments_are_reassembled_with_control_frames_in_order(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"upstreams": [rb.addr], "sanitize": {"direction": "client"}}])
+    c = RawClient(w.port, "/")
+    try:
+        c.send(OP_TEXT, b"<a", fin=False)
+        c.send(OP_PING, b"mid")
+        c.send(OP_CONT, b"", fin=False)
+        c.send(OP_CONT, b"b>", fin=True)
+        assert c.recv_message() == (OP_TEXT, b"&lt;ab&gt;")
+        assert [(f.opcode, f.payload) for f in c.controls] == [(OP_PONG, b"mid")]
+        conn = rb.wait_conn()
+        rb.wait_frame(conn, lambda f: f.opcode == OP_TEXT)
+        got = [(f.opcode, f.payload) for f in conn.frames]
+        # The ping went on at once; the message, once whole, as one frame.
+        assert got == [(OP_PING, b"mid"), (OP_TEXT, b"&lt;ab&gt;")], got
+    finally:
+        c.close()
+
+
+def test_sanitize_towards_the_client(weir, peers):
+    def on_open(conn):
+        conn.send(OP_TEXT, b"<img src=x onerror=alert(1)>\x07")
+
+    rb = peers.raw("echo", on_open=on_open)
+    w = weir.routes([{"upstreams": [rb.addr],
+                      "sanitize": {"direction": "upstream", "control_chars": "drop"}}])
+    c = RawClient(w.port, "/")
+    try:
+        assert c.recv_message() == (OP_TEXT, b"&lt;img src=x onerror=alert(1)&gt;")
+        # The client's own messages are not touched on their way in (the echo is, on its way out).
+        c.send(OP_TEXT, b"<i>")
+        assert c.recv_message() == (OP_TEXT, b"&lt;i&gt;")
+        conn = rb.wait_conn()
+        rb.wait_frame(conn, lambda f: f.opcode == OP_TEXT)
+        assert data_frames(conn) == [(OP_TEXT, b"<i>", True)]
+    finally:
+        c.close()
+
+
+def test_a_large_fragmented_message_is_inspected_whole(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"upstreams": [rb.addr], "sanitize": {"direction": "client"}}])
+    c = RawClient(w.port, "/")
+    try:
+        part = (b"x" * 65535) + b"<"
+        n = 16  # 1 MiB in 16 fragments
+        for i in range(n):
+            c.send(OP_TEXT if i == 0 else OP_CONT, part, fin=i == n - 1)
+        op, got = c.recv_message(timeout=10)
+        want = ((b"x" * 65535) + b"&lt;") * n
+        assert op == OP_TEXT and len(got) == len(want)
+        bad = next((i for i in range(len(got)) if got[i] != want[i]), None)
+        assert bad is None, (bad, got[bad - 8:bad + 8], want[bad - 8:bad + 8])
+        conn = rb.wait_conn()
+        frames = data_frames(conn)
+        assert len(frames) == 1 and frames[0][1] == got
+    finally:
+        c.close()
+
+
+def test_the_routes_message_limit_bounds_reassembly(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"upstreams": [rb.addr], "sanitize": {},
+                      "limits": {"max_message_bytes": "64KiB"}}])
+    c = RawClient(w.port, "/")
+    try:
+        c.send(OP_TEXT, b"a" * 40000, fin=False)
+        c.send(OP_CONT, b"b" * 40000, fin=True)
+        f = c.expect_close(timeout=5)
+        assert f.close_code == 1009, (f.close_code, f.close_reason)
+        conn = rb.wait_conn()
+        rb.wait_frame(conn, lambda fr: fr.opcode == 8)
+        assert data_frames(conn) == []  # nothing of the message reached the backend
+    finally:
+        c.close()
+
+
+def test_no_extension_is_negotiated_on_an_inspecting_route(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"upstreams": [rb.addr], "sanitize": {}}])
+    ext = ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")
+    c = RawClient(w.port, "/", headers=[ext])
+    try:
+        assert c.response.header("sec-websocket-extensions") in (None, "")
+        conn = rb.wait_conn()
+        assert "sec-websocket-extensions" not in {k.lower() for k in conn.headers}
+        c.send(OP_TEXT, b"<ok>")
+        # Both ways (the default): escaped on the way in, and the echo once more on the way out.
+        assert c.recv_message() == (OP_TEXT, b"&amp;lt;ok&amp;gt;")
+    finally:
+        c.close()
+
+
+def test_frame_filters_still_rule_on_an_inspecting_route(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"upstreams": [rb.addr], "sanitize": {"direction": "client"},
+                      "message_rate": {"messages_per_second": "0.2", "burst_messages": 3, "action": "drop"}}])
+    c = RawClient(w.port, "/")
+    try:
+        for i in range(6):
+            c.send(OP_TEXT, f"<{i}>".encode())
+        for i in range(3):
+            assert c.recv_message() == (OP_TEXT, f"&lt;{i}&gt;".encode())
+        c.send(OP_PING, b"sync")
+        conn = rb.wait_conn()
+        rb.wait_frame(conn, lambda f: f.opcode == OP_PING)
+        assert [p for _, p, _ in data_frames(conn)] == [f"&lt;{i}&gt;".encode() for i in range(3)]
+    finally:
+        c.close()
+    ev = w.log.wait("session_close", timeout=5)[0]
+    assert (ev["msgs_in"], ev["msgs_dropped_in"]) == (3, 3), ev
+
+
+def test_python_websockets_client_through_sanitize(weir, peers):
+    backend = peers.py("echo")
+    w = weir.routes([{"upstreams": [backend.addr], "sanitize": {"direction": "client"}}])
+
+    async def go():
+        async with aiohelp.connect(f"ws://127.0.0.1:{w.port}/") as ws:
+            await ws.send("<script>alert(1)</script>")
+            assert await ws.recv() == "&lt;script&gt;alert(1)&lt;/script&gt;"
+            await ws.send(b"\x00<bin>")
+            assert await ws.recv() == b"\x00<bin>"
+            await ws.ping(b"x")
+
+    aiohelp.run(go())
