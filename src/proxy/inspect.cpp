@@ -1,5 +1,6 @@
 #include "proxy/inspect.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace weir::proxy {
@@ -11,12 +12,26 @@ constexpr std::size_t kKeepCapacity = 64 * 1024;
 // The output is written with 32-bit positions (the pump's); a filter that
 // grows a message past this closes the session instead.
 constexpr std::size_t kMaxOutput = std::size_t{1} << 31;
+constexpr std::uint64_t kReserveMax = 1u << 20;
 }  // namespace
 
-void InspectState::trim() {
-  // (Between reads a message may be half reassembled: only an empty one goes.)
-  if (message.empty() && message.capacity() > kKeepCapacity) std::string().swap(message);
+bool InspectState::note_sent(std::int64_t now_ms) {
+  if (message.capacity() <= kKeepCapacity && out.capacity() <= kKeepCapacity) return false;
+  const bool fresh = trim_at_ms == 0;
+  trim_at_ms = now_ms + kTrimDelayMs;
+  return fresh;
+}
+
+bool InspectState::trim(std::int64_t now_ms) {
+  if (trim_at_ms == 0 || now_ms < trim_at_ms) return trim_at_ms != 0;
+  if (!message.empty() || !out.empty()) {
+    trim_at_ms = now_ms + kTrimDelayMs;  // in use: later
+    return true;
+  }
+  if (message.capacity() > kKeepCapacity) std::string().swap(message);
   if (out.capacity() > kKeepCapacity) std::string().swap(out);
+  trim_at_ms = 0;
+  return false;
 }
 
 bool InspectSink::on_frame(ws::FrameHeader& h, std::uint8_t*) {
@@ -34,6 +49,9 @@ bool InspectSink::on_frame(ws::FrameHeader& h, std::uint8_t*) {
   if (h.opcode != ws::Opcode::continuation) {
     st.opcode = h.opcode;
     st.message.clear();
+    // Room for the first frame at once (not for what a header merely claims
+    // past that: a sender could announce a huge frame and send it slowly).
+    st.message.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(h.payload_len, kReserveMax)));
   }
   if (h.fin && h.payload_len == 0) complete();  // no on_payload follows
   return true;

@@ -115,8 +115,8 @@ void Session::start_relay() {
   phase_ = Phase::relay;
   worker_.stats().sessions_upgraded.add();
   const auto& lim = route_->limits;
-  for (int d = 0; d < 2; ++d) {
-    policy_[d].expect_masked = d == kClient;
+  for (Side d : kSides) {
+    policy_[d].expect_masked = d == Side::client;
     policy_[d].allowed_rsv = hs_->allowed_rsv;
     policy_[d].max_frame_bytes = lim.max_frame_bytes;
     policy_[d].max_message_bytes = lim.max_message_bytes;
@@ -137,8 +137,8 @@ void Session::start_relay() {
   if (filters_ && !filters_->frames() && !filters_->messages()) filters_.reset();
   last_data_ms_ = now;
   // Frames that arrived with the handshakes are relayed first.
-  pumps_[kClient].pending_in.assign(hs_->in, hs_->req.size);
-  pumps_[kUpstream].pending_in.assign(hs_->up_in, hs_->resp.size);
+  pumps_[Side::client].pending_in.assign(hs_->in, hs_->req.size);
+  pumps_[Side::upstream].pending_in.assign(hs_->up_in, hs_->resp.size);
   {
     log::Line l(log::Level::info, "session_open");
     l.unum("id", id_)
@@ -152,8 +152,8 @@ void Session::start_relay() {
   }
   hs_.reset();
   arm_timer();
-  pump(kClient);
-  if (phase_ == Phase::relay) pump(kUpstream);
+  pump(Side::client);
+  if (phase_ == Phase::relay) pump(Side::upstream);
 }
 
 const std::uint8_t* Session::out_bytes(const Pump& p) const {
@@ -169,13 +169,13 @@ void Session::release_buffer(Pump& p) {
 
 // Reads from side d and forwards to side 1-d until the socket is drained, the
 // write blocks, or kMaxRounds rounds ran.
-void Session::pump(int d) {
+void Session::pump(Side d) {
   Pump& p = pumps_[d];
   SideState& src = sides_[d];
   // A blocked write to the other side (data or our own frames) must finish
   // first: TLS requires the retry to carry exactly the same bytes, and the
   // arm_write handler resumes this pump when it has.
-  if (phase_ != Phase::relay || src.rx_eof || p.wpos != p.wend || sides_[1 - d].write_armed) return;
+  if (phase_ != Phase::relay || src.rx_eof || p.wpos != p.wend || sides_[other(d)].io.write_armed) return;
   const std::size_t cap = route_->limits.buffer_bytes;
   for (int round = 0; round < kMaxRounds; ++round) {
     if (p.paused_until > 0) {
@@ -206,14 +206,14 @@ void Session::pump(int d) {
       std::memcpy(base + p.carry, p.pending_in.data(), n);
       p.pending_in.erase(0, n);
     } else {
-      src.rx_edge = false;
+      src.io.rx = false;
       const auto r = net::read_some(src.fd, src.ssl, base + p.carry, room);
       n = r.n;
       from_socket = true;
       if (r.status != net::Io::done) {
         if (p.carry == 0) release_buffer(p);
         if (r.would_block()) {
-          src.read_wants_write = r.status == net::Io::want_write;
+          src.io.read_wants_write = r.status == net::Io::want_write;
           arm_read(d);
         } else {
           side_lost(d, net::describe(r));
@@ -240,10 +240,10 @@ void Session::pump(int d) {
         drops.clear();
         if (p.drop_left > 0) drops.push_back({0, p.drop_left});
       }
-      const filters::Direction dir = static_cast<filters::Direction>(d);
+      const filters::Direction dir = static_cast<filters::Direction>(index(d));
       if (p.ins) {
         // Inspecting pump: messages are reassembled, ruled on, re-framed.
-        InspectSink sink{*p.ins, o, *filters_, {}, d == kClient};
+        InspectSink sink{*p.ins, o, *filters_, {}, d == Side::client};
         sink.gate.dir = dir;
         if (filters_->frames()) sink.gate = {filters_.get(), dir, now, &p.dropping, &p.admit_next};
         r = p.scanner.scan(base, total, policy_[d], sink);
@@ -256,7 +256,7 @@ void Session::pump(int d) {
           }
           r = p.scanner.scan(base, total, policy_[d], sink);
         };
-        if (remask_ && d == kClient) {
+        if (remask_ && d == Side::client) {
           RelaySink<true> sink{o, base, nullptr, {}, nullptr};
           run(sink);
         } else {
@@ -268,8 +268,8 @@ void Session::pump(int d) {
       p.messages += o.messages;
       p.bytes += r.consumed;
       auto& stats = worker_.stats();
-      (d == kClient ? stats.messages_c2u : stats.messages_u2c).add(o.messages);
-      (d == kClient ? stats.bytes_c2u : stats.bytes_u2c).add(r.consumed);
+      (d == Side::client ? stats.messages_c2u : stats.messages_u2c).add(o.messages);
+      (d == Side::client ? stats.bytes_c2u : stats.bytes_u2c).add(r.consumed);
       // The run to write: [start, end) of the buffer.
       std::size_t start = kHeadroom;
       std::size_t end = kHeadroom + r.consumed;
@@ -303,7 +303,7 @@ void Session::pump(int d) {
       p.wend = static_cast<std::uint32_t>(end);
       p.keep_from = static_cast<std::uint32_t>(kHeadroom + r.consumed);
       p.keep_to = static_cast<std::uint32_t>(kHeadroom + total);
-      SideState& dst = sides_[1 - d];
+      SideState& dst = sides_[other(d)];
       if (dst.close_queued || dst.tx_dead) p.wend = p.wpos;  // nothing may follow a Close
       if (r.closed) {
         src.rx_closed = true;
@@ -356,9 +356,9 @@ void Session::pump(int d) {
 
 // Writes the pending run, then injected frames at a frame boundary. Returns
 // false when the socket would block (a write wait is armed).
-bool Session::flush(int d) {
+bool Session::flush(Side d) {
   Pump& p = pumps_[d];
-  SideState& dst = sides_[1 - d];
+  SideState& dst = sides_[other(d)];
   for (;;) {
     if (phase_ != Phase::relay) return true;
     if (dst.tx_dead) {
@@ -371,19 +371,19 @@ bool Session::flush(int d) {
     const bool inj = !p.inject.empty() && data == 0 && boundary;
     if (data == 0 && !inj) break;
     const bool with_inject = data && boundary && !p.inject.empty();
-    dst.tx_edge = false;
+    dst.io.tx = false;
     const auto r = data ? net::write_some(dst.fd, dst.ssl, out_bytes(p) + p.wpos, data,
                                           with_inject ? p.inject.data() : nullptr,
                                           with_inject ? p.inject.size() : 0)
                         : net::write_some(dst.fd, dst.ssl, p.inject.data(), p.inject.size());
     if (r.would_block()) {
-      dst.write_wants_read = r.status == net::Io::want_read;
+      dst.io.write_wants_read = r.status == net::Io::want_read;
       arm_write(d);
       return false;
     }
     if (r.status != net::Io::done) {
       dst.tx_dead = true;
-      side_lost(1 - d, net::describe(r));
+      side_lost(other(d), net::describe(r));
       continue;
     }
     const std::size_t w = r.n;
@@ -397,7 +397,7 @@ bool Session::flush(int d) {
 
 // Everything pending was written: carry the unscanned tail to the front and
 // note a delivered Close.
-void Session::after_flush(int d) {
+void Session::after_flush(Side d) {
   Pump& p = pumps_[d];
   // keep_from is 0 when no scanned run was pending (a flush of our own
   // frames only, e.g. a keepalive ping): the carry stays as it is.
@@ -409,9 +409,9 @@ void Session::after_flush(int d) {
   p.wpos = p.wend = p.keep_from = p.keep_to = 0;
   if (p.ins) {
     p.ins->out.clear();
-    p.ins->trim();
+    if (p.ins->note_sent(core::coarse_now_ms())) arm_timer();
   }
-  SideState& dst = sides_[1 - d];
+  SideState& dst = sides_[other(d)];
   if (dst.close_queued && !dst.tx_closed && p.inject.empty() && !dst.tx_dead) {
     // The Close (forwarded or ours) is on the wire.
     dst.tx_closed = true;
@@ -421,86 +421,70 @@ void Session::after_flush(int d) {
 
 // A wait is a flag: the socket is registered once, and an edge that arrived
 // since the last attempt (while nobody waited) counts.
-void Session::arm_read(int d) {
-  SideState& s = sides_[d];
-  if (s.read_armed) return;
-  bool& edge = s.read_wants_write ? s.tx_edge : s.rx_edge;
-  if (edge) {
-    edge = false;
-    auto self = core::Ref<Session>(this);
-    worker_.defer([self, d] {
-      if (self->phase_ == Phase::relay) self->pump(d);
-    });
-    return;
-  }
-  s.read_armed = true;
+void Session::arm_read(Side d) {
+  if (!sides_[d].io.arm_read()) return;
+  auto self = core::Ref<Session>(this);
+  worker_.defer([self, d] {
+    if (self->phase_ == Phase::relay) self->pump(d);
+  });
 }
 
-void Session::arm_write(int d) {
-  SideState& dst = sides_[1 - d];
-  if (dst.write_armed) return;
-  bool& edge = dst.write_wants_read ? dst.rx_edge : dst.tx_edge;
-  if (edge) {
-    edge = false;
-    auto self = core::Ref<Session>(this);
-    worker_.defer([self, d] {
-      if (self->phase_ == Phase::relay && self->flush(d)) self->pump(d);
-    });
-    return;
-  }
-  dst.write_armed = true;
+void Session::arm_write(Side d) {
+  if (!sides_[other(d)].io.arm_write()) return;
+  auto self = core::Ref<Session>(this);
+  worker_.defer([self, d] {
+    if (self->phase_ == Phase::relay && self->flush(d)) self->pump(d);
+  });
 }
 
 // An edge on side s from the worker's poller: note it, and wake whoever waits
 // for it (a handshake step, the setup watch on the client, or a pump).
-void Session::on_ready(unsigned side, std::uint32_t events) {
+void Session::on_ready(unsigned tag, std::uint32_t events) {
   if (phase_ == Phase::done) return;
+  const Side side = tag == index(Side::client) ? Side::client : Side::upstream;
   SideState& s = sides_[side];
-  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0) {
-    s.rx_edge = true;
+  if (s.io.note(events)) {
     // Bytes may have arrived since the socket BIO's last recv(): its
     // "drained" note is stale now. (A TLS read served from OpenSSL's buffer
-    // never reaches the socket, so clearing rx_edge before it does not mean
+    // never reaches the socket, so clearing io.rx before it does not mean
     // this edge was used up; without this, the pump would wait for an edge
     // that already came, with the bytes sitting in the socket.)
     s.tls_drained = false;
   }
-  if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0) s.tx_edge = true;
   auto self = core::Ref<Session>(this);
   if (phase_ == Phase::relay) {
-    relay_ready(static_cast<int>(side));
+    relay_ready(side);
     return;
   }
   if (!hs_) return;
-  if (hs_->wait_next != nullptr && hs_->wait_side == static_cast<int>(side) &&
-      (hs_->wait_write ? s.tx_edge : s.rx_edge)) {
+  if (hs_->wait_next != nullptr && hs_->wait_side == side &&
+      (hs_->wait_write ? s.io.tx : s.io.rx)) {
     const Step next = hs_->wait_next;
     hs_->wait_next = nullptr;
     (this->*next)();
     return;
   }
-  if (side == kClient && s.rx_edge && (phase_ == Phase::connecting || phase_ == Phase::upstream_handshake)) {
+  if (side == Side::client && s.io.rx && (phase_ == Phase::connecting || phase_ == Phase::upstream_handshake)) {
     check_client_during_setup();
   }
 }
 
-void Session::relay_ready(int d) {
+void Session::relay_ready(Side d) {
   SideState& s = sides_[d];
   // Both waits are decided from the edges as they came, before either runs:
   // with TLS a blocked write may wait for readability (and a read for
   // writability), and the write retry must not use up the edge the reader
   // waits for.
-  const bool run_write = s.write_armed && (s.write_wants_read ? s.rx_edge : s.tx_edge);
-  const bool run_read = s.read_armed && (s.read_wants_write ? s.tx_edge : s.rx_edge);
-  if (run_write) {
-    s.write_armed = false;
+  const core::Edges::Due due = s.io.due();
+  if (due.write) {
+    s.io.write_armed = false;
     // A blocked write towards this side (pump 1-d) first: it may free the
     // buffer the read below needs.
-    if (flush(1 - d)) pump(1 - d);
+    if (flush(other(d))) pump(other(d));
     if (phase_ != Phase::relay) return;
   }
-  if (run_read && s.read_armed) {
-    s.read_armed = false;
+  if (due.read && s.io.read_armed) {
+    s.io.read_armed = false;
     pump(d);
   }
 }

@@ -13,8 +13,10 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/edges.h"
 #include "core/ref.h"
 #include "core/worker.h"
+#include "proxy/side.h"
 #include "ws/refragment.h"
 #include "ws/scanner.h"
 
@@ -71,10 +73,6 @@ class Session final : public core::RefCounted,
   static void operator delete(void* p, std::size_t size);
 
  private:
-  // Side index == index of the pump that reads from it: pump 0 reads the
-  // client and writes the upstream, pump 1 the reverse.
-  enum SideIndex : int { kClient = 0, kUpstream = 1 };
-  static const char* side_name(int s) { return s == kClient ? "client" : "upstream"; }
   enum class Phase : std::uint8_t { tls_handshake, request, filtering, connecting, upstream_handshake, responding, relay, done };
 
   struct SideState {
@@ -87,13 +85,8 @@ class Session final : public core::RefCounted,
     bool close_queued = false;       // a Close to it is queued: nothing else may follow
     bool tx_closed = false;          // that Close is fully written
     bool tx_dead = false;            // writing to it failed
-    bool read_armed = false;
-    bool write_armed = false;
-    bool read_wants_write = false;   // TLS: the last read needs the socket writable
-    bool write_wants_read = false;   // TLS: the last write needs the socket readable
     bool tls_drained = false;        // TLS: the socket BIO's last recv() came back short, no edge since
-    bool rx_edge = false;            // readable edge seen since the last read attempt
-    bool tx_edge = false;            // writable edge seen since the last write attempt
+    core::Edges io;                  // its readiness edges and waits
   };
 
   // A pump's buffer: kHeadroom bytes in front of what is read, for the
@@ -136,18 +129,18 @@ class Session final : public core::RefCounted,
   void tls_failed(std::string_view reason);
   void tls_connect();
   // Runs next once side s is readable (want_read) or writable (want_write).
-  void wait_io(int s, net::Io want, Step next);
+  void wait_io(Side s, net::Io want, Step next);
   // Before an I/O attempt on side s: edges seen so far are used up by it.
-  void begin_io(int s);
+  void begin_io(Side s);
   // Writes hs_->out[hs_->out_pos..] to side s, then runs next (even on
   // failure: hs_->io_error is then set).
-  void send_out(int s, Step next);
+  void send_out(Side s, Step next);
   void continue_send();
   void free_tls();
-  void close_fd(int s);
+  void close_fd(Side s);
 
   // session_handshake.cpp
-  net::IoResult read_head(int s, std::string& in, std::size_t max);
+  net::IoResult read_head(Side s, std::string& in, std::size_t max);
   void read_request();
   bool on_request_bytes();
   void route_and_connect();
@@ -170,16 +163,16 @@ class Session final : public core::RefCounted,
 
   // relay.cpp
   void start_relay();
-  void pump(int d);
-  bool flush(int d);
-  void after_flush(int d);
-  void arm_read(int d);
-  void arm_write(int d);
+  void pump(Side d);
+  bool flush(Side d);
+  void after_flush(Side d);
+  void arm_read(Side d);
+  void arm_write(Side d);
   void release_buffer(Pump& p);
-  void relay_ready(int side);
+  void relay_ready(Side d);
   // Nothing of a frame is outstanding in the stream pump d writes.
   // (The inspecting pump writes whole frames only.)
-  bool out_at_boundary(int d) const {
+  bool out_at_boundary(Side d) const {
     return refrag_ || pumps_[d].ins != nullptr || pumps_[d].scanner.at_frame_boundary();
   }
   // What flush writes: the scanned run in buf, or the inspecting pump's output.
@@ -190,12 +183,12 @@ class Session final : public core::RefCounted,
   // later ones (the other side's Close, a timeout during the close) do not
   // change what session_close reports. by: "client", "upstream", "weir".
   void record_end(const char* by, std::uint16_t code, std::string_view reason);
-  void side_lost(int s, std::string_view why);
+  void side_lost(Side s, std::string_view why);
   // Side d broke the protocol (filter == nullptr) or a filter's policy: d
   // gets a Close with code, the other side learns why.
-  void protocol_error(int d, std::uint16_t code, const char* reason, std::string_view filter = {});
-  void queue_close(int s, std::uint16_t code, std::string_view reason);
-  void queue_ping(int s);
+  void protocol_error(Side d, std::uint16_t code, const char* reason, std::string_view filter = {});
+  void queue_close(Side s, std::uint16_t code, std::string_view reason);
+  void queue_ping(Side s);
   void begin_close(std::uint16_t code, std::string_view reason);
   void maybe_finish();
   void finish();
@@ -215,9 +208,9 @@ class Session final : public core::RefCounted,
   const config::Route* route_ = nullptr;     // compiled_->conf
   std::unique_ptr<Handshake> hs_;   // only until the relay starts
   std::unique_ptr<filters::SessionFilters> filters_;  // its route's filter instances (none: null)
-  SideState sides_[2];
-  Pump pumps_[2];
-  ws::ScanPolicy policy_[2];
+  BySide<SideState> sides_;
+  BySide<Pump> pumps_;   // by the side each reads
+  BySide<ws::ScanPolicy> policy_;
   std::uint64_t id_;
   std::string client_addr_;         // "ip:port"
   std::string_view upstream_addr_;  // the upstream's text in runtime_'s config

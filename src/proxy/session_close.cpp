@@ -20,27 +20,27 @@ namespace weir::proxy {
 
 // Queues a Close to side s (sent at the next frame boundary of the stream
 // towards it); nothing else is sent to s afterwards.
-void Session::queue_close(int s, std::uint16_t code, std::string_view reason) {
+void Session::queue_close(Side s, std::uint16_t code, std::string_view reason) {
   SideState& side = sides_[s];
   if (side.close_queued || side.tx_dead || side.rx_eof) return;
   side.close_queued = true;
   std::uint8_t frame[2 + 4 + ws::max_control_payload + 8];
-  const std::size_t n = ws::build_close_frame(frame, code, reason, /*masked=*/s == kUpstream);
+  const std::size_t n = ws::build_close_frame(frame, code, reason, /*masked=*/s == Side::upstream);
   // Bytes already relayed towards s go first; the Close follows at the next
   // frame boundary.
-  Pump& p = pumps_[1 - s];
+  Pump& p = pumps_[other(s)];
   p.inject.append(reinterpret_cast<const char*>(frame), n);
-  if (p.wpos == p.wend && !side.write_armed) flush(1 - s);
+  if (p.wpos == p.wend && !side.io.write_armed) flush(other(s));
 }
 
-void Session::queue_ping(int s) {
+void Session::queue_ping(Side s) {
   SideState& side = sides_[s];
   if (side.close_queued || side.tx_dead) return;
   std::uint8_t frame[2 + 4 + 8];
-  const std::size_t n = ws::build_control_frame(frame, ws::Opcode::ping, "weir", s == kUpstream);
-  Pump& p = pumps_[1 - s];
+  const std::size_t n = ws::build_control_frame(frame, ws::Opcode::ping, "weir", s == Side::upstream);
+  Pump& p = pumps_[other(s)];
   p.inject.append(reinterpret_cast<const char*>(frame), n);
-  if (p.wpos == p.wend && !side.write_armed) flush(1 - s);
+  if (p.wpos == p.wend && !side.io.write_armed) flush(other(s));
 }
 
 void Session::record_end(const char* by, std::uint16_t code, std::string_view reason) {
@@ -57,17 +57,17 @@ void Session::begin_close(std::uint16_t code, std::string_view reason) {
     close_deadline_ms_ = core::coarse_now_ms() + (route_ ? route_->timeouts.close.count() : 1000);
     arm_timer();
   }
-  queue_close(kClient, code, reason);
-  queue_close(kUpstream, code, reason);
+  queue_close(Side::client, code, reason);
+  queue_close(Side::upstream, code, reason);
   maybe_finish();
 }
 
 // Side s broke the protocol in frames it sent (code 1002, 1007 or 1009): it
 // gets a Close with that code; the other side learns why.
-void Session::protocol_error(int d, std::uint16_t code, const char* reason, std::string_view filter) {
+void Session::protocol_error(Side d, std::uint16_t code, const char* reason, std::string_view filter) {
   if (filter.empty()) worker_.stats().protocol_errors.add();
   sides_[d].rx_closed = true;
-  const std::string why = fmt::format("{} {}", d == kClient ? "client" : "upstream", reason);
+  const std::string why = fmt::format("{} {}", d == Side::client ? "client" : "upstream", reason);
   {
     log::Line l(log::Level::info, filter.empty() ? "protocol_error" : "filter_close");
     l.unum("id", id_).str("side", side_name(d)).num("close_code", code).str("reason", reason);
@@ -76,17 +76,17 @@ void Session::protocol_error(int d, std::uint16_t code, const char* reason, std:
   record_end("weir", code, why);
   // The valid frames before the bad one still go out first (queue_close would
   // drop them), so only append our Close here.
-  SideState& other = sides_[1 - d];
-  if (!other.close_queued && !other.tx_dead) {
-    other.close_queued = true;
+  SideState& peer = sides_[other(d)];
+  if (!peer.close_queued && !peer.tx_dead) {
+    peer.close_queued = true;
     std::uint8_t frame[2 + 4 + ws::max_control_payload + 8];
-    const std::size_t n = ws::build_close_frame(frame, code, why, /*masked=*/d == kClient);
+    const std::size_t n = ws::build_close_frame(frame, code, why, /*masked=*/d == Side::client);
     pumps_[d].inject.append(reinterpret_cast<const char*>(frame), n);
   }
   queue_close(d, code, reason);
   // The violation was found inside a frame part of which is already on its
   // way: the other side cannot be given a clean Close, so its connection is cut.
-  if (!out_at_boundary(d)) side_lost(1 - d, "stream cut mid-frame by a protocol error");
+  if (!out_at_boundary(d)) side_lost(other(d), "stream cut mid-frame by a protocol error");
   if (!closing_) {
     closing_ = true;
     close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.close.count();
@@ -95,7 +95,7 @@ void Session::protocol_error(int d, std::uint16_t code, const char* reason, std:
 }
 
 // Side s is gone (EOF without Close, reset, keepalive timeout, write error).
-void Session::side_lost(int s, std::string_view why) {
+void Session::side_lost(Side s, std::string_view why) {
   SideState& side = sides_[s];
   if (side.rx_eof) return;
   side.rx_eof = true;
@@ -103,12 +103,12 @@ void Session::side_lost(int s, std::string_view why) {
   if (side.fd >= 0) ::shutdown(side.fd, SHUT_RDWR);
   if (!side.rx_closed) {
     record_end(side_name(s), ws::close_code::abnormal, why);
-    if (s == kClient) queue_close(kUpstream, ws::close_code::going_away, "client went away");
-    else queue_close(kClient, ws::close_code::internal_error, "upstream connection lost");
+    if (s == Side::client) queue_close(Side::upstream, ws::close_code::going_away, "client went away");
+    else queue_close(Side::client, ws::close_code::internal_error, "upstream connection lost");
   }
   // It left inside a frame part of which the other side already has: a Close
   // cannot follow (it would be read as payload), so that side is cut too.
-  if (!out_at_boundary(s)) side_lost(1 - s, "peer lost inside a frame");
+  if (!out_at_boundary(s)) side_lost(other(s), "peer lost inside a frame");
   if (!closing_ && phase_ == Phase::relay) {
     closing_ = true;
     close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.close.count();
@@ -120,7 +120,7 @@ void Session::side_lost(int s, std::string_view why) {
 void Session::maybe_finish() {
   if (phase_ != Phase::relay) return;
   auto done = [](const SideState& s) { return s.rx_eof || s.tx_dead || (s.rx_closed && s.tx_closed); };
-  if (done(sides_[kClient]) && done(sides_[kUpstream])) finish();
+  if (done(sides_[Side::client]) && done(sides_[Side::upstream])) finish();
 }
 
 void Session::shutdown(std::uint16_t code, std::string_view reason) {
@@ -146,7 +146,7 @@ void Session::finish() {
   const bool was_relay = phase_ == Phase::relay;
   phase_ = Phase::done;
   worker_.cancel_timer(this);
-  for (int i = 0; i < 2; ++i) {
+  for (Side i : kSides) {
     SideState& s = sides_[i];
     // close_notify, best effort and only on a live, established TLS link
     // (never after the socket closed: its descriptor may already be reused).
@@ -179,12 +179,12 @@ void Session::log_close() {
       .str("closed_by", closed_by_ ? closed_by_ : "unknown")
       .num("close_code", close_code_)
       .str("reason", close_reason_)
-      .unum("bytes_in", pumps_[kClient].bytes)
-      .unum("bytes_out", pumps_[kUpstream].bytes)
-      .unum("msgs_in", pumps_[kClient].messages)
-      .unum("msgs_out", pumps_[kUpstream].messages)
-      .unum("msgs_dropped_in", pumps_[kClient].dropped)
-      .unum("msgs_dropped_out", pumps_[kUpstream].dropped)
+      .unum("bytes_in", pumps_[Side::client].bytes)
+      .unum("bytes_out", pumps_[Side::upstream].bytes)
+      .unum("msgs_in", pumps_[Side::client].messages)
+      .unum("msgs_out", pumps_[Side::upstream].messages)
+      .unum("msgs_dropped_in", pumps_[Side::client].dropped)
+      .unum("msgs_dropped_out", pumps_[Side::upstream].dropped)
       .num("duration_ms", core::coarse_now_ms() - started_ms_);
 }
 

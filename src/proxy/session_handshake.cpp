@@ -162,8 +162,8 @@ Session::Session(WorkerGateway& gateway, int fd, const sockaddr* peer, std::size
       id_(next_session_id(worker_.index())),
       client_addr_(format_peer(peer)),
       started_ms_(core::coarse_now_ms()) {
-  sides_[kClient].fd = fd;
-  if (worker_.poller().add(fd, this, kClient)) {
+  sides_[Side::client].fd = fd;
+  if (worker_.poller().add(fd, this, index(Side::client))) {
     registered_ = true;
     poll_ref_ = core::Ref<Session>(this);
   }
@@ -178,8 +178,8 @@ Session::Session(WorkerGateway& gateway, int fd, const sockaddr* peer, std::size
     if (server != nullptr) {
       phase_ = Phase::tls_handshake;
       close_deadline_ms_ = started_ms_ + server->conf().handshake_timeout.count();
-      sides_[kClient].ssl = server->new_ssl();
-      SideState& c = sides_[kClient];
+      sides_[Side::client].ssl = server->new_ssl();
+      SideState& c = sides_[Side::client];
       if (c.ssl != nullptr && !net::attach_socket(c.ssl, c.fd, &c.tls_drained)) {
         SSL_free(c.ssl);
         c.ssl = nullptr;  // tls_accept reports it
@@ -193,12 +193,12 @@ Session::~Session() {
   worker_.cancel_timer(this);
   for (auto& p : pumps_) release_buffer(p);
   free_tls();
-  for (int s = 0; s < 2; ++s) close_fd(s);
+  for (Side s : kSides) close_fd(s);
 }
 
 // Reads the next chunk of side s's bytes onto in (a head being collected,
 // never more than max in all).
-net::IoResult Session::read_head(int s, std::string& in, std::size_t max) {
+net::IoResult Session::read_head(Side s, std::string& in, std::size_t max) {
   const std::size_t old = in.size();
   const std::size_t want = next_read_size(in, max);
   in.resize(old + want);
@@ -211,9 +211,9 @@ net::IoResult Session::read_head(int s, std::string& in, std::size_t max) {
 void Session::read_request() {
   const std::size_t max = runtime_->config->max_header_bytes;
   for (;;) {
-    const auto r = read_head(kClient, hs_->in, max);
+    const auto r = read_head(Side::client, hs_->in, max);
     if (r.would_block()) {
-      wait_io(kClient, r.status, &Session::read_request);
+      wait_io(Side::client, r.status, &Session::read_request);
       return;
     }
     if (r.status != net::Io::done) {
@@ -308,8 +308,8 @@ void Session::connect_upstream() {
 // bytes stay in the socket (they are relayed later).
 void Session::check_client_during_setup() {
   char byte;
-  const int fd = sides_[kClient].fd;
-  if (SSL* ssl = sides_[kClient].ssl) {
+  const int fd = sides_[Side::client].fd;
+  if (SSL* ssl = sides_[Side::client].ssl) {
     // TLS: a close_notify is bytes on the socket too, so ask OpenSSL.
     ERR_clear_error();
     std::size_t got = 0;
@@ -334,7 +334,7 @@ void Session::connect_next() {
   auto& hs = *hs_;
   if (hs.endpoint_index < hs.endpoints.size()) {
     const tcp::endpoint ep = hs.endpoints[hs.endpoint_index++];
-    close_fd(kUpstream);
+    close_fd(Side::upstream);
     const int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE) {
@@ -347,10 +347,10 @@ void Session::connect_next() {
       connect_next();
       return;
     }
-    sides_[kUpstream].fd = fd;
+    sides_[Side::upstream].fd = fd;
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (!worker_.poller().add(fd, this, kUpstream)) {
+    if (!worker_.poller().add(fd, this, index(Side::upstream))) {
       worker_.stats().upstream_failures.add();
       upstream_failed(503, "cannot watch the upstream socket: " + std::string(std::strerror(errno)));
       return;
@@ -358,7 +358,7 @@ void Session::connect_next() {
     if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) == 0) {
       on_upstream_connected();
     } else if (errno == EINPROGRESS) {
-      wait_io(kUpstream, net::Io::want_write, &Session::on_connect_ready);
+      wait_io(Side::upstream, net::Io::want_write, &Session::on_connect_ready);
     } else {
       hs.last_error = std::strerror(errno);
       connect_next();
@@ -406,7 +406,7 @@ void Session::connect_next() {
 void Session::on_connect_ready() {
   int err = 0;
   socklen_t len = sizeof err;
-  if (::getsockopt(sides_[kUpstream].fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (::getsockopt(sides_[Side::upstream].fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err != 0) {
     hs_->last_error = std::strerror(err);
     connect_next();
@@ -427,8 +427,8 @@ void Session::on_upstream_connected() {
       upstream_failed(502, "upstream TLS handshake failed: no TLS context");
       return;
     }
-    sides_[kUpstream].ssl = ssl;
-    if (!net::attach_socket(ssl, sides_[kUpstream].fd, &sides_[kUpstream].tls_drained)) {
+    sides_[Side::upstream].ssl = ssl;
+    if (!net::attach_socket(ssl, sides_[Side::upstream].fd, &sides_[Side::upstream].tls_drained)) {
       worker_.stats().upstream_failures.add();
       upstream_failed(502, "upstream TLS handshake failed: out of memory");
       return;
@@ -441,9 +441,9 @@ void Session::on_upstream_connected() {
 
 void Session::send_upstream_request() {
   const auto extra = header_fields(hs_->filter_ctx ? &hs_->filter_ctx->upstream_headers : nullptr);
-  hs_->out = http::build_upstream_request(hs_->req, {client_ip(), sides_[kClient].ssl ? "wss" : "ws"}, extra);
+  hs_->out = http::build_upstream_request(hs_->req, {client_ip(), sides_[Side::client].ssl ? "wss" : "ws"}, extra);
   hs_->out_pos = 0;
-  send_out(kUpstream, &Session::on_upstream_request_sent);
+  send_out(Side::upstream, &Session::on_upstream_request_sent);
 }
 
 void Session::on_upstream_request_sent() {
@@ -457,9 +457,9 @@ void Session::on_upstream_request_sent() {
 
 void Session::read_upstream_response() {
   for (;;) {
-    const auto r = read_head(kUpstream, hs_->up_in, kMaxUpstreamHead);
+    const auto r = read_head(Side::upstream, hs_->up_in, kMaxUpstreamHead);
     if (r.would_block()) {
-      wait_io(kUpstream, r.status, &Session::read_upstream_response);
+      wait_io(Side::upstream, r.status, &Session::read_upstream_response);
       return;
     }
     if (r.status != net::Io::done) {
@@ -494,7 +494,7 @@ bool Session::on_upstream_response_bytes() {
   hs_->out = http::build_switching_response(hs_->req, hs_->resp, extra);
   hs_->out_pos = 0;
   phase_ = Phase::responding;
-  send_out(kClient, &Session::on_response_sent);
+  send_out(Side::client, &Session::on_response_sent);
   return false;
 }
 
@@ -515,7 +515,7 @@ std::string_view Session::client_ip() const {
 }
 
 void Session::upstream_failed(unsigned status, std::string reason) {
-  close_fd(kUpstream);
+  close_fd(Side::upstream);
   refuse(status, std::move(reason));
 }
 
@@ -526,13 +526,13 @@ void Session::refuse(unsigned status, std::string reason, const std::vector<filt
   if (filters_) filters_->cancel();
   hs_->out = http::error_response(status, reason, header_fields(headers));
   hs_->out_pos = 0;
-  send_out(kClient, &Session::on_refusal_sent);
+  send_out(Side::client, &Session::on_refusal_sent);
 }
 
 void Session::on_refusal_sent() {
   // Half-close so the response is delivered before the connection goes.
-  if (sides_[kClient].ssl != nullptr && hs_->io_error.empty()) SSL_shutdown(sides_[kClient].ssl);
-  if (sides_[kClient].fd >= 0) ::shutdown(sides_[kClient].fd, SHUT_WR);
+  if (sides_[Side::client].ssl != nullptr && hs_->io_error.empty()) SSL_shutdown(sides_[Side::client].ssl);
+  if (sides_[Side::client].fd >= 0) ::shutdown(sides_[Side::client].fd, SHUT_WR);
   finish();
 }
 

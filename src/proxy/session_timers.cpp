@@ -4,6 +4,7 @@
 
 #include "core/clock.h"
 #include "proxy/handshake_state.h"
+#include "proxy/inspect.h"
 #include "proxy/gateway.h"
 #include "proxy/runtime.h"
 #include "proxy/session.h"
@@ -33,8 +34,10 @@ void Session::arm_timer() {
       }
     }
     if (route_gone_ms_ > 0) deadline = std::min(deadline, route_gone_ms_);
-    for (const auto& p : pumps_)
+    for (const auto& p : pumps_) {
       if (p.paused_until > 0) deadline = std::min(deadline, p.paused_until);
+      if (p.ins && p.ins->trim_at_ms > 0) deadline = std::min(deadline, p.ins->trim_at_ms);
+    }
     if (deadline == INT64_MAX) {
       worker_.cancel_timer(this);
       return;
@@ -82,8 +85,9 @@ void Session::on_timer(std::int64_t now) {
         return;
     }
   }
-  for (int d = 0; d < 2; ++d) {
+  for (Side d : kSides) {
     Pump& p = pumps_[d];
+    if (p.ins) p.ins->trim(now);
     if (p.paused_until > 0 && now >= p.paused_until) {
       // A throttle ended: read that side again.
       p.paused_until = 0;
@@ -111,14 +115,14 @@ void Session::on_timer(std::int64_t now) {
   }
   // A throttled side has data waiting in its pump: it is neither idle nor
   // silent (its pong may be queued behind those frames, unread on purpose).
-  const bool throttled = pumps_[kClient].paused_until > 0 || pumps_[kUpstream].paused_until > 0;
+  const bool throttled = pumps_[Side::client].paused_until > 0 || pumps_[Side::upstream].paused_until > 0;
   if (throttled) last_data_ms_ = now;
   if (t.idle.count() > 0 && now >= last_data_ms_ + t.idle.count()) {
     begin_close(ws::close_code::going_away, "idle timeout");
     return;
   }
   if (k.interval.count() > 0) {
-    for (int s = 0; s < 2; ++s) {
+    for (Side s : kSides) {
       SideState& side = sides_[s];
       if (pumps_[s].paused_until > 0) {
         side.last_rx_ms = now;

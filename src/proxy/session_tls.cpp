@@ -24,10 +24,10 @@ namespace weir::proxy {
 // A wait is a note: both sockets are in the worker's poller for good, and
 // on_ready() runs the step when the edge comes. An edge that came since the
 // last attempt on that side (begin_io clears them) means: try again now.
-void Session::wait_io(int s, net::Io want, Step next) {
+void Session::wait_io(Side s, net::Io want, Step next) {
   SideState& side = sides_[s];
   const bool write = want == net::Io::want_write;
-  bool& edge = write ? side.tx_edge : side.rx_edge;
+  bool& edge = write ? side.io.tx : side.io.rx;
   if (edge) {
     edge = false;
     (this->*next)();
@@ -41,21 +41,20 @@ void Session::wait_io(int s, net::Io want, Step next) {
 // Any I/O attempt uses up the edges seen on that side so far: if it blocks,
 // the edge that ends the wait is a new one. (TLS may read and write in one
 // call, so both.)
-void Session::begin_io(int s) {
-  sides_[s].rx_edge = false;
-  sides_[s].tx_edge = false;
+void Session::begin_io(Side s) {
+  sides_[s].io.begin_io();
 }
 
-void Session::close_fd(int s) {
+void Session::close_fd(Side s) {
   SideState& side = sides_[s];
   if (side.fd >= 0) {
     ::close(side.fd);  // also takes it out of the poller
     side.fd = -1;
   }
-  side.rx_edge = side.tx_edge = false;
+  side.io.reset();
 }
 
-void Session::send_out(int s, Step next) {
+void Session::send_out(Side s, Step next) {
   hs_->out_side = s;
   hs_->out_next = next;
   hs_->io_error.clear();
@@ -87,17 +86,17 @@ void Session::continue_send() {
 // handshake record starts with 22; a letter means someone spoke plain HTTP to
 // a TLS port, which gets a readable 400 rather than a TLS alert.
 void Session::tls_accept() {
-  SideState& c = sides_[kClient];
+  SideState& c = sides_[Side::client];
   if (c.ssl == nullptr) {
     tls_failed("cannot create a TLS session (out of memory)");
     return;
   }
   if (!hs_->tls_started) {
     unsigned char first = 0;
-    begin_io(kClient);
+    begin_io(Side::client);
     const ssize_t n = ::recv(c.fd, &first, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      wait_io(kClient, net::Io::want_read, &Session::tls_accept);
+      wait_io(Side::client, net::Io::want_read, &Session::tls_accept);
       return;
     }
     if (n <= 0) {
@@ -122,10 +121,10 @@ void Session::tls_accept() {
     }
     hs_->tls_started = true;
   }
-  begin_io(kClient);
+  begin_io(Side::client);
   const auto r = net::handshake(c.ssl);
   if (r.would_block()) {
-    wait_io(kClient, r.status, &Session::tls_accept);
+    wait_io(Side::client, r.status, &Session::tls_accept);
     return;
   }
   if (r.status != net::Io::done) {
@@ -151,7 +150,7 @@ void Session::tls_failed(std::string_view reason) {
   worker_.stats().tls_handshake_failures.add();
   log::Line l(log::Level::info, "tls_handshake_failed");
   l.unum("id", id_).str("client", client_addr_).str("reason", reason);
-  if (SSL* ssl = sides_[kClient].ssl) {
+  if (SSL* ssl = sides_[Side::client].ssl) {
     if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) l.str("sni", sni);
   }
   phase_ = Phase::done;
@@ -160,11 +159,11 @@ void Session::tls_failed(std::string_view reason) {
 
 // Upstream side (wss://): verification was set up by TlsClient::new_ssl.
 void Session::tls_connect() {
-  SSL* ssl = sides_[kUpstream].ssl;
-  begin_io(kUpstream);
+  SSL* ssl = sides_[Side::upstream].ssl;
+  begin_io(Side::upstream);
   const auto r = net::handshake(ssl);
   if (r.would_block()) {
-    wait_io(kUpstream, r.status, &Session::tls_connect);
+    wait_io(Side::upstream, r.status, &Session::tls_connect);
     return;
   }
   if (r.status != net::Io::done) {

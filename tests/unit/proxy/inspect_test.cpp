@@ -97,7 +97,8 @@ Inspected inspect(const std::string& input, std::size_t step, bool from_client,
     // As the pump does once a run is written: the output goes, memory is trimmed.
     run.out += st.out;
     st.out.clear();
-    st.trim();
+    st.note_sent(0);
+    st.trim(InspectState::kTrimDelayMs);  // as if a second went by after each run
     if (st.stopped) break;
   }
   return run;
@@ -185,6 +186,25 @@ TEST(Inspect, InvalidFramesStillFailTheScan) {
   const Inspected r = inspect(in, in.size(), true, chain);
   EXPECT_EQ(r.last.error, ws::close_code::protocol_error);
   EXPECT_EQ(parse_frames(r.out).frames, (std::vector<std::pair<Opcode, std::string>>{{Opcode::text, "ok"}}));
+}
+
+TEST(Inspect, LargeBuffersAreKeptWhileInUseAndGivenBackASecondAfter) {
+  InspectState st;
+  st.note_sent(0);
+  EXPECT_EQ(st.trim_at_ms, 0);  // small buffers: nothing to give back
+  st.message.reserve(1 << 20);
+  EXPECT_TRUE(st.note_sent(100));   // newly set: the caller arms its timer
+  EXPECT_FALSE(st.note_sent(600));  // pushed back, already armed
+  EXPECT_EQ(st.trim_at_ms, 600 + InspectState::kTrimDelayMs);
+  EXPECT_TRUE(st.trim(1000));       // not yet
+  EXPECT_GE(st.message.capacity(), std::size_t{1} << 20);
+  st.message = "half a message";
+  EXPECT_TRUE(st.trim(1600));       // due, but in use: later
+  EXPECT_GE(st.message.capacity(), std::size_t{1} << 20);
+  st.message.clear();
+  EXPECT_FALSE(st.trim(2600));      // given back
+  EXPECT_LT(st.message.capacity(), std::size_t{1} << 16);
+  EXPECT_EQ(st.trim_at_ms, 0);
 }
 
 // ------------------------------------------------------------------ sanitize
