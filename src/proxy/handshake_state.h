@@ -2,8 +2,7 @@
 // What a session holds only between accept and the 101 (freed when the relay
 // starts). Private to src/proxy.
 
-#include <boost/asio/ip/tcp.hpp>
-
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,24 +10,15 @@
 #include "filters/api.h"
 #include "http/head.h"
 #include "proxy/session.h"
+#include "proxy/upstream_leg.h"
 
 namespace weir::proxy {
-
-using tcp = boost::asio::ip::tcp;
 
 struct Session::Handshake {
   std::string in;               // client request head (+ any early frames)
   http::Head req;
   std::size_t route_index = 0;
-  std::uint32_t first_upstream = 0;
-  std::size_t attempts = 0;
-  std::string last_error;
-  std::optional<tcp::resolver> resolver;  // only for upstreams given by name
-  std::vector<tcp::endpoint> endpoints;
-  std::size_t endpoint_index = 0;
-  std::string out;              // request to the backend, then response to the client
-  std::string up_in;            // backend response head (+ any early frames)
-  http::Head resp;
+  std::string out;              // the response to the client (101 or refusal)
   std::uint8_t allowed_rsv = 0;
   std::size_t out_pos = 0;      // send_out progress
   Side out_side = Side::client;
@@ -41,7 +31,6 @@ struct Session::Handshake {
   bool tls_started = false;     // the first byte looked like a TLS record
   std::string io_error;         // send_out failure, "" when it succeeded
   std::size_t listener = 0;
-  const config::Upstream* upstream = nullptr;  // being connected
   // Client-side TLS, once its handshake is done.
   const char* tls_version = nullptr;
   std::string sni;
@@ -49,6 +38,9 @@ struct Session::Handshake {
   // What the route's handshake filters see and add (headers to the upstream
   // request and to the 101); set while and after they run.
   std::optional<filters::HandshakeContext> filter_ctx;
+  // The upstream leg while it opens, and the filters' headers it sends.
+  std::unique_ptr<UpstreamLeg> upstream;
+  std::vector<http::Field> upstream_extra;
 };
 
 }  // namespace weir::proxy

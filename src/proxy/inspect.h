@@ -1,5 +1,5 @@
 #pragma once
-// The inspecting pump's per-direction part (design: "Inspecting pump"): a
+// The inspecting pump's per-direction part (docs/architecture.md, "The inspecting pump"): a
 // scanner sink that reassembles each data message, unmasked, runs the
 // route's on_message filters on it, and writes what they let through as
 // new frames into an output buffer, in order with the control frames

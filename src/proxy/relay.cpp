@@ -121,7 +121,7 @@ void Session::start_relay() {
     policy_[d].max_frame_bytes = lim.max_frame_bytes;
     policy_[d].max_message_bytes = lim.max_message_bytes;
     policy_[d].check_utf8 = route_->strict;
-    sides_[d].last_rx_ms = now;
+    legs_[d].last_rx_ms = now;
     if (filters_ && filters_->messages()) {
       // Its filters read whole messages: the inspecting pump, which holds
       // one message at most (1009 past that).
@@ -138,7 +138,6 @@ void Session::start_relay() {
   last_data_ms_ = now;
   // Frames that arrived with the handshakes are relayed first.
   pumps_[Side::client].pending_in.assign(hs_->in, hs_->req.size);
-  pumps_[Side::upstream].pending_in.assign(hs_->up_in, hs_->resp.size);
   {
     log::Line l(log::Level::info, "session_open");
     l.unum("id", id_)
@@ -171,11 +170,11 @@ void Session::release_buffer(Pump& p) {
 // write blocks, or kMaxRounds rounds ran.
 void Session::pump(Side d) {
   Pump& p = pumps_[d];
-  SideState& src = sides_[d];
+  Leg& src = legs_[d];
   // A blocked write to the other side (data or our own frames) must finish
   // first: TLS requires the retry to carry exactly the same bytes, and the
   // arm_write handler resumes this pump when it has.
-  if (phase_ != Phase::relay || src.rx_eof || p.wpos != p.wend || sides_[other(d)].io.write_armed) return;
+  if (phase_ != Phase::relay || src.rx_eof || p.wpos != p.wend || legs_[other(d)].io.write_armed) return;
   const std::size_t cap = route_->limits.buffer_bytes;
   for (int round = 0; round < kMaxRounds; ++round) {
     if (p.paused_until > 0) {
@@ -206,14 +205,12 @@ void Session::pump(Side d) {
       std::memcpy(base + p.carry, p.pending_in.data(), n);
       p.pending_in.erase(0, n);
     } else {
-      src.io.rx = false;
-      const auto r = net::read_some(src.fd, src.ssl, base + p.carry, room);
+      const auto r = src.read(base + p.carry, room);
       n = r.n;
       from_socket = true;
       if (r.status != net::Io::done) {
         if (p.carry == 0) release_buffer(p);
         if (r.would_block()) {
-          src.io.read_wants_write = r.status == net::Io::want_write;
           arm_read(d);
         } else {
           side_lost(d, net::describe(r));
@@ -303,7 +300,7 @@ void Session::pump(Side d) {
       p.wend = static_cast<std::uint32_t>(end);
       p.keep_from = static_cast<std::uint32_t>(kHeadroom + r.consumed);
       p.keep_to = static_cast<std::uint32_t>(kHeadroom + total);
-      SideState& dst = sides_[other(d)];
+      Leg& dst = legs_[other(d)];
       if (dst.close_queued || dst.tx_dead) p.wend = p.wpos;  // nothing may follow a Close
       if (r.closed) {
         src.rx_closed = true;
@@ -333,7 +330,7 @@ void Session::pump(Side d) {
     if (!flush(d)) return;  // resumes from arm_write's handler
     if (src.rx_closed) maybe_finish();
     if (phase_ != Phase::relay) return;
-    if (from_socket && n < room && (src.ssl == nullptr || net::tls_drained(src.ssl, &src.tls_drained))) {
+    if (from_socket && n < room && src.drained()) {
       // A short read drained the socket: wait for the next edge. (A side that
       // sent its Close is still read, to see it go; its bytes are ignored.)
       // Bytes carried over from the handshake say nothing about the socket,
@@ -358,7 +355,7 @@ void Session::pump(Side d) {
 // false when the socket would block (a write wait is armed).
 bool Session::flush(Side d) {
   Pump& p = pumps_[d];
-  SideState& dst = sides_[other(d)];
+  Leg& dst = legs_[other(d)];
   for (;;) {
     if (phase_ != Phase::relay) return true;
     if (dst.tx_dead) {
@@ -371,13 +368,10 @@ bool Session::flush(Side d) {
     const bool inj = !p.inject.empty() && data == 0 && boundary;
     if (data == 0 && !inj) break;
     const bool with_inject = data && boundary && !p.inject.empty();
-    dst.io.tx = false;
-    const auto r = data ? net::write_some(dst.fd, dst.ssl, out_bytes(p) + p.wpos, data,
-                                          with_inject ? p.inject.data() : nullptr,
-                                          with_inject ? p.inject.size() : 0)
-                        : net::write_some(dst.fd, dst.ssl, p.inject.data(), p.inject.size());
+    const auto r = data ? dst.write(out_bytes(p) + p.wpos, data, with_inject ? p.inject.data() : nullptr,
+                                    with_inject ? p.inject.size() : 0)
+                        : dst.write(p.inject.data(), p.inject.size());
     if (r.would_block()) {
-      dst.io.write_wants_read = r.status == net::Io::want_read;
       arm_write(d);
       return false;
     }
@@ -411,7 +405,7 @@ void Session::after_flush(Side d) {
     p.ins->out.clear();
     if (p.ins->note_sent(core::coarse_now_ms())) arm_timer();
   }
-  SideState& dst = sides_[other(d)];
+  Leg& dst = legs_[other(d)];
   if (dst.close_queued && !dst.tx_closed && p.inject.empty() && !dst.tx_dead) {
     // The Close (forwarded or ours) is on the wire.
     dst.tx_closed = true;
@@ -422,7 +416,7 @@ void Session::after_flush(Side d) {
 // A wait is a flag: the socket is registered once, and an edge that arrived
 // since the last attempt (while nobody waited) counts.
 void Session::arm_read(Side d) {
-  if (!sides_[d].io.arm_read()) return;
+  if (!legs_[d].io.arm_read()) return;
   auto self = core::Ref<Session>(this);
   worker_.defer([self, d] {
     if (self->phase_ == Phase::relay) self->pump(d);
@@ -430,7 +424,7 @@ void Session::arm_read(Side d) {
 }
 
 void Session::arm_write(Side d) {
-  if (!sides_[other(d)].io.arm_write()) return;
+  if (!legs_[other(d)].io.arm_write()) return;
   auto self = core::Ref<Session>(this);
   worker_.defer([self, d] {
     if (self->phase_ == Phase::relay && self->flush(d)) self->pump(d);
@@ -442,7 +436,7 @@ void Session::arm_write(Side d) {
 void Session::on_ready(unsigned tag, std::uint32_t events) {
   if (phase_ == Phase::done) return;
   const Side side = tag == index(Side::client) ? Side::client : Side::upstream;
-  SideState& s = sides_[side];
+  Leg& s = legs_[side];
   if (s.io.note(events)) {
     // Bytes may have arrived since the socket BIO's last recv(): its
     // "drained" note is stale now. (A TLS read served from OpenSSL's buffer
@@ -457,6 +451,10 @@ void Session::on_ready(unsigned tag, std::uint32_t events) {
     return;
   }
   if (!hs_) return;
+  if (side == Side::upstream && hs_->upstream) {
+    hs_->upstream->on_ready();  // the upstream leg is opening
+    return;
+  }
   if (hs_->wait_next != nullptr && hs_->wait_side == side &&
       (hs_->wait_write ? s.io.tx : s.io.rx)) {
     const Step next = hs_->wait_next;
@@ -470,7 +468,7 @@ void Session::on_ready(unsigned tag, std::uint32_t events) {
 }
 
 void Session::relay_ready(Side d) {
-  SideState& s = sides_[d];
+  Leg& s = legs_[d];
   // Both waits are decided from the edges as they came, before either runs:
   // with TLS a blocked write may wait for readability (and a read for
   // writability), and the write retry must not use up the edge the reader

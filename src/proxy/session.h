@@ -16,7 +16,9 @@
 #include "core/edges.h"
 #include "core/ref.h"
 #include "core/worker.h"
+#include "proxy/leg.h"
 #include "proxy/side.h"
+#include "proxy/upstream_leg.h"
 #include "ws/refragment.h"
 #include "ws/scanner.h"
 
@@ -51,7 +53,8 @@ namespace weir::proxy {
 class Session final : public core::RefCounted,
                       public core::Closable,
                       public core::ReadyTarget,
-                      public core::TimerTarget {
+                      public core::TimerTarget,
+                      public UpstreamLeg::Owner {
  public:
   // Takes an accepted client socket (fd, owned from now on; peer: its
   // address) and runs the session to its end under the gateway's current
@@ -66,6 +69,12 @@ class Session final : public core::RefCounted,
   void on_ready(unsigned side, std::uint32_t events) override;
   void on_due(std::int64_t now_ms) override;
 
+  // UpstreamLeg::Owner: the upstream leg reports while it opens.
+  void upstream_connected() override;
+  void upstream_opened(UpstreamOpened outcome) override;
+  core::Ref<core::RefCounted> hold() override { return core::Ref<core::RefCounted>(this); }
+  void upstream_chosen(const config::Upstream& up) override;
+
   // Sessions come from a per-thread free list: they are many, all the same
   // size, and long-lived, so they neither fragment the heap around the
   // short-lived handshake buffers nor pay malloc on every connection.
@@ -74,20 +83,6 @@ class Session final : public core::RefCounted,
 
  private:
   enum class Phase : std::uint8_t { tls_handshake, request, filtering, connecting, upstream_handshake, responding, relay, done };
-
-  struct SideState {
-    int fd = -1;
-    ssl_st* ssl = nullptr;           // TLS on this side (owned)
-    std::int64_t last_rx_ms = 0;     // any byte read from it
-    std::int64_t ping_sent_ms = 0;   // our keepalive ping outstanding since; 0 = none
-    bool rx_closed = false;          // it sent a Close (or broke the protocol): ignore its input
-    bool rx_eof = false;             // its read side ended (EOF, reset, timeout)
-    bool close_queued = false;       // a Close to it is queued: nothing else may follow
-    bool tx_closed = false;          // that Close is fully written
-    bool tx_dead = false;            // writing to it failed
-    bool tls_drained = false;        // TLS: the socket BIO's last recv() came back short, no edge since
-    core::Edges io;                  // its readiness edges and waits
-  };
 
   // A pump's buffer: kHeadroom bytes in front of what is read, for the
   // header a re-fragmented run may need (ws/refragment.h).
@@ -127,7 +122,6 @@ class Session final : public core::RefCounted,
   // session_tls.cpp
   void tls_accept();
   void tls_failed(std::string_view reason);
-  void tls_connect();
   // Runs next once side s is readable (want_read) or writable (want_write).
   void wait_io(Side s, net::Io want, Step next);
   // Before an I/O attempt on side s: edges seen so far are used up by it.
@@ -146,16 +140,9 @@ class Session final : public core::RefCounted,
   void route_and_connect();
   void on_filters_done(filters::HandshakeVerdict v);
   void connect_upstream();
-  void connect_next();
-  void on_connect_ready();
   void check_client_during_setup();
-  void on_upstream_connected();
-  void read_upstream_response();
-  bool on_upstream_response_bytes();
-  void on_upstream_request_sent();
   void on_response_sent();
   void on_refusal_sent();
-  void send_upstream_request();
   // headers: extra response fields (a filter's); the refusal is logged with
   // the filter that decided it, if any.
   void refuse(unsigned status, std::string reason, const std::vector<filters::Header>* headers = nullptr);
@@ -208,7 +195,7 @@ class Session final : public core::RefCounted,
   const config::Route* route_ = nullptr;     // compiled_->conf
   std::unique_ptr<Handshake> hs_;   // only until the relay starts
   std::unique_ptr<filters::SessionFilters> filters_;  // its route's filter instances (none: null)
-  BySide<SideState> sides_;
+  BySide<Leg> legs_;
   BySide<Pump> pumps_;   // by the side each reads
   BySide<ws::ScanPolicy> policy_;
   std::uint64_t id_;

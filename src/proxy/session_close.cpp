@@ -21,7 +21,7 @@ namespace weir::proxy {
 // Queues a Close to side s (sent at the next frame boundary of the stream
 // towards it); nothing else is sent to s afterwards.
 void Session::queue_close(Side s, std::uint16_t code, std::string_view reason) {
-  SideState& side = sides_[s];
+  Leg& side = legs_[s];
   if (side.close_queued || side.tx_dead || side.rx_eof) return;
   side.close_queued = true;
   std::uint8_t frame[2 + 4 + ws::max_control_payload + 8];
@@ -34,7 +34,7 @@ void Session::queue_close(Side s, std::uint16_t code, std::string_view reason) {
 }
 
 void Session::queue_ping(Side s) {
-  SideState& side = sides_[s];
+  Leg& side = legs_[s];
   if (side.close_queued || side.tx_dead) return;
   std::uint8_t frame[2 + 4 + 8];
   const std::size_t n = ws::build_control_frame(frame, ws::Opcode::ping, "weir", s == Side::upstream);
@@ -66,7 +66,7 @@ void Session::begin_close(std::uint16_t code, std::string_view reason) {
 // gets a Close with that code; the other side learns why.
 void Session::protocol_error(Side d, std::uint16_t code, const char* reason, std::string_view filter) {
   if (filter.empty()) worker_.stats().protocol_errors.add();
-  sides_[d].rx_closed = true;
+  legs_[d].rx_closed = true;
   const std::string why = fmt::format("{} {}", d == Side::client ? "client" : "upstream", reason);
   {
     log::Line l(log::Level::info, filter.empty() ? "protocol_error" : "filter_close");
@@ -76,7 +76,7 @@ void Session::protocol_error(Side d, std::uint16_t code, const char* reason, std
   record_end("weir", code, why);
   // The valid frames before the bad one still go out first (queue_close would
   // drop them), so only append our Close here.
-  SideState& peer = sides_[other(d)];
+  Leg& peer = legs_[other(d)];
   if (!peer.close_queued && !peer.tx_dead) {
     peer.close_queued = true;
     std::uint8_t frame[2 + 4 + ws::max_control_payload + 8];
@@ -96,11 +96,11 @@ void Session::protocol_error(Side d, std::uint16_t code, const char* reason, std
 
 // Side s is gone (EOF without Close, reset, keepalive timeout, write error).
 void Session::side_lost(Side s, std::string_view why) {
-  SideState& side = sides_[s];
+  Leg& side = legs_[s];
   if (side.rx_eof) return;
   side.rx_eof = true;
   side.tx_dead = true;
-  if (side.fd >= 0) ::shutdown(side.fd, SHUT_RDWR);
+  side.cut();
   if (!side.rx_closed) {
     record_end(side_name(s), ws::close_code::abnormal, why);
     if (s == Side::client) queue_close(Side::upstream, ws::close_code::going_away, "client went away");
@@ -119,8 +119,7 @@ void Session::side_lost(Side s, std::string_view why) {
 
 void Session::maybe_finish() {
   if (phase_ != Phase::relay) return;
-  auto done = [](const SideState& s) { return s.rx_eof || s.tx_dead || (s.rx_closed && s.tx_closed); };
-  if (done(sides_[Side::client]) && done(sides_[Side::upstream])) finish();
+  if (legs_[Side::client].finished() && legs_[Side::upstream].finished()) finish();
 }
 
 void Session::shutdown(std::uint16_t code, std::string_view reason) {
@@ -147,7 +146,7 @@ void Session::finish() {
   phase_ = Phase::done;
   worker_.cancel_timer(this);
   for (Side i : kSides) {
-    SideState& s = sides_[i];
+    Leg& s = legs_[i];
     // close_notify, best effort and only on a live, established TLS link
     // (never after the socket closed: its descriptor may already be reused).
     if (s.ssl != nullptr && s.fd >= 0 && !s.tx_dead && SSL_is_init_finished(s.ssl) &&

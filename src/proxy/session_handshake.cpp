@@ -1,15 +1,12 @@
 // Session, from accept to the 101: read and check the client's request, pick a
-// route and an upstream, connect, do the client-side handshake with the
-// backend, and answer the client. Every refusal is an HTTP status, logged.
-
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/address.hpp>
+// route, run its handshake filters, open the upstream leg (its kind connects
+// and upgrades: upstream_leg.h), and answer the client. Every refusal is an
+// HTTP status, logged.
 
 #include <fmt/format.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,22 +46,9 @@ std::vector<http::Field> header_fields(const std::vector<filters::Header>* heade
 }
 }  // namespace
 
-namespace asio = boost::asio;
-using boost::system::error_code;
 
 
 namespace {
-
-// Handshake heads are read into buffers that start small and double up to the
-// limit: thousands of handshakes in flight must not each pin the maximum
-// (which would also leave the heap fragmented once they are freed).
-constexpr std::size_t kHeadChunk = 1024;
-constexpr std::size_t kMaxUpstreamHead = 16 * 1024;
-
-std::size_t next_read_size(const std::string& buf, std::size_t max) {
-  const std::size_t want = std::max(kHeadChunk, buf.size());  // double each time
-  return std::min(want, max - std::min(max, buf.size()));
-}
 
 std::uint64_t next_session_id(unsigned worker) {
   thread_local std::uint64_t seq = 0;
@@ -162,7 +146,7 @@ Session::Session(WorkerGateway& gateway, int fd, const sockaddr* peer, std::size
       id_(next_session_id(worker_.index())),
       client_addr_(format_peer(peer)),
       started_ms_(core::coarse_now_ms()) {
-  sides_[Side::client].fd = fd;
+  legs_[Side::client].fd = fd;
   if (worker_.poller().add(fd, this, index(Side::client))) {
     registered_ = true;
     poll_ref_ = core::Ref<Session>(this);
@@ -178,8 +162,8 @@ Session::Session(WorkerGateway& gateway, int fd, const sockaddr* peer, std::size
     if (server != nullptr) {
       phase_ = Phase::tls_handshake;
       close_deadline_ms_ = started_ms_ + server->conf().handshake_timeout.count();
-      sides_[Side::client].ssl = server->new_ssl();
-      SideState& c = sides_[Side::client];
+      legs_[Side::client].ssl = server->new_ssl();
+      Leg& c = legs_[Side::client];
       if (c.ssl != nullptr && !net::attach_socket(c.ssl, c.fd, &c.tls_drained)) {
         SSL_free(c.ssl);
         c.ssl = nullptr;  // tls_accept reports it
@@ -196,22 +180,10 @@ Session::~Session() {
   for (Side s : kSides) close_fd(s);
 }
 
-// Reads the next chunk of side s's bytes onto in (a head being collected,
-// never more than max in all).
-net::IoResult Session::read_head(Side s, std::string& in, std::size_t max) {
-  const std::size_t old = in.size();
-  const std::size_t want = next_read_size(in, max);
-  in.resize(old + want);
-  begin_io(s);
-  const auto r = net::read_some(sides_[s].fd, sides_[s].ssl, in.data() + old, want);
-  in.resize(old + r.n);
-  return r;
-}
-
 void Session::read_request() {
   const std::size_t max = runtime_->config->max_header_bytes;
   for (;;) {
-    const auto r = read_head(Side::client, hs_->in, max);
+    const auto r = legs_[Side::client].read_head(hs_->in, max);
     if (r.would_block()) {
       wait_io(Side::client, r.status, &Session::read_request);
       return;
@@ -296,9 +268,36 @@ void Session::connect_upstream() {
   phase_ = Phase::connecting;
   close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.connect.count();
   arm_timer();
-  hs_->first_upstream = gateway_.picker().first(hs_->route_index);
-  hs_->attempts = 0;
-  connect_next();
+  auto& hs = *hs_;
+  hs.upstream = make_upstream_leg({*this, legs_[Side::upstream], worker_, *this, index(Side::upstream), *compiled_,
+                                   gateway_.picker().first(hs.route_index), gateway_.echo_port});
+  hs.upstream_extra = header_fields(hs.filter_ctx ? &hs.filter_ctx->upstream_headers : nullptr);
+  hs.upstream->open({&hs.req, hs.upstream_extra, client_ip(), legs_[Side::client].ssl != nullptr});
+}
+
+void Session::upstream_chosen(const config::Upstream& up) { upstream_addr_ = up.text; }
+
+void Session::upstream_connected() {
+  phase_ = Phase::upstream_handshake;
+  close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.upstream_handshake.count();
+  arm_timer();
+}
+
+void Session::upstream_opened(UpstreamOpened o) {
+  // The leg is done. We are inside its call: it goes after this handler.
+  worker_.defer([leg = hs_->upstream.release()] { delete leg; });
+  if (o.status != 0) {
+    refuse(o.status, std::move(o.reason));
+    return;
+  }
+  hs_->allowed_rsv = o.allowed_rsv;
+  // Frames that came with the 101 are relayed first.
+  pumps_[Side::upstream].pending_in.assign(o.early);
+  const auto extra = header_fields(hs_->filter_ctx ? &hs_->filter_ctx->response_headers : nullptr);
+  hs_->out = http::build_switching_response(hs_->req, *o.response, extra);
+  hs_->out_pos = 0;
+  phase_ = Phase::responding;
+  send_out(Side::client, &Session::on_response_sent);
 }
 
 // While the upstream is being set up nothing reads the client; without a
@@ -308,8 +307,8 @@ void Session::connect_upstream() {
 // bytes stay in the socket (they are relayed later).
 void Session::check_client_during_setup() {
   char byte;
-  const int fd = sides_[Side::client].fd;
-  if (SSL* ssl = sides_[Side::client].ssl) {
+  const int fd = legs_[Side::client].fd;
+  if (SSL* ssl = legs_[Side::client].ssl) {
     // TLS: a close_notify is bytes on the socket too, so ask OpenSSL.
     ERR_clear_error();
     std::size_t got = 0;
@@ -323,179 +322,9 @@ void Session::check_client_during_setup() {
   }
   worker_.stats().setup_abandoned.add();
   log_refusal(499, "client closed during upstream setup");
-  if (hs_->resolver) hs_->resolver->cancel();
+  if (hs_->upstream) hs_->upstream->cancel();
   phase_ = Phase::done;
   finish();
-}
-
-// Tries the route's upstreams in round-robin order, each once, until one
-// accepts the TCP connection.
-void Session::connect_next() {
-  auto& hs = *hs_;
-  if (hs.endpoint_index < hs.endpoints.size()) {
-    const tcp::endpoint ep = hs.endpoints[hs.endpoint_index++];
-    close_fd(Side::upstream);
-    const int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE) {
-        // Our own limit, not the backend's fault: trying others would not help.
-        worker_.stats().upstream_failures.add();
-        upstream_failed(503, "out of file descriptors");
-        return;
-      }
-      hs.last_error = std::strerror(errno);
-      connect_next();
-      return;
-    }
-    sides_[Side::upstream].fd = fd;
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (!worker_.poller().add(fd, this, index(Side::upstream))) {
-      worker_.stats().upstream_failures.add();
-      upstream_failed(503, "cannot watch the upstream socket: " + std::string(std::strerror(errno)));
-      return;
-    }
-    if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) == 0) {
-      on_upstream_connected();
-    } else if (errno == EINPROGRESS) {
-      wait_io(Side::upstream, net::Io::want_write, &Session::on_connect_ready);
-    } else {
-      hs.last_error = std::strerror(errno);
-      connect_next();
-    }
-    return;
-  }
-  if (hs.attempts >= route_->upstreams.size()) {
-    worker_.stats().upstream_failures.add();
-    upstream_failed(502, "no upstream reachable: " + hs.last_error);
-    return;
-  }
-  const auto& up = route_->upstreams[(hs.first_upstream + hs.attempts++) % route_->upstreams.size()];
-  upstream_addr_ = up.text;
-  hs.upstream = &up;
-  hs.endpoints.clear();
-  hs.endpoint_index = 0;
-  if (up.kind == config::Upstream::Kind::echo) {
-    hs.endpoints.emplace_back(asio::ip::address_v4::loopback(), gateway_.echo_port);
-    connect_next();
-    return;
-  }
-  error_code ec;
-  const auto addr = asio::ip::make_address(up.host, ec);
-  if (!ec) {
-    hs.endpoints.emplace_back(addr, up.port);
-    connect_next();
-    return;
-  }
-  auto self = core::Ref<Session>(this);
-  if (!hs.resolver) hs.resolver.emplace(worker_.io());
-  // Asio resolves on a thread of its own: the loop must poll for the answer.
-  worker_.poller().foreign_begin();
-  hs.resolver->async_resolve(up.host, std::to_string(up.port),
-                             [self](error_code ec, tcp::resolver::results_type results) {
-                               self->worker_.poller().foreign_end();
-                               if (self->phase_ != Phase::connecting) return;
-                               auto& hs = *self->hs_;
-                               if (ec) hs.last_error = "resolve " + std::string(self->upstream_addr_) + ": " + ec.message();
-                               for (const auto& r : results) hs.endpoints.push_back(r.endpoint());
-                               self->connect_next();
-                             });
-}
-
-// The non-blocking connect finished (the socket became writable or failed).
-void Session::on_connect_ready() {
-  int err = 0;
-  socklen_t len = sizeof err;
-  if (::getsockopt(sides_[Side::upstream].fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-  if (err != 0) {
-    hs_->last_error = std::strerror(err);
-    connect_next();
-    return;
-  }
-  on_upstream_connected();
-}
-
-void Session::on_upstream_connected() {
-  phase_ = Phase::upstream_handshake;
-  close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.upstream_handshake.count();
-  arm_timer();
-  if (hs_->upstream != nullptr && hs_->upstream->tls) {
-    const net::TlsClient* client = compiled_->tls.get();
-    SSL* ssl = client != nullptr ? client->new_ssl(hs_->upstream->host, hs_->upstream->port) : nullptr;
-    if (ssl == nullptr) {
-      worker_.stats().upstream_failures.add();
-      upstream_failed(502, "upstream TLS handshake failed: no TLS context");
-      return;
-    }
-    sides_[Side::upstream].ssl = ssl;
-    if (!net::attach_socket(ssl, sides_[Side::upstream].fd, &sides_[Side::upstream].tls_drained)) {
-      worker_.stats().upstream_failures.add();
-      upstream_failed(502, "upstream TLS handshake failed: out of memory");
-      return;
-    }
-    tls_connect();
-    return;
-  }
-  send_upstream_request();
-}
-
-void Session::send_upstream_request() {
-  const auto extra = header_fields(hs_->filter_ctx ? &hs_->filter_ctx->upstream_headers : nullptr);
-  hs_->out = http::build_upstream_request(hs_->req, {client_ip(), sides_[Side::client].ssl ? "wss" : "ws"}, extra);
-  hs_->out_pos = 0;
-  send_out(Side::upstream, &Session::on_upstream_request_sent);
-}
-
-void Session::on_upstream_request_sent() {
-  if (!hs_->io_error.empty()) {
-    worker_.stats().upstream_failures.add();
-    upstream_failed(502, "upstream write failed: " + hs_->io_error);
-    return;
-  }
-  read_upstream_response();
-}
-
-void Session::read_upstream_response() {
-  for (;;) {
-    const auto r = read_head(Side::upstream, hs_->up_in, kMaxUpstreamHead);
-    if (r.would_block()) {
-      wait_io(Side::upstream, r.status, &Session::read_upstream_response);
-      return;
-    }
-    if (r.status != net::Io::done) {
-      worker_.stats().upstream_failures.add();
-      upstream_failed(502, "upstream closed during handshake: " + net::describe(r));
-      return;
-    }
-    if (!on_upstream_response_bytes()) return;
-  }
-}
-
-bool Session::on_upstream_response_bytes() {
-  std::string err;
-  switch (http::parse_response_head(hs_->up_in, kMaxUpstreamHead, hs_->resp, &err)) {
-    case http::ParseStatus::need_more: return true;
-    case http::ParseStatus::too_large:
-      upstream_failed(502, "upstream response header too large");
-      return false;
-    case http::ParseStatus::bad:
-      upstream_failed(502, "malformed upstream response: " + err);
-      return false;
-    case http::ParseStatus::complete: break;
-  }
-  auto verdict = http::check_upstream_response(hs_->resp, hs_->req);
-  if (verdict.refusal) {
-    worker_.stats().upstream_failures.add();
-    upstream_failed(verdict.refusal.status, std::move(verdict.refusal.reason));
-    return false;
-  }
-  hs_->allowed_rsv = verdict.allowed_rsv;
-  const auto extra = header_fields(hs_->filter_ctx ? &hs_->filter_ctx->response_headers : nullptr);
-  hs_->out = http::build_switching_response(hs_->req, hs_->resp, extra);
-  hs_->out_pos = 0;
-  phase_ = Phase::responding;
-  send_out(Side::client, &Session::on_response_sent);
-  return false;
 }
 
 void Session::on_response_sent() {
@@ -515,6 +344,7 @@ std::string_view Session::client_ip() const {
 }
 
 void Session::upstream_failed(unsigned status, std::string reason) {
+  if (hs_->upstream) hs_->upstream->cancel();
   close_fd(Side::upstream);
   refuse(status, std::move(reason));
 }
@@ -531,8 +361,8 @@ void Session::refuse(unsigned status, std::string reason, const std::vector<filt
 
 void Session::on_refusal_sent() {
   // Half-close so the response is delivered before the connection goes.
-  if (sides_[Side::client].ssl != nullptr && hs_->io_error.empty()) SSL_shutdown(sides_[Side::client].ssl);
-  if (sides_[Side::client].fd >= 0) ::shutdown(sides_[Side::client].fd, SHUT_WR);
+  if (legs_[Side::client].ssl != nullptr && hs_->io_error.empty()) SSL_shutdown(legs_[Side::client].ssl);
+  if (legs_[Side::client].fd >= 0) ::shutdown(legs_[Side::client].fd, SHUT_WR);
   finish();
 }
 

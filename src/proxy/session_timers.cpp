@@ -28,7 +28,7 @@ void Session::arm_timer() {
     if (t.idle.count() > 0) deadline = std::min(deadline, last_data_ms_ + t.idle.count());
     if (t.max_lifetime.count() > 0) deadline = std::min(deadline, started_ms_ + t.max_lifetime.count());
     if (k.interval.count() > 0) {
-      for (const auto& s : sides_) {
+      for (const auto& s : legs_) {
         deadline = std::min(deadline, s.ping_sent_ms ? s.ping_sent_ms + k.timeout.count()
                                                      : s.last_rx_ms + k.interval.count());
       }
@@ -123,7 +123,7 @@ void Session::on_timer(std::int64_t now) {
   }
   if (k.interval.count() > 0) {
     for (Side s : kSides) {
-      SideState& side = sides_[s];
+      Leg& side = legs_[s];
       if (pumps_[s].paused_until > 0) {
         side.last_rx_ms = now;
         side.ping_sent_ms = 0;

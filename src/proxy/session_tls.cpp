@@ -25,7 +25,7 @@ namespace weir::proxy {
 // on_ready() runs the step when the edge comes. An edge that came since the
 // last attempt on that side (begin_io clears them) means: try again now.
 void Session::wait_io(Side s, net::Io want, Step next) {
-  SideState& side = sides_[s];
+  Leg& side = legs_[s];
   const bool write = want == net::Io::want_write;
   bool& edge = write ? side.io.tx : side.io.rx;
   if (edge) {
@@ -42,17 +42,10 @@ void Session::wait_io(Side s, net::Io want, Step next) {
 // the edge that ends the wait is a new one. (TLS may read and write in one
 // call, so both.)
 void Session::begin_io(Side s) {
-  sides_[s].io.begin_io();
+  legs_[s].io.begin_io();
 }
 
-void Session::close_fd(Side s) {
-  SideState& side = sides_[s];
-  if (side.fd >= 0) {
-    ::close(side.fd);  // also takes it out of the poller
-    side.fd = -1;
-  }
-  side.io.reset();
-}
+void Session::close_fd(Side s) { legs_[s].close(); }
 
 void Session::send_out(Side s, Step next) {
   hs_->out_side = s;
@@ -63,11 +56,10 @@ void Session::send_out(Side s, Step next) {
 
 void Session::continue_send() {
   auto& hs = *hs_;
-  SideState& side = sides_[hs.out_side];
+  Leg& side = legs_[hs.out_side];
   while (hs.out_pos < hs.out.size()) {
-    begin_io(hs.out_side);
-    const auto r = net::write_some(side.fd, side.ssl, hs.out.data() + hs.out_pos,
-                                   hs.out.size() - hs.out_pos);
+    side.io.begin_io();  // TLS may read too
+    const auto r = side.write(hs.out.data() + hs.out_pos, hs.out.size() - hs.out_pos);
     if (r.status == net::Io::done) {
       hs.out_pos += r.n;
       continue;
@@ -86,7 +78,7 @@ void Session::continue_send() {
 // handshake record starts with 22; a letter means someone spoke plain HTTP to
 // a TLS port, which gets a readable 400 rather than a TLS alert.
 void Session::tls_accept() {
-  SideState& c = sides_[Side::client];
+  Leg& c = legs_[Side::client];
   if (c.ssl == nullptr) {
     tls_failed("cannot create a TLS session (out of memory)");
     return;
@@ -150,39 +142,18 @@ void Session::tls_failed(std::string_view reason) {
   worker_.stats().tls_handshake_failures.add();
   log::Line l(log::Level::info, "tls_handshake_failed");
   l.unum("id", id_).str("client", client_addr_).str("reason", reason);
-  if (SSL* ssl = sides_[Side::client].ssl) {
+  if (SSL* ssl = legs_[Side::client].ssl) {
     if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) l.str("sni", sni);
   }
   phase_ = Phase::done;
   finish();
 }
 
-// Upstream side (wss://): verification was set up by TlsClient::new_ssl.
-void Session::tls_connect() {
-  SSL* ssl = sides_[Side::upstream].ssl;
-  begin_io(Side::upstream);
-  const auto r = net::handshake(ssl);
-  if (r.would_block()) {
-    wait_io(Side::upstream, r.status, &Session::tls_connect);
-    return;
-  }
-  if (r.status != net::Io::done) {
-    std::string why = net::describe(r);
-    const long verify = SSL_get_verify_result(ssl);
-    const bool verifying = compiled_->tls && compiled_->tls->verify();
-    if (verifying && verify != X509_V_OK) why = std::string("certificate: ") + X509_verify_cert_error_string(verify);
-    worker_.stats().upstream_failures.add();
-    upstream_failed(502, "upstream TLS handshake failed: " + why);
-    return;
-  }
-  send_upstream_request();
-}
-
 void Session::free_tls() {
-  for (auto& s : sides_) {
-    if (s.ssl != nullptr) {
-      SSL_free(s.ssl);
-      s.ssl = nullptr;
+  for (auto& leg : legs_) {
+    if (leg.ssl != nullptr) {
+      SSL_free(leg.ssl);
+      leg.ssl = nullptr;
     }
   }
 }
