@@ -1,4 +1,5 @@
 #include "app/server.h"
+#include "app/notify.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -67,6 +68,7 @@ class Server {
     }
     for (auto& w : workers_) w->start();
     log::Line(log::Level::info, "started").num("workers", n).str("version", WEIR_VERSION);
+    notify_ready(0);
 
     asio::steady_timer tick(main_io);
     signals.async_wait([&](error_code ec, int sig) {
@@ -181,6 +183,7 @@ class Server {
   }
 
   void reload() {
+    notify_reloading();
     const std::uint64_t generation = runtime_->generation + 1;
     std::shared_ptr<const config::Config> cfg = cfg_;
     std::shared_ptr<const proxy::Runtime> rt;
@@ -226,7 +229,9 @@ class Server {
     // gets the new generation.
     auto left = std::make_shared<std::size_t>(gateways_.size());
     auto done = [this, generation, diff, routes = rt->routes.size(), left] {
-      if (--*left == 0) log_reload(generation, routes, diff);
+      if (--*left != 0) return;
+      log_reload(generation, routes, diff);
+      notify_ready(live());
     };
     for (std::size_t w = 0; w < gateways_.size(); ++w) {
       proxy::WorkerGateway* g = gateways_[w].get();
@@ -274,6 +279,7 @@ class Server {
   void reload_failed(const std::string& what, const std::string& message, int line) {
     log::Line(log::Level::error, "config_reload_failed").str("error", what).num("line", line);
     log::Line(log::Level::error, "tls_reload_failed").str("error", message).num("line", line);
+    notify_ready(live());  // still serving, with the running generation
   }
 
   // Once a second: after a burst of connections has paused, give the free
@@ -290,6 +296,11 @@ class Server {
         const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
         log::Line(log::Level::debug, "heap_trimmed").num("us", us.count()).num("released", released ? 1 : 0);
       }
+      // The service manager's status line, when it changed.
+      if (const std::size_t n = live(); n != status_sent_) {
+        status_sent_ = n;
+        notify_status(n);
+      }
       watch_heap(tick);
     });
   }
@@ -304,6 +315,7 @@ class Server {
   // drain period, then close the rest with 1001 and give them the close
   // timeout to finish the handshake. A second signal stops at once.
   void begin_drain(int sig, asio::io_context& io, asio::steady_timer& tick, asio::signal_set& signals) {
+    notify_stopping(live());
     log::Line(log::Level::info, "shutdown")
         .str("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT")
         .num("sessions", static_cast<std::int64_t>(live()))
@@ -357,6 +369,7 @@ class Server {
   asio::io_context* main_io_ = nullptr;
   std::vector<std::unique_ptr<upstream::EchoServer>> echo_;
   core::TrimPolicy trim_;
+  std::size_t status_sent_ = 0;  // connections in the last STATUS= sent
 };
 
 }  // namespace

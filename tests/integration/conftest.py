@@ -39,8 +39,9 @@ class WeirFactory:
         self.started: list[Weir] = []
 
     def start(self, config, name: str | None = None, wrapper: list[str] | None = None,
-              args: tuple[str, ...] = ()) -> Weir:
-        w = Weir(config, self.workdir, name=name or f"weir{len(self.started)}", wrapper=wrapper, args=args)
+              args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Weir:
+        w = Weir(config, self.workdir, name=name or f"weir{len(self.started)}", wrapper=wrapper, args=args,
+                 env=env)
         self.started.append(w)
         return w
 

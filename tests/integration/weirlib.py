@@ -216,7 +216,7 @@ class Weir(_StderrCapture):
 
     def __init__(self, config: dict | str, workdir: Path, name: str = "weir",
                  start_timeout: float = 10.0, wrapper: Optional[list[str]] = None,
-                 args: tuple[str, ...] = ()) -> None:
+                 args: tuple[str, ...] = (), env: Optional[dict[str, str]] = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / f"{name}.yaml"
         text = config if isinstance(config, str) else to_yaml(config) + "\n"
@@ -226,7 +226,8 @@ class Weir(_StderrCapture):
         # wrapper: a command that execs its arguments (so pid stays weir's), e.g. unshare.
         self.proc = subprocess.Popen(list(wrapper or []) + [weir_bin(), "run", "-c", str(self.config_path), *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL,
+                                     env={**os.environ, **env} if env else None)
         self.pid = self.proc.pid
         self.log.feed_from(self.proc.stdout)
         threading.Thread(target=self._drain_stderr, daemon=True).start()
