@@ -93,7 +93,7 @@ class PeerFactory:
 
     def node_echo(self):
         if not node_available():
-            pytest.fail("node or tests/node/node_modules/ws missing: run scripts/setup")
+            pytest.fail("node or tests/node/node_modules/ws missing: run scripts/setup test")
         p = node_echo_backend()
         self.peers.append(p)
         return p

@@ -67,7 +67,7 @@ def test_multibyte_utf8_text_echo(echo_env):
 @pytest.mark.parametrize("backend", ["py", "node"])
 def test_node_client_echo(echo_env, backend):
     if not node_available():
-        pytest.fail("node or tests/node/node_modules/ws missing: run scripts/setup")
+        pytest.fail("node or tests/node/node_modules/ws missing: run scripts/setup test")
     w, _, _ = echo_env
     sizes = ",".join(str(s) for s in SIZES)
     p = subprocess.run(["node", str(NODE_DIR / "client.js"), w.url(f"/{backend}"), sizes],

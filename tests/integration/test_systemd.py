@@ -79,8 +79,13 @@ def test_notify_ready_status_reload_and_stopping(weir, peers, tmp_path):
         w.proc.send_signal(signal.SIGTERM)
         stopping = ns.wait_for("STOPPING")[-1]
         assert stopping["STOPPING"] == "1" and stopping["STATUS"] == "draining, 1 connection", stopping
+        # The client leaves: the drain ends by itself and Weir exits 0 (terminate() would
+        # send a second SIGTERM, which stops at once).
         c.close()
-        assert w.terminate() == 0
+        w.returncode = w.proc.wait(timeout=20)
+        w.log.wait_eof(timeout=5)
+        assert w.returncode == 0, w.stderr[-3000:]
+        assert w.log.wait("session_close", timeout=1)[0]["closed_by"] == "client"
     finally:
         ns.close()
 
@@ -107,7 +112,7 @@ def unit_for_here(tmp_path: Path) -> Path:
 
 def test_unit_file_verifies(tmp_path):
     analyze = shutil.which("systemd-analyze")
-    assert analyze, "systemd-analyze missing: run scripts/setup"
+    assert analyze, "systemd-analyze missing: run scripts/setup test"
     unit = unit_for_here(tmp_path)
     r = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
     # verify also lints units it pulls in from this machine; only ours must be clean.
@@ -120,7 +125,7 @@ def test_unit_file_verifies(tmp_path):
 
 def test_unit_file_hardening_score(tmp_path):
     analyze = shutil.which("systemd-analyze")
-    assert analyze, "systemd-analyze missing: run scripts/setup"
+    assert analyze, "systemd-analyze missing: run scripts/setup test"
     unit = unit_for_here(tmp_path)
     r = subprocess.run([analyze, "security", "--offline=true", "--no-pager", str(unit)],
                        capture_output=True, text=True, timeout=60)

@@ -292,7 +292,7 @@ def test_mtls_optional(mtls_env, certs):
 
 def run_node(url: str, certs: Certs, sizes, servername: str = "", client: Pair | None = None):
     if not node_available():
-        pytest.fail("node or tests/node/node_modules/ws missing: run scripts/setup")
+        pytest.fail("node or tests/node/node_modules/ws missing: run scripts/setup test")
     argv = ["node", str(NODE_DIR / "tls_client.js"), url, ",".join(map(str, sizes)),
             str(certs.ca), servername]
     if client:
