@@ -9,9 +9,11 @@ namespace weir::app {
 
 namespace {
 
-std::string status(std::size_t connections) {
-  return "STATUS=" + std::to_string(connections) + (connections == 1 ? " connection" : " connections");
+std::string connections_text(std::size_t n) {
+  return std::to_string(n) + (n == 1 ? " connection" : " connections");
 }
+
+std::string status(std::size_t connections) { return "STATUS=" + connections_text(connections); }
 
 void send(const std::string& state) { sd_notify(0, state.c_str()); }
 
@@ -30,7 +32,7 @@ void notify_reloading() {
 }
 
 void notify_stopping(std::size_t connections) {
-  send("STOPPING=1\nSTATUS=draining, " + status(connections).substr(7));
+  send("STOPPING=1\nSTATUS=draining, " + connections_text(connections));
 }
 
 void notify_status(std::size_t connections) { send(status(connections)); }

@@ -30,6 +30,15 @@ struct Edges {
   // write in one call, so both.
   void begin_io() { rx = tx = false; }
 
+  // An edge of that kind (writable, else readable) came since the last
+  // attempt: uses it up and returns true (the caller tries again now).
+  bool take(bool writable) {
+    bool& edge = writable ? tx : rx;
+    const bool came = edge;
+    edge = false;
+    return came;
+  }
+
   // Arms a read (write) wait. Returns true, armed nothing and used the edge
   // up when the edge it waits for came since the last attempt: the caller
   // tries again now (from a deferred call, not recursively).

@@ -21,12 +21,10 @@ struct Session::Handshake {
   std::string out;              // the response to the client (101 or refusal)
   std::uint8_t allowed_rsv = 0;
   std::size_t out_pos = 0;      // send_out progress
-  Side out_side = Side::client;
   Session::Step out_next = nullptr;
-  // The pending readiness wait (wait_io): run wait_next when side wait_side
+  // The pending readiness wait (wait_io): run wait_next when the client
   // becomes readable, or writable when wait_write.
   Session::Step wait_next = nullptr;
-  Side wait_side = Side::client;
   bool wait_write = false;
   bool tls_started = false;     // the first byte looked like a TLS record
   std::string io_error;         // send_out failure, "" when it succeeded

@@ -61,10 +61,12 @@ void InspectSink::on_payload(std::uint8_t* p, std::size_t n, std::uint64_t offse
   if (st.stopped) return;
   const ws::FrameHeader& h = st.frame;
   if (ws::is_control(h.opcode)) {
-    // Whole and valid: out again, unmasked and re-masked as the other side needs.
-    std::string payload(reinterpret_cast<const char*>(p), n);
-    if (h.masked) ws::apply_mask(reinterpret_cast<std::uint8_t*>(payload.data()), n, h.mask, 0);
-    emit(h.opcode, payload);
+    // Whole and valid (at most 125 bytes): out again, unmasked and re-masked
+    // as the other side needs.
+    std::uint8_t payload[ws::max_control_payload];
+    std::copy(p, p + n, payload);
+    if (h.masked) ws::apply_mask(payload, n, h.mask, 0);
+    emit(h.opcode, std::string_view(reinterpret_cast<const char*>(payload), n));
     return;
   }
   if (st.frame_dropped) return;
@@ -104,7 +106,7 @@ void InspectSink::complete() {
   st.message.clear();
 }
 
-void InspectSink::emit(ws::Opcode op, const std::string& payload) {
+void InspectSink::emit(ws::Opcode op, std::string_view payload) {
   ws::FrameHeader h;
   h.fin = true;
   h.opcode = op;

@@ -62,7 +62,7 @@ struct InspectSink {
 
  private:
   void complete();
-  void emit(ws::Opcode op, const std::string& payload);
+  void emit(ws::Opcode op, std::string_view payload);
 };
 
 }  // namespace weir::proxy

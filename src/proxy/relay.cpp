@@ -237,28 +237,21 @@ void Session::pump(Side d) {
         drops.clear();
         if (p.drop_left > 0) drops.push_back({0, p.drop_left});
       }
-      const filters::Direction dir = static_cast<filters::Direction>(index(d));
+      const auto dir = static_cast<filters::Direction>(index(d));
+      const FrameGate gate = filtered ? FrameGate{filters_.get(), dir, now, &p.dropping, &p.admit_next}
+                                      : FrameGate{nullptr, dir};
       if (p.ins) {
         // Inspecting pump: messages are reassembled, ruled on, re-framed.
-        InspectSink sink{*p.ins, o, *filters_, {}, d == Side::client};
-        sink.gate.dir = dir;
-        if (filters_->frames()) sink.gate = {filters_.get(), dir, now, &p.dropping, &p.admit_next};
+        InspectSink sink{*p.ins, o, *filters_, gate, d == Side::client};
         r = p.scanner.scan(base, total, policy_[d], sink);
       } else {
-        auto run = [&](auto& sink) {
-          sink.delta = p.remask_delta;
-          if (filtered) {
-            sink.gate = {filters_.get(), dir, now, &p.dropping, &p.admit_next};
-            sink.drops = &drops;
-          }
-          r = p.scanner.scan(base, total, policy_[d], sink);
-        };
+        std::vector<DropRange>* cut = filtered ? &drops : nullptr;
         if (remask_ && d == Side::client) {
-          RelaySink<true> sink{o, base, nullptr, {}, nullptr};
-          run(sink);
+          RelaySink<true> sink{o, base, p.remask_delta, gate, cut};
+          r = p.scanner.scan(base, total, policy_[d], sink);
         } else {
-          RelaySink<false> sink{o, base, nullptr, {}, nullptr};
-          run(sink);
+          RelaySink<false> sink{o, base, p.remask_delta, gate, cut};
+          r = p.scanner.scan(base, total, policy_[d], sink);
         }
       }
       if (o.saw_data) last_data_ms_ = now;
@@ -455,7 +448,7 @@ void Session::on_ready(unsigned tag, std::uint32_t events) {
     hs_->upstream->on_ready();  // the upstream leg is opening
     return;
   }
-  if (hs_->wait_next != nullptr && hs_->wait_side == side &&
+  if (hs_->wait_next != nullptr && side == Side::client &&
       (hs_->wait_write ? s.io.tx : s.io.rx)) {
     const Step next = hs_->wait_next;
     hs_->wait_next = nullptr;

@@ -122,19 +122,16 @@ class Session final : public core::RefCounted,
   // session_tls.cpp
   void tls_accept();
   void tls_failed(std::string_view reason);
-  // Runs next once side s is readable (want_read) or writable (want_write).
-  void wait_io(Side s, net::Io want, Step next);
-  // Before an I/O attempt on side s: edges seen so far are used up by it.
-  void begin_io(Side s);
-  // Writes hs_->out[hs_->out_pos..] to side s, then runs next (even on
+  // Runs next once the client is readable (want_read) or writable (want_write).
+  void wait_io(net::Io want, Step next);
+  // Writes hs_->out[hs_->out_pos..] to the client, then runs next (even on
   // failure: hs_->io_error is then set).
-  void send_out(Side s, Step next);
+  void send_out(Step next);
   void continue_send();
   void free_tls();
   void close_fd(Side s);
 
   // session_handshake.cpp
-  net::IoResult read_head(Side s, std::string& in, std::size_t max);
   void read_request();
   bool on_request_bytes();
   void route_and_connect();

@@ -185,7 +185,7 @@ void Session::read_request() {
   for (;;) {
     const auto r = legs_[Side::client].read_head(hs_->in, max);
     if (r.would_block()) {
-      wait_io(Side::client, r.status, &Session::read_request);
+      wait_io(r.status, &Session::read_request);
       return;
     }
     if (r.status != net::Io::done) {
@@ -297,7 +297,7 @@ void Session::upstream_opened(UpstreamOpened o) {
   hs_->out = http::build_switching_response(hs_->req, *o.response, extra);
   hs_->out_pos = 0;
   phase_ = Phase::responding;
-  send_out(Side::client, &Session::on_response_sent);
+  send_out(&Session::on_response_sent);
 }
 
 // While the upstream is being set up nothing reads the client; without a
@@ -356,7 +356,7 @@ void Session::refuse(unsigned status, std::string reason, const std::vector<filt
   if (filters_) filters_->cancel();
   hs_->out = http::error_response(status, reason, header_fields(headers));
   hs_->out_pos = 0;
-  send_out(Side::client, &Session::on_refusal_sent);
+  send_out(&Session::on_refusal_sent);
 }
 
 void Session::on_refusal_sent() {

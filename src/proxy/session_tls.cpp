@@ -21,34 +21,23 @@
 
 namespace weir::proxy {
 
-// A wait is a note: both sockets are in the worker's poller for good, and
-// on_ready() runs the step when the edge comes. An edge that came since the
-// last attempt on that side (begin_io clears them) means: try again now.
-void Session::wait_io(Side s, net::Io want, Step next) {
-  Leg& side = legs_[s];
+// A wait is a note: the client's socket is in the worker's poller for good,
+// and on_ready() runs the step when the edge comes. An edge that came since
+// the last attempt (Leg I/O uses them up) means: try again now. (The
+// upstream leg waits on its own while it opens: upstream_leg.h.)
+void Session::wait_io(net::Io want, Step next) {
   const bool write = want == net::Io::want_write;
-  bool& edge = write ? side.io.tx : side.io.rx;
-  if (edge) {
-    edge = false;
+  if (legs_[Side::client].io.take(write)) {
     (this->*next)();
     return;
   }
   hs_->wait_next = next;
-  hs_->wait_side = s;
   hs_->wait_write = write;
-}
-
-// Any I/O attempt uses up the edges seen on that side so far: if it blocks,
-// the edge that ends the wait is a new one. (TLS may read and write in one
-// call, so both.)
-void Session::begin_io(Side s) {
-  legs_[s].io.begin_io();
 }
 
 void Session::close_fd(Side s) { legs_[s].close(); }
 
-void Session::send_out(Side s, Step next) {
-  hs_->out_side = s;
+void Session::send_out(Step next) {
   hs_->out_next = next;
   hs_->io_error.clear();
   continue_send();
@@ -56,7 +45,7 @@ void Session::send_out(Side s, Step next) {
 
 void Session::continue_send() {
   auto& hs = *hs_;
-  Leg& side = legs_[hs.out_side];
+  Leg& side = legs_[Side::client];
   while (hs.out_pos < hs.out.size()) {
     side.io.begin_io();  // TLS may read too
     const auto r = side.write(hs.out.data() + hs.out_pos, hs.out.size() - hs.out_pos);
@@ -65,7 +54,7 @@ void Session::continue_send() {
       continue;
     }
     if (r.would_block()) {
-      wait_io(hs.out_side, r.status, &Session::continue_send);
+      wait_io(r.status, &Session::continue_send);
       return;
     }
     hs.io_error = net::describe(r);
@@ -85,10 +74,10 @@ void Session::tls_accept() {
   }
   if (!hs_->tls_started) {
     unsigned char first = 0;
-    begin_io(Side::client);
+    legs_[Side::client].io.begin_io();
     const ssize_t n = ::recv(c.fd, &first, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      wait_io(Side::client, net::Io::want_read, &Session::tls_accept);
+      wait_io(net::Io::want_read, &Session::tls_accept);
       return;
     }
     if (n <= 0) {
@@ -113,10 +102,10 @@ void Session::tls_accept() {
     }
     hs_->tls_started = true;
   }
-  begin_io(Side::client);
+  legs_[Side::client].io.begin_io();
   const auto r = net::handshake(c.ssl);
   if (r.would_block()) {
-    wait_io(Side::client, r.status, &Session::tls_accept);
+    wait_io(r.status, &Session::tls_accept);
     return;
   }
   if (r.status != net::Io::done) {

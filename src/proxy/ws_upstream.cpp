@@ -65,9 +65,7 @@ class WsUpstream final : public UpstreamLeg {
 
   void wait(net::Io want, Step next) {
     const bool write = want == net::Io::want_write;
-    bool& edge = write ? ctx_.leg.io.tx : ctx_.leg.io.rx;
-    if (edge) {
-      edge = false;
+    if (ctx_.leg.io.take(write)) {
       (this->*next)();
       return;
     }

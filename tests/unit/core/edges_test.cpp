@@ -40,6 +40,16 @@ TEST(Edges, WaitsEndOnTheEdgeTheyName) {
   EXPECT_TRUE(e.due().write);
 }
 
+TEST(Edges, TakeUsesUpOnlyTheEdgeAsked) {
+  Edges e;
+  EXPECT_FALSE(e.take(false));
+  e.note(EPOLLIN | EPOLLOUT);
+  EXPECT_TRUE(e.take(true));
+  EXPECT_FALSE(e.take(true));   // used up
+  EXPECT_TRUE(e.rx);            // the other one stays
+  EXPECT_TRUE(e.take(false));
+}
+
 TEST(Edges, HangupsAndErrorsWakeBothWaysAndBeginIoUsesEdgesUp) {
   Edges e;
   EXPECT_TRUE(e.note(EPOLLHUP));

@@ -316,3 +316,40 @@ TEST(ScannerStrict, OffByDefault) {
 
 }  // namespace
 }  // namespace weir::ws
+
+namespace weir::ws {
+namespace {
+
+// A sink whose on_frame returns bool may refuse any frame, control frames
+// included: the scan stops before it, nothing of it consumed, no state
+// changed (a Close it refuses does not close the stream).
+struct RefuseOpcode {
+  static constexpr bool wants_payload = false;
+  Opcode refused;
+  int seen = 0;
+  bool on_frame(FrameHeader& h, std::uint8_t*) {
+    ++seen;
+    return h.opcode != refused;
+  }
+  void on_payload(std::uint8_t*, std::size_t, std::uint64_t) {}
+  void on_close(std::uint16_t, std::string_view) {}
+};
+
+TEST(Scanner, ABoolSinkMayRefuseAControlFrame) {
+  const Bytes data = frame(Opcode::text, "ok", true);
+  for (Opcode refused : {Opcode::ping, Opcode::close}) {
+    const std::string payload = refused == Opcode::close ? std::string("\x03\xe8", 2) : "p";
+    Bytes in = cat({data, frame(refused, payload, true), frame(Opcode::text, "after", true)});
+    FrameScanner s;
+    RefuseOpcode sink{refused};
+    const ScanResult r = s.scan(in.data(), in.size(), ScanPolicy{}, sink);
+    EXPECT_TRUE(r.stopped);
+    EXPECT_FALSE(r.closed);
+    EXPECT_FALSE(s.closed());
+    EXPECT_EQ(r.consumed, data.size());
+    EXPECT_EQ(sink.seen, 2);
+  }
+}
+
+}  // namespace
+}  // namespace weir::ws
