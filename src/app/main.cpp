@@ -77,9 +77,26 @@ int reload(const std::string& pid_path, const std::string& config_path) {
   return 0;
 }
 
+// From log::start() until the process exits, lines sit in the log's queue:
+// every way out of run() must drain it, or the last lines (the reason for an
+// exit, say) are lost.
+class LogWriter {
+ public:
+  LogWriter() { weir::log::start(); }
+  ~LogWriter() { weir::log::flush_and_stop(); }
+  LogWriter(const LogWriter&) = delete;
+  LogWriter& operator=(const LogWriter&) = delete;
+};
+
 int run(std::shared_ptr<const weir::config::Config> cfg) {
   weir::log::Level level;
   if (weir::log::parse_level(cfg->log_level, level)) weir::log::set_level(level);
+  std::string error;
+  if (!weir::log::open_output(cfg->log_output, &error)) {
+    std::fprintf(stderr, "%s: log.output: %s\n", cfg->source.c_str(), error.c_str());
+    return 1;
+  }
+  LogWriter writer;
   return weir::app::run_server(std::move(cfg));
 }
 
