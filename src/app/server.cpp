@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "admin/admin_api.h"
+#include "app/process_metrics.h"
 #include "core/clock.h"
 #include "core/heap_trim.h"
 #include "core/worker.h"
@@ -22,6 +24,7 @@
 #include "proxy/runtime.h"
 #include "proxy/session.h"
 #include "upstream/echo_server.h"
+#include "upstream/probe.h"
 
 namespace weir::app {
 
@@ -30,9 +33,33 @@ using boost::system::error_code;
 
 namespace {
 
-class Server {
+class Server final : public admin::Gateway {
  public:
   explicit Server(std::shared_ptr<const config::Config> cfg) : cfg_(std::move(cfg)) {}
+  ~Server() override {
+    for (auto id : collectors_) obs::Registry::global().remove_collector(id);
+  }
+
+  // admin::Gateway (main thread).
+  void stalled_workers(std::function<void(std::vector<unsigned>)> done) override;
+  std::size_t worker_count() const override { return workers_.size(); }
+  void sessions(std::function<void(std::vector<core::SessionInfo>)> done) override;
+  void close_session(std::uint64_t id, std::uint16_t code, std::string reason,
+                     std::function<void(bool)> done) override;
+  std::shared_ptr<const config::Config> config() const override { return cfg_; }
+  std::uint64_t generation() const override { return runtime_ ? runtime_->generation : 0; }
+  bool listening() const override { return listening_; }
+  bool draining() const override { return draining_; }
+  double uptime_seconds() const override {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  }
+  std::size_t open_sessions() const override { return live(); }
+  std::vector<admin::UpstreamHealth> upstream_health() const override {
+    std::vector<admin::UpstreamHealth> out;
+    if (!prober_) return out;
+    for (auto& [text, r] : prober_->results()) out.push_back({text, r.healthy, r.probed, r.last_error});
+    return out;
+  }
 
   int run() {
     std::signal(SIGPIPE, SIG_IGN);
@@ -42,6 +69,7 @@ class Server {
     main_io_ = &main_io;
     asio::signal_set signals(main_io, SIGINT, SIGTERM);
     asio::signal_set hup(main_io, SIGHUP);
+    asio::signal_set usr1(main_io, SIGUSR1);
     // The first generation: certificates are read before anything binds,
     // so a bad one is a config error (file:line:col), thrown to the caller.
     runtime_ = proxy::Runtime::build(cfg_, 1);
@@ -67,6 +95,11 @@ class Server {
       ep->worker().post([ep] { ep->start(); });
     }
     for (auto& w : workers_) w->start();
+    add_collectors();
+    prober_ = std::make_unique<upstream::Prober>(main_io, cfg_->admin.upstream_probe_interval);
+    prober_->set_config(*cfg_);
+    if (!start_admin(main_io)) return 1;
+    listening_ = true;
     log::Line(log::Level::info, "started").num("workers", n).str("version", WEIR_VERSION);
     notify_ready(0);
 
@@ -77,9 +110,12 @@ class Server {
       begin_drain(sig, main_io, tick, signals);
     });
     wait_hup(hup);
+    wait_usr1(usr1);
     asio::steady_timer trim_tick(main_io);
     watch_heap(trim_tick);
     main_io.run();
+    if (admin_) admin_->stop();
+    prober_.reset();
     for (auto& w : workers_) w->stop();
     for (auto& w : workers_) w->join();
     // Listeners and echo servers belong to worker io_contexts: drop them first.
@@ -182,6 +218,85 @@ class Server {
     });
   }
 
+  // SIGUSR1: the log file is reopened (after logrotate moved it).
+  void wait_usr1(asio::signal_set& usr1) {
+    usr1.async_wait([this, &usr1](error_code ec, int) {
+      if (ec) return;
+      log::reopen();
+      wait_usr1(usr1);
+    });
+  }
+
+  // The admin listener (docs/admin.md). One the config names must bind, or
+  // Weir does not start; the default one (127.0.0.1:9901, no `admin` block)
+  // may be taken by another instance: then Weir runs without it and says so.
+  bool start_admin(asio::io_context& io) {
+    const auto& a = cfg_->admin;
+    if (!a.enabled) {
+      log::Line(log::Level::info, "admin_disabled");
+      return true;
+    }
+    try {
+      admin_ = std::make_unique<admin::HttpServer>(io, a.address, a.port, admin::make_handler(*this, a.token));
+    } catch (const std::exception& e) {
+      log::Line l(a.configured ? log::Level::error : log::Level::warn, "admin_unavailable");
+      l.str("address", a.address).num("port", a.port).str("error", e.what());
+      if (a.configured) return false;
+      return true;
+    }
+    admin_->start();
+    log::Line(log::Level::info, "admin_listening")
+        .str("address", a.address)
+        .num("port", admin_->port())
+        .str("auth", a.token.empty() ? "none (loopback only)" : "bearer token");
+    return true;
+  }
+
+  void add_collectors() {
+    auto& reg = obs::Registry::global();
+    collectors_.push_back(reg.add_collector([this](std::vector<obs::Registry::Sample>& out) {
+      std::uint64_t accept_errors = 0, tls = 0, resumed = 0, tls_failed = 0, buffer_failures = 0;
+      std::size_t in_use = 0, cached = 0;
+      for (const auto& w : workers_) {
+        const auto& s = w->stats();
+        accept_errors += s.accept_errors.get();
+        tls += s.tls_handshakes.get();
+        resumed += s.tls_resumed.get();
+        tls_failed += s.tls_handshake_failures.get();
+        buffer_failures += s.buffer_failures.get();
+        in_use += w->buffers().in_use_relaxed();
+        cached += w->buffers().cached_relaxed();
+      }
+      auto add = [&out](const char* name, const char* help, const char* type, double v, obs::Labels l = {}) {
+        out.push_back({name, help, type, std::move(l), v});
+      };
+      add("weir_build_info", "Weir's version", "gauge", 1, {{"version", WEIR_VERSION}});
+      add("weir_config_generation", "The running config generation", "gauge",
+          static_cast<double>(runtime_ ? runtime_->generation : 0));
+      add("weir_config_reloads_total", "SIGHUP reloads", "counter", static_cast<double>(reloads_ok_), {{"result", "ok"}});
+      add("weir_config_reloads_total", "SIGHUP reloads", "counter", static_cast<double>(reloads_failed_),
+          {{"result", "failed"}});
+      add("weir_draining", "1 once a drain started", "gauge", draining_ ? 1 : 0);
+      add("weir_workers", "Worker threads", "gauge", static_cast<double>(workers_.size()));
+      add("weir_connections_open", "Sessions alive, handshaking or relaying", "gauge", static_cast<double>(live()));
+      add("weir_accept_errors_total", "accept() failures", "counter", static_cast<double>(accept_errors));
+      add("weir_tls_handshakes_total", "Client TLS handshakes completed", "counter", static_cast<double>(tls));
+      add("weir_tls_resumed_total", "Client TLS handshakes that resumed a session", "counter",
+          static_cast<double>(resumed));
+      add("weir_tls_handshake_failures_total", "Client TLS handshakes that failed", "counter",
+          static_cast<double>(tls_failed));
+      add("weir_buffer_failures_total", "Relay buffers that could not be allocated", "counter",
+          static_cast<double>(buffer_failures));
+      add("weir_buffer_pool_buffers", "Relay buffers of the workers' pools", "gauge", static_cast<double>(in_use),
+          {{"state", "in_use"}});
+      add("weir_buffer_pool_buffers", "Relay buffers of the workers' pools", "gauge", static_cast<double>(cached),
+          {{"state", "cached"}});
+      add("weir_log_lines_dropped_total", "Log lines dropped because the log queue was full", "counter",
+          static_cast<double>(log::dropped()));
+      add_process_metrics(out);
+    }));
+  }
+
   void reload() {
     notify_reloading();
     const std::uint64_t generation = runtime_->generation + 1;
@@ -196,6 +311,11 @@ class Server {
     } catch (const std::exception& e) {
       reload_failed(e.what(), e.what(), 0);
       return;
+    }
+    if (cfg->admin.enabled != cfg_->admin.enabled || cfg->admin.address != cfg_->admin.address ||
+        cfg->admin.port != cfg_->admin.port) {
+      log::Line(log::Level::warn, "admin_unchanged")
+          .str("detail", "admin.address and admin.port take effect at restart; the admin listener stays as it is");
     }
     const proxy::ReloadSummary diff = proxy::compare(*runtime_, *rt);
     // New listeners are bound before anything changes: an address that
@@ -251,8 +371,10 @@ class Server {
     for (auto& b : removed) retired_.push_back(std::move(b));
     cfg_ = std::move(cfg);
     runtime_ = std::move(rt);
+    ++reloads_ok_;
+    if (prober_) prober_->set_config(*cfg_);
     if (!runtime_->tls->empty()) {
-      log::Line(log::Level::info, "tls_reload").num("certificates", static_cast<std::int64_t>(runtime_->tls->certificates));
+      log::Line(log::Level::info, "tls.reload").num("certificates", static_cast<std::int64_t>(runtime_->tls->certificates));
     }
   }
 
@@ -262,7 +384,7 @@ class Server {
       for (const auto& n : v) s += (s.empty() ? "" : ",") + n;
       return s;
     };
-    log::Line l(log::Level::info, "config_reload");
+    log::Line l(log::Level::info, "config.reload");
     l.unum("generation", generation)
         .num("routes", static_cast<std::int64_t>(routes))
         .str("added", names(diff.added))
@@ -277,8 +399,9 @@ class Server {
   // the running generation. tls_reload_failed is the same event under the
   // name the TLS reload had before config reloads existed.
   void reload_failed(const std::string& what, const std::string& message, int line) {
-    log::Line(log::Level::error, "config_reload_failed").str("error", what).num("line", line);
-    log::Line(log::Level::error, "tls_reload_failed").str("error", message).num("line", line);
+    ++reloads_failed_;
+    log::Line(log::Level::error, "config.reload_failed").str("error", what).num("line", line);
+    log::Line(log::Level::error, "tls.reload_failed").str("error", message).num("line", line);
     notify_ready(live());  // still serving, with the running generation
   }
 
@@ -315,6 +438,7 @@ class Server {
   // drain period, then close the rest with 1001 and give them the close
   // timeout to finish the handshake. A second signal stops at once.
   void begin_drain(int sig, asio::io_context& io, asio::steady_timer& tick, asio::signal_set& signals) {
+    draining_ = true;  // /readyz answers 503 from now on
     notify_stopping(live());
     log::Line(log::Level::info, "shutdown")
         .str("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT")
@@ -370,7 +494,96 @@ class Server {
   std::vector<std::unique_ptr<upstream::EchoServer>> echo_;
   core::TrimPolicy trim_;
   std::size_t status_sent_ = 0;  // connections in the last STATUS= sent
+  std::unique_ptr<admin::HttpServer> admin_;
+  std::unique_ptr<upstream::Prober> prober_;
+  std::vector<std::size_t> collectors_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
+  bool listening_ = false;
+  bool draining_ = false;
 };
+
+// Posts a probe to every worker; a worker that has not run it within 1 s is
+// stalled (a loop iteration that long is a bug).
+void Server::stalled_workers(std::function<void(std::vector<unsigned>)> done) {
+  struct Probe {
+    std::vector<std::atomic<bool>> answered;
+    std::function<void(std::vector<unsigned>)> done;
+    asio::steady_timer timer;
+    std::size_t left;
+    bool reported = false;
+    Probe(std::size_t n, asio::io_context& io) : answered(n), timer(io), left(n) {}
+    void report() {
+      if (reported) return;
+      reported = true;
+      timer.cancel();
+      std::vector<unsigned> stalled;
+      for (std::size_t i = 0; i < answered.size(); ++i)
+        if (!answered[i].load()) stalled.push_back(static_cast<unsigned>(i));
+      done(std::move(stalled));
+    }
+  };
+  auto p = std::make_shared<Probe>(workers_.size(), *main_io_);
+  p->done = std::move(done);
+  p->timer.expires_after(std::chrono::seconds(1));
+  p->timer.async_wait([p](error_code ec) {
+    if (!ec) p->report();
+  });
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i]->post([p, i, io = main_io_] {
+      p->answered[i].store(true);
+      asio::post(*io, [p] {
+        if (--p->left == 0) p->report();
+      });
+    });
+  }
+}
+
+void Server::sessions(std::function<void(std::vector<core::SessionInfo>)> done) {
+  struct Gather {
+    std::vector<core::SessionInfo> all;
+    std::size_t left;
+    std::function<void(std::vector<core::SessionInfo>)> done;
+  };
+  auto g = std::make_shared<Gather>(Gather{{}, workers_.size(), std::move(done)});
+  for (auto& w : workers_) {
+    core::Worker* wp = w.get();
+    wp->post([wp, g, io = main_io_] {
+      std::vector<core::SessionInfo> mine;
+      wp->for_each([&mine](core::Closable& c) {
+        core::SessionInfo i;
+        if (c.describe(i)) mine.push_back(std::move(i));
+      });
+      asio::post(*io, [g, mine = std::move(mine)]() mutable {
+        for (auto& i : mine) g->all.push_back(std::move(i));
+        if (--g->left == 0) g->done(std::move(g->all));
+      });
+    });
+  }
+}
+
+void Server::close_session(std::uint64_t id, std::uint16_t code, std::string reason, std::function<void(bool)> done) {
+  auto found = std::make_shared<std::pair<std::size_t, bool>>(workers_.size(), false);
+  auto cb = std::make_shared<std::function<void(bool)>>(std::move(done));
+  for (auto& w : workers_) {
+    core::Worker* wp = w.get();
+    wp->post([wp, id, code, reason, found, cb, io = main_io_] {
+      core::Closable* target = nullptr;
+      wp->for_each([&](core::Closable& c) {
+        if (c.session_id() == id) target = &c;
+      });
+      const bool hit = target != nullptr;
+      if (hit) {
+        log::Line(log::Level::info, "admin.close").unum("id", id).num("code", code).str("reason", reason);
+        target->shutdown(code, reason);
+      }
+      asio::post(*io, [found, cb, hit] {
+        found->second |= hit;
+        if (--found->first == 0) (*cb)(found->second);
+      });
+    });
+  }
+}
 
 }  // namespace
 

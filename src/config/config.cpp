@@ -81,6 +81,49 @@ std::vector<Listener> Loader::listeners(const Field& f) const {
   return out;
 }
 
+Admin Loader::admin(const Field& f) const {
+  Admin a;
+  a.configured = true;
+  a.pos = {f.mark.line + 1, f.mark.column + 1};
+  if (f.node.IsScalar()) {
+    const std::string v = f.node.Scalar();
+    if (v == "off" || v == "false") {
+      a.enabled = false;
+      return a;
+    }
+    fail(f.mark, f.label + " must be a mapping (address, port, token, upstream_probe_interval) or off, got " +
+                     quote(v));
+  }
+  const Fields fs = fields(f, "in admin", {"address", "port", "token", "upstream_probe_interval"});
+  std::string normalized = a.address;
+  if (const Field* v = fs.find("address")) {
+    static constexpr std::string_view rule = "an IPv4 or IPv6 address literal such as 127.0.0.1 or ::1";
+    a.address = scalar(*v, rule);
+    const auto ip = normalize_ip(a.address);
+    if (!ip) fail(v->mark, v->label + " must be " + std::string(rule) + ", got " + quote(a.address));
+    normalized = *ip;
+  }
+  if (const Field* v = fs.find("port")) {
+    static constexpr std::string_view rule = "an integer 1-65535 (0 = any free port)";
+    const auto port = parse_uint(scalar(*v, rule));
+    if (!port || *port > 65535) fail(v->mark, v->label + " must be " + std::string(rule));
+    a.port = static_cast<std::uint16_t>(*port);
+  }
+  if (const Field* v = fs.find("token")) {
+    a.token = scalar(*v, "a string (the bearer token, e.g. ${ADMIN_TOKEN} or ${file:/run/secrets/admin})");
+    if (a.token.size() < 16) fail(v->mark, v->label + " must be at least 16 characters long");
+  }
+  if (const Field* v = fs.find("upstream_probe_interval")) a.upstream_probe_interval = duration(*v, true);
+  // Without a token the admin API (which can close any connection) is only
+  // for processes on this machine.
+  const bool loopback = normalized == "::1" || normalized.rfind("127.", 0) == 0;
+  if (a.token.empty() && !loopback) {
+    const Field* v = fs.find("address");
+    fail(v->mark, v->label + " is not a loopback address: set admin.token, or bind 127.0.0.1 or ::1");
+  }
+  return a;
+}
+
 void Loader::top_level_only(const Fields& fs, std::string_view key, bool in_route) const {
   // The request head is read, within the handshake timeout and the header
   // size limit, before its route is known: a per-route value could never
@@ -327,12 +370,14 @@ Config Loader::load_unchecked(const std::string& yaml) const {
   }
   const Fields fs = fields(
       root, "at top level",
-      {"workers", "listeners", "timeouts", "limits", "keepalive", "shutdown", "reload", "log", "routes"});
+      {"workers", "listeners", "timeouts", "limits", "keepalive", "shutdown", "reload", "log", "admin",
+       "routes"});
 
   Config config;
   config.source = source_;
   if (const Field* v = fs.find("workers")) config.workers = workers(*v);
   config.listeners = listeners(require(fs, "listeners", "at top level"));
+  if (const Field* v = fs.find("admin")) config.admin = admin(*v);
 
   // Route defaults come from the top level wherever it appears in the file,
   // so the top-level sections are read before any route.
@@ -351,7 +396,7 @@ Config Loader::load_unchecked(const std::string& yaml) const {
     if (const Field* g = reload.find("removed_route_grace")) config.removed_route_grace = duration(*g, true);
   }
   if (const Field* v = fs.find("log")) {
-    const Fields log = fields(*v, "in log", {"level"});
+    const Fields log = fields(*v, "in log", {"level", "output"});
     if (const Field* l = log.find("level")) {
       static constexpr std::string_view rule = "one of debug, info, warn, error";
       config.log_level = scalar(*l, rule);
@@ -361,6 +406,11 @@ Config Loader::load_unchecked(const std::string& yaml) const {
         fail(l->mark,
              l->label + " must be " + std::string(rule) + ", got " + quote(config.log_level));
       }
+    }
+    if (const Field* o = log.find("output")) {
+      // "stdout" after substitution, so `${LOG_OUTPUT:-stdout}` works.
+      if (scalar(*o, "stdout or a file path") == "stdout") config.log_output = "stdout";
+      else config.log_output = file(*o).path;
     }
   }
 

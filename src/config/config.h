@@ -133,10 +133,23 @@ struct Listener {
   std::optional<ListenerTls> tls;    // set: wss:// (TLS is terminated here)
 };
 
+// The admin listener (docs/admin.md): probes, metrics, the admin API and
+// the dashboard, on a port of its own.
+struct Admin {
+  bool enabled = true;
+  bool configured = false;           // the file has an `admin` block (then a failed bind stops Weir)
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 9901;         // 0 = any free port (logged)
+  std::string token;                 // bearer token; empty = none (then loopback only)
+  Millis upstream_probe_interval{5'000};  // TCP probe of each upstream for /readyz; 0 = off
+  SourcePos pos;
+};
+
 struct Config {
   unsigned workers = 0;              // 0 = auto (one per core)
   std::vector<Listener> listeners;
   std::vector<Route> routes;
+  Admin admin;
   Millis drain{10'000};              // SIGTERM: wait this long for sessions, then 1001
   // Before a route is chosen (top-level timeouts.handshake, limits.max_header_bytes).
   Millis handshake_timeout{10'000};
@@ -146,6 +159,9 @@ struct Config {
   Millis removed_route_grace{10'000};
   std::string path;                  // the file it was loaded from ("" for strings and the demo)
   std::string log_level = "info";    // debug | info | warn | error
+  // "stdout", or a file appended to (relative paths resolved against the
+  // config's directory); read at start only, SIGUSR1 reopens it.
+  std::string log_output = "stdout";
   std::string source;                // file name, for messages
 };
 

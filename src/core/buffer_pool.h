@@ -3,6 +3,7 @@
 // bytes are in flight and gives it back when drained, so idle connections hold
 // no buffer (design: memory and backpressure). Not thread-safe: one per worker.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -43,7 +44,10 @@ class BufferPool {
   BufferPool& operator=(const BufferPool&) = delete;
 
   std::size_t buffer_size() const { return size_; }
-  std::size_t in_use() const { return in_use_; }
+  std::size_t in_use() const { return in_use_.load(std::memory_order_relaxed); }
+  // From any thread (metrics): the counts as last published by the owner.
+  std::size_t in_use_relaxed() const { return in_use_.load(std::memory_order_relaxed); }
+  std::size_t cached_relaxed() const { return cached_.load(std::memory_order_relaxed); }
 
   // A buffer of at least `bytes` (its real size in *got). Buffers of
   // buffer_size() come from the cache; a larger request (a session of an
@@ -55,13 +59,14 @@ class BufferPool {
       auto* b = free_.back();
       free_.pop_back();
       unpoison(b);
-      ++in_use_;
+      bump(in_use_, 1);
+      cached_.store(free_.size(), std::memory_order_relaxed);
       *got = n;
       return b;
     }
     void* p = std::malloc(n);
     if (!p) return nullptr;
-    ++in_use_;
+    bump(in_use_, 1);
     *got = n;
     return static_cast<std::uint8_t*>(p);
   }
@@ -71,10 +76,11 @@ class BufferPool {
   }
   // b: from acquire(), with the size it gave.
   void release(std::uint8_t* b, std::size_t bytes) {
-    --in_use_;
+    bump(in_use_, -1);
     if (bytes == size_ && free_.size() < keep_) {
       poison(b);
       free_.push_back(b);
+      cached_.store(free_.size(), std::memory_order_relaxed);
     } else {
       std::free(b);
     }
@@ -90,6 +96,7 @@ class BufferPool {
       std::free(b);
     }
     free_.clear();
+    cached_.store(0, std::memory_order_relaxed);
     size_ = size;
   }
 
@@ -101,6 +108,10 @@ class BufferPool {
 #endif
 
  private:
+  // Only the owning worker writes: a load and a store, no locked instruction.
+  static void bump(std::atomic<std::size_t>& v, long d) {
+    v.store(v.load(std::memory_order_relaxed) + static_cast<std::size_t>(d), std::memory_order_relaxed);
+  }
 #ifdef WEIR_BUFFER_POOL_ASAN
   void poison(std::uint8_t* b) const { __asan_poison_memory_region(b, size_); }
   void unpoison(std::uint8_t* b) const { __asan_unpoison_memory_region(b, size_); }
@@ -111,7 +122,8 @@ class BufferPool {
 
   std::size_t size_;
   std::size_t keep_;
-  std::size_t in_use_ = 0;
+  std::atomic<std::size_t> in_use_{0};
+  std::atomic<std::size_t> cached_{0};
   std::vector<std::uint8_t*> free_;
 };
 

@@ -14,4 +14,11 @@ inline std::int64_t coarse_now_ms() {
   return std::int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1'000'000;
 }
 
+// Precise monotonic time in µs, for latency histograms (a few per session).
+inline std::int64_t now_us() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000 + ts.tv_nsec / 1'000;
+}
+
 }  // namespace weir::core

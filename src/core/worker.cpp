@@ -11,6 +11,7 @@ namespace weir::core {
 Worker::Worker(unsigned index, std::size_t buffer_bytes)
     : index_(index),
       buffers_(buffer_bytes),
+      cells_(obs::Registry::global().slot(index)),
       wheel_(coarse_now_ms()),
       io_(1),
       poller_(std::make_unique<ReadyPoller>(io_, wheel_)) {

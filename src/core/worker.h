@@ -12,6 +12,7 @@
 #include <functional>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -23,6 +24,16 @@
 
 namespace weir::core {
 
+// What the admin API shows of a live session (docs/admin.md).
+struct SessionInfo {
+  std::uint64_t id = 0;
+  std::string client, route, upstream, user, trace_id;
+  const char* state = "";
+  std::int64_t age_ms = 0;
+  std::uint64_t bytes_in = 0, bytes_out = 0;        // in: client to upstream
+  std::uint64_t messages_in = 0, messages_out = 0;
+};
+
 // Something a worker can ask to wind down (a session); linked into the
 // worker's list so shutdown can reach every live one.
 class Closable {
@@ -30,6 +41,9 @@ class Closable {
   virtual void shutdown(std::uint16_t code, std::string_view reason) = 0;
   // A new config generation reached this worker (worker thread).
   virtual void on_reload() {}
+  // The admin API's view (worker thread); false: not a client session.
+  virtual bool describe(SessionInfo&) const { return false; }
+  virtual std::uint64_t session_id() const { return 0; }
 
  protected:
   ~Closable() = default;
@@ -51,6 +65,9 @@ class Worker {
   boost::asio::io_context& io() { return io_; }
   BufferPool& buffers() { return buffers_; }
   obs::WorkerStats& stats() { return stats_; }
+  // This worker's cells in the metrics registry (obs::Registry::global()):
+  // only this thread writes them.
+  obs::Cell* cells() const { return cells_; }
 
   // Runs the loop (ReadyPoller::run) on a new thread until stop().
   void start();
@@ -65,6 +82,11 @@ class Worker {
   std::size_t live() const { return live_.load(std::memory_order_relaxed); }
   // Calls on_reload() on every live session (worker thread only).
   void notify_reload();
+  // Calls f on every live session (worker thread only); f must not end one.
+  template <class F>
+  void for_each(F&& f) {
+    for (Closable* c = head_; c != nullptr; c = c->next_) f(*c);
+  }
 
   ReadyPoller& poller() { return *poller_; }
 
@@ -92,6 +114,7 @@ class Worker {
   unsigned index_;
   BufferPool buffers_;
   obs::WorkerStats stats_;
+  obs::Cell* cells_;
   std::thread thread_;
   Closable* head_ = nullptr;
   std::atomic<std::size_t> live_{0};

@@ -92,6 +92,8 @@ struct HandshakeContext {
   Headers upstream_headers = {};     // added to the request to the upstream
   Headers response_headers = {};     // added to the client's 101
   Resume resume = {};                // valid while a hook may answer pending
+  std::uint64_t session_id = 0;      // for the filter's log lines
+  std::string_view trace_id = {};    // the session's trace (hex), for the same
 };
 
 struct FrameVerdict {

@@ -5,6 +5,7 @@
 
 #include "config/filter_types.h"
 #include "filters/max_message/max_message.h"
+#include "filters/message_log/message_log.h"
 #include "filters/message_rate/message_rate.h"
 #include "filters/origin/origin_filter.h"
 #include "filters/sanitize/sanitize.h"
@@ -21,6 +22,8 @@ constexpr FilterType kTypes[] = {
     {"max_message", 60, &filters::MaxMessageFilter::parse},
     {"message_rate", 70, &filters::MessageRateFilter::parse},
     {"sanitize", 90, &filters::SanitizeFilter::parse},
+    // Last: it logs what the filters before it let through.
+    {"log_messages", 95, &filters::MessageLogFilter::parse},
 };
 }  // namespace
 

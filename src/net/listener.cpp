@@ -77,8 +77,12 @@ bool Listener::refuse_one_with_503() {
     [[maybe_unused]] auto n = ::send(fd, kResponse, sizeof kResponse - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
     ::shutdown(fd, SHUT_WR);
     ::close(fd);
-    worker_.stats().refused.add();
-    log::Line(log::Level::warn, "refused")
+    // Counted with the refusals of the handshake (docs/metrics.md), under no route.
+    static const obs::CounterId refused = obs::Registry::global().counter(
+        "weir_handshakes_failed_total", "Handshakes refused, by HTTP status and reason",
+        {{"route", ""}, {"status", "503"}, {"reason", "out_of_fds"}});
+    worker_.cells()[refused.at].add();
+    log::Line(log::Level::warn, "handshake.reject")
         .num("worker", worker_.index())
         .num("status", 503)
         .str("reason", "out of file descriptors");

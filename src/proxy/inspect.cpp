@@ -36,6 +36,7 @@ bool InspectState::trim(std::int64_t now_ms) {
 
 bool InspectSink::on_frame(ws::FrameHeader& h, std::uint8_t*) {
   if (st.stopped) return false;  // a message filter closed: the scan ends here
+  ++out.frames[static_cast<unsigned>(h.opcode) & 15];
   st.frame = h;
   if (ws::is_control(h.opcode)) return true;  // goes out from on_payload, once valid
   st.frame_dropped = false;

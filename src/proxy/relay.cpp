@@ -19,6 +19,7 @@
 #include "proxy/handshake_state.h"
 #include "proxy/inspect.h"
 #include "proxy/relay_sink.h"
+#include "proxy/runtime.h"
 #include "proxy/session.h"
 #include "filters/session_filters.h"
 
@@ -51,6 +52,7 @@ struct RelaySink {
   std::vector<DropRange>* drops = nullptr;
 
   bool on_frame(ws::FrameHeader& h, std::uint8_t* frame) {
+    ++out.frames[static_cast<unsigned>(h.opcode) & 15];
     if (!ws::is_control(h.opcode)) {
       if (gate.filters != nullptr) {
         const auto fate = gate.judge(h, out);
@@ -84,6 +86,14 @@ struct RelaySink {
   }
 };
 
+// Adds a run's frames to the route's counters by opcode.
+void count_frames(obs::Cell* cells, const RouteMetrics& m, Side d, const RunOutcome& o) {
+  static constexpr ws::Opcode kCounted[] = {ws::Opcode::continuation, ws::Opcode::text, ws::Opcode::binary,
+                                            ws::Opcode::close,        ws::Opcode::ping, ws::Opcode::pong};
+  for (ws::Opcode op : kCounted)
+    if (const std::uint32_t n = o.frames[static_cast<unsigned>(op)]) cells[m.frames[d][opcode_slot(op)].at].add(n);
+}
+
 // Removes the dropped ranges from the run buf[0, end) (offsets from buf);
 // returns the run's new end. `last` moves with the bytes before it; the
 // part of the final range past `end` is returned in tail_left.
@@ -114,6 +124,14 @@ void Session::start_relay() {
   const auto now = core::coarse_now_ms();
   phase_ = Phase::relay;
   worker_.stats().sessions_upgraded.add();
+  {
+    const RouteMetrics& m = compiled_->metrics;
+    obs::Cell* cells = worker_.cells();
+    cells[m.handshakes.at].add();
+    cells[m.active.at].add();
+    if (upstream_index_ < m.upstreams.size()) cells[m.upstreams[upstream_index_].active.at].add();
+    obs::observe(cells, m.handshake_duration, static_cast<std::uint64_t>(core::now_us() - started_us_));
+  }
   const auto& lim = route_->limits;
   for (Side d : kSides) {
     policy_[d].expect_masked = d == Side::client;
@@ -139,12 +157,14 @@ void Session::start_relay() {
   // Frames that arrived with the handshakes are relayed first.
   pumps_[Side::client].pending_in.assign(hs_->in, hs_->req.size);
   {
-    log::Line l(log::Level::info, "session_open");
+    log::Line l(log::Level::info, "conn.open");
     l.unum("id", id_)
+        .str("trace_id", trace_.trace.hex())
         .str("client", client_addr_)
         .str("route", route_->name)
         .str("upstream", upstream_addr_)
-        .str("path", hs_->req.target);
+        .str("path", hs_->req.target)
+        .num("handshake_us", core::now_us() - started_us_);
     if (hs_->tls_version != nullptr) l.str("tls", hs_->tls_version);
     if (!hs_->sni.empty()) l.str("sni", hs_->sni);
     if (!hs_->client_cert.empty()) l.str("client_cert", hs_->client_cert);
@@ -153,6 +173,23 @@ void Session::start_relay() {
   arm_timer();
   pump(Side::client);
   if (phase_ == Phase::relay) pump(Side::upstream);
+}
+
+// Messages a filter dropped: the first of a session's drops each way is
+// logged (limit.hit), the rest only counted (conn.close has the totals).
+void Session::note_drops(Side d, std::uint64_t n) {
+  if (n == 0) return;
+  Pump& p = pumps_[d];
+  if (p.dropped == 0) {
+    log::Line(log::Level::info, "limit.hit")
+        .unum("id", id_)
+        .str("trace_id", trace_.trace.hex())
+        .str("route", route_->name)
+        .str("filter", filters_ ? filters_->decided_by() : "")
+        .str("action", "drop")
+        .str("side", side_name(d));
+  }
+  p.dropped += n;
 }
 
 const std::uint8_t* Session::out_bytes(const Pump& p) const {
@@ -257,9 +294,11 @@ void Session::pump(Side d) {
       if (o.saw_data) last_data_ms_ = now;
       p.messages += o.messages;
       p.bytes += r.consumed;
-      auto& stats = worker_.stats();
-      (d == Side::client ? stats.messages_c2u : stats.messages_u2c).add(o.messages);
-      (d == Side::client ? stats.bytes_c2u : stats.bytes_u2c).add(r.consumed);
+      const RouteMetrics& m = compiled_->metrics;
+      obs::Cell* const cells = worker_.cells();
+      cells[m.messages[d].at].add(o.messages);
+      cells[m.bytes[d].at].add(r.consumed);
+      count_frames(cells, m, d, o);
       // The run to write: [start, end) of the buffer.
       std::size_t start = kHeadroom;
       std::size_t end = kHeadroom + r.consumed;
@@ -268,13 +307,13 @@ void Session::pump(Side d) {
       if (p.ins) {
         // Everything consumed went into the inspector; what it let through
         // is in its output, whole frames only.
-        stats.messages_dropped.add(o.dropped);
-        p.dropped += o.dropped;
+        cells[m.dropped[d].at].add(o.dropped);
+        note_drops(d, o.dropped);
         start = 0;
         end = p.ins->out.size();
       } else if (filtered && !drops.empty()) {
-        p.dropped += o.dropped;
-        stats.messages_dropped.add(o.dropped);
+        note_drops(d, o.dropped);
+        cells[m.dropped[d].at].add(o.dropped);
         std::uint64_t tail_left = 0;
         end = kHeadroom + remove_drops(base, r.consumed, drops, last, tail_left);
         p.drop_left = tail_left;
@@ -299,7 +338,12 @@ void Session::pump(Side d) {
         src.rx_closed = true;
         p.keep_to = p.keep_from;  // bytes after a Close are ignored
         record_end(side_name(d), o.saw_close ? o.close_code : 0, o.close_reason);
-        if (!dst.close_queued && !dst.tx_dead) dst.close_queued = true;
+        const std::uint16_t code = o.saw_close ? o.close_code : 0;
+        count_close_frame(cells, route_->name, d, /*sent=*/false, code);
+        if (!dst.close_queued && !dst.tx_dead) {
+          dst.close_queued = true;  // the peer's Close goes on in this run
+          count_close_frame(cells, route_->name, other(d), /*sent=*/true, code);
+        }
         if (!closing_) {
           closing_ = true;
           close_deadline_ms_ = now + route_->timeouts.close.count();
@@ -313,10 +357,10 @@ void Session::pump(Side d) {
         // Throttled: the held frames stay in the buffer (keep_from..keep_to).
         p.paused_until = o.pause_until;
         p.rescan = true;
-        stats.throttle_pauses.add();
+        cells[m.throttle[d].at].add();
       } else if (r.stopped || o.stop_code != 0) {
         p.keep_to = p.keep_from;
-        stats.filter_closes.add();
+        count_filter(cells, route_->name, filters_->decided_by(), /*refusal=*/false);
         protocol_error(d, o.stop_code, o.stop_reason, filters_->decided_by());
       }
     }
@@ -365,6 +409,8 @@ bool Session::flush(Side d) {
                                     with_inject ? p.inject.size() : 0)
                         : dst.write(p.inject.data(), p.inject.size());
     if (r.would_block()) {
+      // The other side is not keeping up: this side is not read until it has.
+      worker_.cells()[compiled_->metrics.backpressure[d].at].add();
       arm_write(d);
       return false;
     }

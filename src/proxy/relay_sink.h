@@ -15,6 +15,7 @@ namespace weir::proxy {
 // What the scan of one run found.
 struct RunOutcome {
   std::uint64_t messages = 0;
+  std::uint32_t frames[16] = {};         // frames read, by opcode value
   bool saw_data = false;
   bool saw_close = false;
   std::uint16_t close_code = 0;          // the peer's Close

@@ -20,9 +20,12 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
     r.index = i;
     r.chain = filters::Chain(r.conf->filters);
     if (i < rt->tls->routes.size()) r.tls = rt->tls->routes[i];
+    r.metrics = RouteMetrics::build(obs::Registry::global(), *r.conf);
     rt->buffer_bytes = std::max<std::size_t>(rt->buffer_bytes, r.conf->limits.buffer_bytes);
     rt->routes.push_back(std::move(r));
   }
+  for (const auto& l : cfg->listeners)
+    rt->listener_metrics.push_back(ListenerMetrics::build(obs::Registry::global(), listener_key(l)));
   rt->config = std::move(cfg);
   return rt;
 }

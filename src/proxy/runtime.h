@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "filters/api.h"
+#include "proxy/route_metrics.h"
 
 namespace weir::net {
 class TlsServer;
@@ -36,6 +37,7 @@ struct CompiledRoute {
   std::size_t index = 0;                         // position in the config (route order)
   filters::Chain chain;                          // its filters, in order
   std::shared_ptr<const net::TlsClient> tls;     // for wss:// upstreams; null when none
+  RouteMetrics metrics;                          // its series (the same ones after a reload)
 };
 
 class Runtime {
@@ -49,6 +51,7 @@ class Runtime {
   std::vector<CompiledRoute> routes;           // in match order
   std::shared_ptr<const net::TlsSet> tls;      // keeps every SSL_CTX alive
   std::size_t buffer_bytes = 0;                // the largest relay buffer a route asks for
+  std::vector<ListenerMetrics> listener_metrics;  // by listener index
 
   // The listener's TLS server (null for a plain listener or an unknown index).
   const net::TlsServer* listener_tls(std::size_t listener) const;

@@ -16,6 +16,7 @@
 #include "core/edges.h"
 #include "core/ref.h"
 #include "core/worker.h"
+#include "observability/trace.h"
 #include "proxy/leg.h"
 #include "proxy/side.h"
 #include "proxy/upstream_leg.h"
@@ -66,6 +67,8 @@ class Session final : public core::RefCounted,
   // A new generation: if this session's route is gone from it, Close 1012
   // after config.removed_route_grace (of the new generation).
   void on_reload() override;
+  bool describe(core::SessionInfo& out) const override;
+  std::uint64_t session_id() const override { return id_; }
   void on_ready(unsigned side, std::uint32_t events) override;
   void on_due(std::int64_t now_ms) override;
 
@@ -153,6 +156,7 @@ class Session final : public core::RefCounted,
   void arm_read(Side d);
   void arm_write(Side d);
   void release_buffer(Pump& p);
+  void note_drops(Side d, std::uint64_t n);
   void relay_ready(Side d);
   // Nothing of a frame is outstanding in the stream pump d writes.
   // (The inspecting pump writes whole frames only.)
@@ -181,9 +185,14 @@ class Session final : public core::RefCounted,
   void arm_timer();
   void on_timer(std::int64_t now_ms);
 
-  void log_refusal(unsigned status, std::string_view reason);
+  // Logs and counts a refusal; label: its metrics reason (default: the
+  // deciding filter's name, else one derived from the status).
+  void log_refusal(unsigned status, std::string_view reason, std::string_view label = {});
   std::string_view client_ip() const;  // client_addr_ without port or brackets
   void log_close();
+  // The session's trace: the client's traceparent (taken out of the request:
+  // the backend gets Weir's own) or a new trace id.
+  void take_trace();
 
   WorkerGateway& gateway_;
   core::Worker& worker_;
@@ -199,12 +208,15 @@ class Session final : public core::RefCounted,
   std::string client_addr_;         // "ip:port"
   std::string_view upstream_addr_;  // the upstream's text in runtime_'s config
   std::int64_t started_ms_;
+  std::int64_t started_us_;         // precise, for the handshake duration
   std::int64_t last_data_ms_ = 0;   // last data frame either way (idle timeout)
   std::int64_t close_deadline_ms_ = 0;
   std::int64_t route_gone_ms_ = 0;  // its route was removed by a reload: Close 1012 at this time
   Phase phase_ = Phase::request;
   bool closing_ = false;
   bool finished_ = false;
+  obs::TraceParent trace_;          // from the client's traceparent, or new (trace_.trace.empty(): not yet)
+  std::uint16_t upstream_index_ = 0;  // in route_->upstreams: the one chosen last
   bool remask_ = false;
   bool refrag_ = false;             // re-fragment cut frames (no unknown extension negotiated)
   bool registered_ = false;         // the client socket is in the worker's ReadyPoller

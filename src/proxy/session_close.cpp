@@ -14,6 +14,7 @@
 #include "net/stream.h"
 #include "observability/log.h"
 #include "proxy/handshake_state.h"
+#include "proxy/runtime.h"
 #include "proxy/session.h"
 
 namespace weir::proxy {
@@ -24,6 +25,7 @@ void Session::queue_close(Side s, std::uint16_t code, std::string_view reason) {
   Leg& side = legs_[s];
   if (side.close_queued || side.tx_dead || side.rx_eof) return;
   side.close_queued = true;
+  if (route_) count_close_frame(worker_.cells(), route_->name, s, /*sent=*/true, code);
   std::uint8_t frame[2 + 4 + ws::max_control_payload + 8];
   const std::size_t n = ws::build_close_frame(frame, code, reason, /*masked=*/s == Side::upstream);
   // Bytes already relayed towards s go first; the Close follows at the next
@@ -65,13 +67,15 @@ void Session::begin_close(std::uint16_t code, std::string_view reason) {
 // Side s broke the protocol in frames it sent (code 1002, 1007 or 1009): it
 // gets a Close with that code; the other side learns why.
 void Session::protocol_error(Side d, std::uint16_t code, const char* reason, std::string_view filter) {
-  if (filter.empty()) worker_.stats().protocol_errors.add();
+  if (filter.empty()) worker_.cells()[compiled_->metrics.protocol_errors[d].at].add();
   legs_[d].rx_closed = true;
   const std::string why = fmt::format("{} {}", d == Side::client ? "client" : "upstream", reason);
   {
-    log::Line l(log::Level::info, filter.empty() ? "protocol_error" : "filter_close");
+    log::Line l(log::Level::info, filter.empty() ? "protocol.error" : "limit.hit");
     l.unum("id", id_).str("side", side_name(d)).num("close_code", code).str("reason", reason);
-    if (!filter.empty()) l.str("filter", filter);
+    if (!filter.empty()) l.str("filter", filter).str("action", "close");
+    if (route_) l.str("route", route_->name);
+    if (!trace_.trace.empty()) l.str("trace_id", trace_.trace.hex());
   }
   record_end("weir", code, why);
   // The valid frames before the bad one still go out first (queue_close would
@@ -79,6 +83,7 @@ void Session::protocol_error(Side d, std::uint16_t code, const char* reason, std
   Leg& peer = legs_[other(d)];
   if (!peer.close_queued && !peer.tx_dead) {
     peer.close_queued = true;
+    count_close_frame(worker_.cells(), route_->name, other(d), /*sent=*/true, code);
     std::uint8_t frame[2 + 4 + ws::max_control_payload + 8];
     const std::size_t n = ws::build_close_frame(frame, code, why, /*masked=*/d == Side::client);
     pumps_[d].inject.append(reinterpret_cast<const char*>(frame), n);
@@ -163,6 +168,11 @@ void Session::finish() {
   }
   if (was_relay) {
     worker_.stats().sessions_closed.add();
+    const RouteMetrics& m = compiled_->metrics;
+    obs::Cell* cells = worker_.cells();
+    cells[m.active.at].sub();
+    if (upstream_index_ < m.upstreams.size()) cells[m.upstreams[upstream_index_].active.at].sub();
+    obs::observe(cells, m.lifetime, static_cast<std::uint64_t>(core::coarse_now_ms() - started_ms_) * 1000);
     log_close();
   }
   hs_.reset();
@@ -170,8 +180,9 @@ void Session::finish() {
 }
 
 void Session::log_close() {
-  log::Line(log::Level::info, "session_close")
+  log::Line(log::Level::info, "conn.close")
       .unum("id", id_)
+      .str("trace_id", trace_.trace.hex())
       .str("client", client_addr_)
       .str("route", route_ ? route_->name : "")
       .str("upstream", upstream_addr_)
@@ -185,6 +196,23 @@ void Session::log_close() {
       .unum("msgs_dropped_in", pumps_[Side::client].dropped)
       .unum("msgs_dropped_out", pumps_[Side::upstream].dropped)
       .num("duration_ms", core::coarse_now_ms() - started_ms_);
+}
+
+bool Session::describe(core::SessionInfo& out) const {
+  static constexpr const char* kPhases[] = {"tls_handshake", "request", "filtering", "connecting",
+                                            "upstream_handshake", "responding", "relay", "done"};
+  out.id = id_;
+  out.client = client_addr_;
+  out.route = route_ ? route_->name : "";
+  out.upstream = std::string(upstream_addr_);
+  if (!trace_.trace.empty()) out.trace_id = trace_.trace.hex();
+  out.state = closing_ ? "closing" : kPhases[static_cast<unsigned>(phase_)];
+  out.age_ms = core::coarse_now_ms() - started_ms_;
+  out.bytes_in = pumps_[Side::client].bytes;
+  out.bytes_out = pumps_[Side::upstream].bytes;
+  out.messages_in = pumps_[Side::client].messages;
+  out.messages_out = pumps_[Side::upstream].messages;
+  return true;
 }
 
 }  // namespace weir::proxy

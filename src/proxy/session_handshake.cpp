@@ -126,7 +126,6 @@ void Session::start(WorkerGateway& gateway, int fd, const sockaddr* peer, std::s
   core::Ref<Session> s(new Session(gateway, fd, peer, listener));
   if (!s->registered_) {
     // epoll refused the descriptor (out of memory or max_user_watches).
-    s->worker_.stats().refused.add();
     s->log_refusal(503, "cannot watch the connection (epoll_ctl failed)");
     s->phase_ = Phase::done;
     s->finish();
@@ -145,7 +144,8 @@ Session::Session(WorkerGateway& gateway, int fd, const sockaddr* peer, std::size
       runtime_(gateway.runtime()),
       id_(next_session_id(worker_.index())),
       client_addr_(format_peer(peer)),
-      started_ms_(core::coarse_now_ms()) {
+      started_ms_(core::coarse_now_ms()),
+      started_us_(core::now_us()) {
   legs_[Side::client].fd = fd;
   if (worker_.poller().add(fd, this, index(Side::client))) {
     registered_ = true;
@@ -155,6 +155,7 @@ Session::Session(WorkerGateway& gateway, int fd, const sockaddr* peer, std::size
   hs_->listener = listener;
   worker_.attach(this);
   worker_.stats().connections_accepted.add();
+  if (listener < runtime_->listener_metrics.size()) worker_.cells()[runtime_->listener_metrics[listener].accepted.at].add();
   // Until a route is known, the top-level handshake timeout bounds it.
   close_deadline_ms_ = started_ms_ + runtime_->config->handshake_timeout.count();
   {
@@ -190,7 +191,7 @@ void Session::read_request() {
     }
     if (r.status != net::Io::done) {
       // The client left before finishing its request: nothing to answer.
-      log_refusal(400, r.status == net::Io::eof ? "client closed during handshake" : net::describe(r));
+      log_refusal(400, r.status == net::Io::eof ? "client closed during handshake" : net::describe(r), "client_gone");
       finish();
       return;
     }
@@ -213,7 +214,24 @@ bool Session::on_request_bytes() {
   return false;
 }
 
+void Session::take_trace() {
+  auto& fields = hs_->req.fields;
+  std::optional<obs::TraceParent> given;
+  for (const auto& f : fields)
+    if (http::iequals(f.name, "traceparent")) given = obs::parse_traceparent(f.value);
+  std::erase_if(fields, [](const http::Field& f) {
+    return http::iequals(f.name, "traceparent") || http::iequals(f.name, "tracestate");
+  });
+  if (given) {
+    trace_ = *given;
+  } else {
+    trace_.trace = obs::new_trace_id();
+    trace_.flags = 0;
+  }
+}
+
 void Session::route_and_connect() {
+  take_trace();
   const http::Head& req = hs_->req;
   const auto match = match_route(*runtime_->config, req);
   if (!match) {
@@ -240,6 +258,9 @@ void Session::route_and_connect() {
     if ((compiled_->chain.hooks() & filters::kHandshake) != 0) {
       auto& ctx = hs_->filter_ctx.emplace(
           filters::HandshakeContext{req, client_ip(), hs_->client_cert, *route_, worker_});
+      hs_->trace_hex = trace_.trace.hex();
+      ctx.session_id = id_;
+      ctx.trace_id = hs_->trace_hex;
       phase_ = Phase::filtering;
       auto self = core::Ref<Session>(this);
       auto v = filters_->run_handshake(ctx, [self](filters::HandshakeVerdict v) {
@@ -257,7 +278,7 @@ void Session::route_and_connect() {
 void Session::on_filters_done(filters::HandshakeVerdict v) {
   if (phase_ != Phase::filtering) return;
   if (v.kind == filters::HandshakeVerdict::Kind::refuse) {
-    worker_.stats().filter_refusals.add();
+    count_filter(worker_.cells(), route_->name, filters_->decided_by(), /*refusal=*/true);
     refuse(v.status, std::move(v.reason), &v.headers);
     return;
   }
@@ -272,10 +293,15 @@ void Session::connect_upstream() {
   hs.upstream = make_upstream_leg({*this, legs_[Side::upstream], worker_, *this, index(Side::upstream), *compiled_,
                                    gateway_.picker().first(hs.route_index), gateway_.echo_port});
   hs.upstream_extra = header_fields(hs.filter_ctx ? &hs.filter_ctx->upstream_headers : nullptr);
+  hs.traceparent = obs::make_traceparent(trace_);
+  hs.upstream_extra.push_back({"traceparent", hs.traceparent});
   hs.upstream->open({&hs.req, hs.upstream_extra, client_ip(), legs_[Side::client].ssl != nullptr});
 }
 
-void Session::upstream_chosen(const config::Upstream& up) { upstream_addr_ = up.text; }
+void Session::upstream_chosen(const config::Upstream& up) {
+  upstream_addr_ = up.text;
+  upstream_index_ = static_cast<std::uint16_t>(&up - route_->upstreams.data());
+}
 
 void Session::upstream_connected() {
   phase_ = Phase::upstream_handshake;
@@ -320,7 +346,6 @@ void Session::check_client_during_setup() {
     const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return;
   }
-  worker_.stats().setup_abandoned.add();
   log_refusal(499, "client closed during upstream setup");
   if (hs_->upstream) hs_->upstream->cancel();
   phase_ = Phase::done;
@@ -350,7 +375,6 @@ void Session::upstream_failed(unsigned status, std::string reason) {
 }
 
 void Session::refuse(unsigned status, std::string reason, const std::vector<filters::Header>* headers) {
-  worker_.stats().refused.add();
   log_refusal(status, reason);
   phase_ = Phase::done;
   if (filters_) filters_->cancel();
@@ -366,9 +390,15 @@ void Session::on_refusal_sent() {
   finish();
 }
 
-void Session::log_refusal(unsigned status, std::string_view reason) {
-  log::Line l(status >= 500 ? log::Level::warn : log::Level::info, "refused");
+void Session::log_refusal(unsigned status, std::string_view reason, std::string_view label) {
+  if (label.empty()) {
+    label = filters_ && !filters_->decided_by().empty() ? filters_->decided_by() : refusal_reason(status);
+  }
+  count_handshake_failure(worker_.cells(), route_ ? std::string_view(route_->name) : std::string_view(), status,
+                          label);
+  log::Line l(status >= 500 ? log::Level::warn : log::Level::info, "handshake.reject");
   l.unum("id", id_).str("client", client_addr_).num("status", status).str("reason", reason);
+  if (!trace_.trace.empty()) l.str("trace_id", trace_.trace.hex());
   if (hs_ && !hs_->req.target.empty()) l.str("path", hs_->req.target);
   if (route_) l.str("route", route_->name);
   if (!upstream_addr_.empty()) l.str("upstream", upstream_addr_);

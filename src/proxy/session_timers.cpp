@@ -62,22 +62,20 @@ void Session::on_timer(std::int64_t now) {
         tls_failed("TLS handshake timeout");
         return;
       case Phase::request:
-        worker_.stats().handshake_timeouts.add();
         log_refusal(408, "handshake timeout");
         finish();
         return;
       case Phase::filtering:
         // A filter that waits (a key fetch, a shared-state lookup) did not
         // answer within the handshake timeout.
-        worker_.stats().handshake_timeouts.add();
         refuse(503, "handshake filter did not answer in time");
         return;
       case Phase::connecting:
-        worker_.stats().upstream_failures.add();
+        count_upstream_failure(worker_.cells(), route_->name, upstream_addr_, "timeout");
         upstream_failed(504, "upstream connect timeout");
         return;
       case Phase::upstream_handshake:
-        worker_.stats().upstream_failures.add();
+        count_upstream_failure(worker_.cells(), route_->name, upstream_addr_, "timeout");
         upstream_failed(504, "upstream handshake timeout");
         return;
       default:

@@ -129,7 +129,7 @@ void Session::tls_accept() {
 
 void Session::tls_failed(std::string_view reason) {
   worker_.stats().tls_handshake_failures.add();
-  log::Line l(log::Level::info, "tls_handshake_failed");
+  log::Line l(log::Level::info, "tls.handshake_failed");
   l.unum("id", id_).str("client", client_addr_).str("reason", reason);
   if (SSL* ssl = legs_[Side::client].ssl) {
     if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) l.str("sni", sni);

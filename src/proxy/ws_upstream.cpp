@@ -18,9 +18,11 @@
 #include <optional>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/worker.h"
 #include "http/upgrade.h"
 #include "net/stream.h"
+#include "observability/log.h"
 #include "net/tls.h"
 #include "proxy/leg.h"
 #include "proxy/runtime.h"
@@ -79,13 +81,51 @@ class WsUpstream final : public UpstreamLeg {
     done_ = true;
     ctx_.owner.upstream_opened(std::move(outcome));
   }
-  void fail(unsigned status, std::string reason, bool counted = true) {
-    if (counted) ctx_.worker.stats().upstream_failures.add();
+  // metric: the reason label of weir_upstream_connect_failures_total for the
+  // upstream being tried; null when it is not the upstream's failure (ours,
+  // or counted already per attempt).
+  void fail(unsigned status, std::string reason, const char* metric) {
+    if (metric != nullptr) {
+      last_error_ = reason;
+      count_failure(metric);
+    }
     ctx_.leg.close();
     UpstreamOpened o;
     o.status = status;
     o.reason = std::move(reason);
     finish(std::move(o));
+  }
+
+  // One attempt at the upstream being tried failed: counted and logged
+  // (the client's refusal, if it comes to one, is logged on its own).
+  void count_failure(std::string_view reason) {
+    const std::string_view up = upstream_ ? std::string_view(upstream_->text) : "";
+    count_upstream_failure(ctx_.worker.cells(), ctx_.route.conf->name, up, reason);
+    log::Line(log::Level::warn, "upstream.fail")
+        .str("route", ctx_.route.conf->name)
+        .str("upstream", up)
+        .str("reason", reason)
+        .str("error", last_error_);
+  }
+  // A connect to one address failed with errno err.
+  void connect_failed(int err) {
+    last_error_ = std::strerror(err);
+    count_failure(err == ECONNREFUSED ? "refused"
+                  : err == ETIMEDOUT ? "timeout"
+                  : (err == EHOSTUNREACH || err == ENETUNREACH) ? "unreachable"
+                                                                  : "other");
+    connect_next();
+  }
+  // TCP (and TLS) is up: the connect duration, once per session.
+  void established() {
+    if (connect_start_us_ == 0 || upstream_ == nullptr) return;
+    const auto& ups = ctx_.route.metrics.upstreams;
+    const auto i = static_cast<std::size_t>(upstream_ - ctx_.route.conf->upstreams.data());
+    if (i < ups.size()) {
+      obs::observe(ctx_.worker.cells(), ups[i].connect_duration,
+                   static_cast<std::uint64_t>(core::now_us() - connect_start_us_));
+    }
+    connect_start_us_ = 0;
   }
 
   void connect_next();
@@ -105,6 +145,7 @@ class WsUpstream final : public UpstreamLeg {
   std::size_t endpoint_index_ = 0;
   std::size_t attempts_ = 0;
   std::string last_error_;
+  std::int64_t connect_start_us_ = 0;  // of the attempt in progress (0: none, or measured)
   const config::Upstream* upstream_ = nullptr;  // being tried
   std::string out_;                             // the upgrade request
   std::size_t out_pos_ = 0;
@@ -124,32 +165,31 @@ void WsUpstream::connect_next() {
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE) {
         // Our own limit, not the backend's fault: trying others would not help.
-        fail(503, "out of file descriptors");
+        fail(503, "out of file descriptors", nullptr);
         return;
       }
-      last_error_ = std::strerror(errno);
-      connect_next();
+      connect_failed(errno);
       return;
     }
     ctx_.leg.fd = fd;
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (!ctx_.worker.poller().add(fd, &ctx_.target, ctx_.tag)) {
-      fail(503, "cannot watch the upstream socket: " + std::string(std::strerror(errno)));
+      fail(503, "cannot watch the upstream socket: " + std::string(std::strerror(errno)), nullptr);
       return;
     }
+    connect_start_us_ = core::now_us();
     if (::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) == 0) {
       on_connected();
     } else if (errno == EINPROGRESS) {
       wait(net::Io::want_write, &WsUpstream::on_connect_ready);
     } else {
-      last_error_ = std::strerror(errno);
-      connect_next();
+      connect_failed(errno);
     }
     return;
   }
   if (attempts_ >= route.upstreams.size()) {
-    fail(502, "no upstream reachable: " + last_error_);
+    fail(502, "no upstream reachable: " + last_error_, nullptr);
     return;
   }
   const auto& up = route.upstreams[(ctx_.first + attempts_++) % route.upstreams.size()];
@@ -178,7 +218,10 @@ void WsUpstream::connect_next() {
           error_code ec, tcp::resolver::results_type results) {
         worker->poller().foreign_end();
         if (!*alive || self->done_) return;
-        if (ec) self->last_error_ = "resolve " + self->upstream_->text + ": " + ec.message();
+        if (ec) {
+          self->last_error_ = "resolve " + self->upstream_->text + ": " + ec.message();
+          self->count_failure("dns");
+        }
         for (const auto& r : results) self->endpoints_.push_back(r.endpoint());
         self->connect_next();
       });
@@ -190,8 +233,7 @@ void WsUpstream::on_connect_ready() {
   socklen_t len = sizeof err;
   if (::getsockopt(ctx_.leg.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err != 0) {
-    last_error_ = std::strerror(err);
-    connect_next();
+    connect_failed(err);
     return;
   }
   on_connected();
@@ -203,12 +245,12 @@ void WsUpstream::on_connected() {
     const net::TlsClient* client = ctx_.route.tls.get();
     SSL* ssl = client != nullptr ? client->new_ssl(upstream_->host, upstream_->port) : nullptr;
     if (ssl == nullptr) {
-      fail(502, "upstream TLS handshake failed: no TLS context");
+      fail(502, "upstream TLS handshake failed: no TLS context", "tls");
       return;
     }
     ctx_.leg.ssl = ssl;
     if (!net::attach_socket(ssl, ctx_.leg.fd, &ctx_.leg.tls_drained)) {
-      fail(502, "upstream TLS handshake failed: out of memory");
+      fail(502, "upstream TLS handshake failed: out of memory", "tls");
       return;
     }
     tls_connect();
@@ -231,13 +273,14 @@ void WsUpstream::tls_connect() {
     const long verify = SSL_get_verify_result(ssl);
     const bool verifying = ctx_.route.tls && ctx_.route.tls->verify();
     if (verifying && verify != X509_V_OK) why = std::string("certificate: ") + X509_verify_cert_error_string(verify);
-    fail(502, "upstream TLS handshake failed: " + why);
+    fail(502, "upstream TLS handshake failed: " + why, "tls");
     return;
   }
   send_request();
 }
 
 void WsUpstream::send_request() {
+  established();
   out_ = http::build_upstream_request(*what_.request, {what_.client_ip, what_.client_tls ? "wss" : "ws"},
                                       what_.extra_headers);
   out_pos_ = 0;
@@ -256,7 +299,7 @@ void WsUpstream::continue_send() {
       wait(r.status, &WsUpstream::continue_send);
       return;
     }
-    fail(502, "upstream write failed: " + net::describe(r));
+    fail(502, "upstream write failed: " + net::describe(r), "handshake");
     return;
   }
   std::string().swap(out_);
@@ -271,7 +314,7 @@ void WsUpstream::read_response() {
       return;
     }
     if (r.status != net::Io::done) {
-      fail(502, "upstream closed during handshake: " + net::describe(r));
+      fail(502, "upstream closed during handshake: " + net::describe(r), "handshake");
       return;
     }
     if (!on_response_bytes()) return;
@@ -283,16 +326,16 @@ bool WsUpstream::on_response_bytes() {
   switch (http::parse_response_head(in_, kMaxUpstreamHead, resp_, &err)) {
     case http::ParseStatus::need_more: return true;
     case http::ParseStatus::too_large:
-      fail(502, "upstream response header too large", false);
+      fail(502, "upstream response header too large", "handshake");
       return false;
     case http::ParseStatus::bad:
-      fail(502, "malformed upstream response: " + err, false);
+      fail(502, "malformed upstream response: " + err, "handshake");
       return false;
     case http::ParseStatus::complete: break;
   }
   auto verdict = http::check_upstream_response(resp_, *what_.request);
   if (verdict.refusal) {
-    fail(verdict.refusal.status, std::move(verdict.refusal.reason));
+    fail(verdict.refusal.status, std::move(verdict.refusal.reason), "handshake");
     return false;
   }
   UpstreamOpened o;

@@ -314,7 +314,7 @@ PARAMS = [pytest.param(c, m, id=f"{c.id}[{m}]", marks=pytest.mark.group(c.group)
 
 
 def _session_id(w, since: int, local_port: int):
-    opens = w.log.wait("session_open", since=since, timeout=3,
+    opens = w.log.wait("conn.open", since=since, timeout=3,
                        pred=lambda e: str(e.get("client", "")).endswith(f":{local_port}"))
     return opens[0]["id"]
 
@@ -339,12 +339,12 @@ def test_case(c: Case, mode: str, backend, proxy, client_tls):
     if c.utf8_invalid and direct.close == 1007:
         sid = _session_id(proxy, mark, local_port)
         if mode == "strict":
-            ev = proxy.log.wait("protocol_error", since=mark, timeout=3, pred=lambda e: e.get("id") == sid)[0]
+            ev = proxy.log.wait("protocol.error", since=mark, timeout=3, pred=lambda e: e.get("id") == sid)[0]
             assert ev["close_code"] == 1007, ev
             assert ev["side"] == "client", ev
         else:
-            proxy.log.wait("session_close", since=mark, timeout=3, pred=lambda e: e.get("id") == sid)
-            pe = [e for e in proxy.log.find("protocol_error", since=mark) if e.get("id") == sid]
+            proxy.log.wait("conn.close", since=mark, timeout=3, pred=lambda e: e.get("id") == sid)
+            pe = [e for e in proxy.log.find("protocol.error", since=mark) if e.get("id") == sid]
             assert not pe, f"default mode: Weir closed for invalid UTF-8 itself instead of the backend: {pe}"
 
 
@@ -361,7 +361,7 @@ def test_masked_server_frame_client_gets_1002(weir, peers):
         assert fr.close_code == 1002, (fr.close_code, fr.close_reason)
     finally:
         c.close()
-    pe = w.log.wait("protocol_error", timeout=3)[0]
+    pe = w.log.wait("protocol.error", timeout=3)[0]
     assert pe["side"] == "upstream" and pe["close_code"] == 1002, pe
 
 

@@ -47,7 +47,7 @@ def test_slow_reader_bounded_memory_and_no_loss(weir, peers):
         assert c.expect_close(timeout=5).close_code == 1000
     finally:
         c.close()
-    cl = w.log.wait("session_close", timeout=5)[0]
+    cl = w.log.wait("conn.close", timeout=5)[0]
     assert cl["msgs_out"] == COUNT
     assert cl["bytes_out"] >= COUNT * SIZE
 

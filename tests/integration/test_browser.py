@@ -58,9 +58,9 @@ def test_browser_wss_echo(env, certs, tmp_path):
     rep = open_page(env, tmp_path, [f"--ignore-certificate-errors-spki-list={spki}"])
     assert rep.get("matched") == N and rep.get("sent") == N, f"{rep.get('matched')} of {N} echoes matched: {rep}"
     assert rep.get("ok") is True and rep.get("close_code") == 1000, rep
-    opened = w.log.wait("session_open", since=mark)[0]
+    opened = w.log.wait("conn.open", since=mark)[0]
     assert opened.get("tls") == "TLSv1.3" and opened.get("sni") == "localhost", opened
-    closed = w.log.wait("session_close", since=mark)[0]
+    closed = w.log.wait("conn.close", since=mark)[0]
     assert closed.get("msgs_in") == N and closed.get("msgs_out") == N, closed
     assert closed.get("close_code") == 1000, closed
 
@@ -72,5 +72,5 @@ def test_browser_untrusted_certificate_fails(env, tmp_path):
     rep = open_page(env, tmp_path, [])
     assert rep.get("ok") is False and rep.get("matched") == 0, rep
     assert rep.get("close_code") == 1006, rep
-    assert not w.log.find("session_open", since=mark)
-    w.log.wait("tls_handshake_failed", since=mark)
+    assert not w.log.find("conn.open", since=mark)
+    w.log.wait("tls.handshake_failed", since=mark)

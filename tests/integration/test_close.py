@@ -23,7 +23,7 @@ def test_client_close_code_and_reason_reach_backend(weir, peers):
     assert (ev["code"], ev["reason"]) == (4001, "bye")
     # the backend's answering Close comes back to the client through Weir
     assert (code, reason) == (4001, "bye")
-    cl = w.log.wait("session_close", timeout=5)[0]
+    cl = w.log.wait("conn.close", timeout=5)[0]
     assert cl["closed_by"] == "client"
     assert cl["close_code"] == 4001
     assert cl["reason"] == "bye"
@@ -47,7 +47,7 @@ def test_backend_close_code_and_reason_reach_client(weir, peers):
     assert (code, reason) == (4002, "backend says bye ✓")
     ev = py.log.wait("closed", timeout=5)[0]
     assert ev["code"] == 4002  # its Close was answered through Weir
-    cl = w.log.wait("session_close", timeout=5)[0]
+    cl = w.log.wait("conn.close", timeout=5)[0]
     assert cl["closed_by"] == "upstream"
     assert cl["close_code"] == 4002
     assert cl["reason"] == "backend says bye ✓"

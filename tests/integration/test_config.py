@@ -155,7 +155,7 @@ def test_demo_echoes(tmp_path):
 def test_stdout_is_json_lines(weir):
     w = weir.routes([{"upstreams": "echo"}])
     _echo_once(w.url("/"))
-    w.log.wait("session_close", timeout=5)
+    w.log.wait("conn.close", timeout=5)
     assert w.terminate() == 0
     time.sleep(0.1)
     assert w.log.raw, "no log output"

@@ -93,11 +93,11 @@ def test_session_log_lines(echo_env):
                 assert await ws.recv() == f"m{i}"
 
     run(go())
-    op = w.log.wait("session_open", since=mark, path="/py?x=1")[0]
+    op = w.log.wait("conn.open", since=mark, path="/py?x=1")[0]
     assert op["route"] == "py"
     assert op["upstream"] == py.addr
     assert op["client"].startswith("127.0.0.1:")
-    cl = w.log.wait("session_close", since=mark, id=op["id"], timeout=5)[0]
+    cl = w.log.wait("conn.close", since=mark, id=op["id"], timeout=5)[0]
     assert cl["closed_by"] == "client"
     assert cl["close_code"] == 1000
     assert cl["msgs_in"] == 3 and cl["msgs_out"] == 3

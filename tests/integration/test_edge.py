@@ -113,7 +113,7 @@ def test_close_timeout_when_backend_never_answers_close(weir, peers):
         assert dt <= 3.0, f"client connection still open {dt:.2f}s after its Close"
     finally:
         c.close()
-    cl = w.log.wait("session_close", timeout=5)[0]
+    cl = w.log.wait("conn.close", timeout=5)[0]
     assert cl["closed_by"] == "client"
 
 

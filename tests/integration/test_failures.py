@@ -19,7 +19,7 @@ def test_backend_down_502(weir):
     r = http_exchange(w.port, build_request("/x"))
     assert r.status == 502
     assert r.body.strip(), "the body carries the reason"
-    ev = w.log.wait("refused", status=502)[0]
+    ev = w.log.wait("handshake.reject", status=502)[0]
     assert ev["route"] == "down"
 
 
@@ -29,7 +29,7 @@ def test_backend_refuses_403_gives_502_with_status_in_body(weir, peers):
     r = http_exchange(w.port, build_request("/x"))
     assert r.status == 502
     assert b"403" in r.body, r.body
-    assert "403" in w.log.wait("refused", status=502)[0]["reason"]
+    assert "403" in w.log.wait("handshake.reject", status=502)[0]["reason"]
 
 
 def test_websockets_client_sees_502(weir, peers):
@@ -67,7 +67,7 @@ def test_client_leaving_during_upstream_setup_ends_session_at_once(weir, peers):
     rb.wait_conn()  # Weir is now waiting on the backend
     t0 = time.monotonic()
     s.close()
-    ev = w.log.wait("refused", status=499, timeout=3)[0]
+    ev = w.log.wait("handshake.reject", status=499, timeout=3)[0]
     assert time.monotonic() - t0 < 2.0
     assert "client closed" in ev["reason"]
 
@@ -142,7 +142,7 @@ def test_round_robin_over_upstreams(weir, peers):
                 await ws.recv()
 
     run(go())
-    opens = w.log.wait("session_open", count=4)
+    opens = w.log.wait("conn.open", count=4)
     ups = [e["upstream"] for e in opens[:4]]
     assert sorted(ups) == sorted([a.addr, a.addr, b.addr, b.addr]), ups
     assert ups[0] != ups[1] and ups[1] != ups[2], ups
@@ -169,7 +169,7 @@ def test_backend_killed_mid_session_client_gets_1011(weir, peers):
 
     code, reason, _ = run(go())
     assert (code, reason) == (1011, "upstream connection lost")
-    cl = w.log.wait("session_close", timeout=5)[0]
+    cl = w.log.wait("conn.close", timeout=5)[0]
     assert cl["closed_by"] == "upstream", cl
     assert cl["close_code"] in (1006, 1011), cl  # 1006: the upstream gave no Close
 
@@ -203,5 +203,5 @@ def test_client_vanishes_backend_gets_1001(weir, peers, how):
     c.close()
     ev = py.log.wait("closed", timeout=3)[0]
     assert (ev["code"], ev["reason"]) == (1001, "client went away")
-    cl = w.log.wait("session_close", timeout=5)[0]
+    cl = w.log.wait("conn.close", timeout=5)[0]
     assert cl["closed_by"] == "client"

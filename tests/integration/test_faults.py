@@ -59,7 +59,7 @@ def echo_once(port: int, payload: bytes = b"hello", path: str = "/") -> None:
 
 def settle(w, sessions: int, timeout: float = 10.0) -> None:
     """Wait until `sessions` session_close lines were logged (the sessions are freed)."""
-    w.log.wait("session_close", count=sessions, timeout=timeout)
+    w.log.wait("conn.close", count=sessions, timeout=timeout)
     time.sleep(0.2)
 
 
@@ -165,7 +165,7 @@ def test_slowloris_closed_at_handshake_timeout(weir, peers):
     assert normal["ok"] >= 20, f"the normal client only echoed {normal['ok']} messages"
     assert normal["worst"] < 1.0, f"an echo took {normal['worst']:.2f}s during the slowloris"
 
-    refused = w.log.wait("refused", since=mark, count=N, timeout=5, status=408)
+    refused = w.log.wait("handshake.reject", since=mark, count=N, timeout=5, status=408)
     assert len(refused) == N, f"{len(refused)} '408' refused lines for {N} slowloris connections"
     settle(w, 2)  # the normal client's session is gone too
     fds = wait_fds(w.pid, base_fds, 3)
@@ -226,7 +226,7 @@ def test_half_open_client_dropped_by_keepalive(weir, peers, how):
         dt = time.monotonic() - t_silent
         assert (ev["code"], ev["reason"]) == (1001, "client went away"), ev
         assert dt <= 3.5, f"half-open client dropped after {dt:.2f}s (keepalive interval 1s + timeout 1s)"
-        cl = w.log.wait("session_close", count=2, timeout=5)[1]
+        cl = w.log.wait("conn.close", count=2, timeout=5)[1]
         assert cl["closed_by"] == "client", cl
         fds = wait_fds(w.pid, base_fds, 3)
         assert fds <= base_fds, f"weir holds {fds} fds after dropping the half-open client, {base_fds} before"
@@ -291,7 +291,7 @@ def test_never_reading_client_pauses_backend_and_loses_nothing(weir, peers):
         assert c.expect_close(timeout=5).close_code == 1000
     finally:
         c.close()
-    cl = w.log.wait("session_close", timeout=5)[0]
+    cl = w.log.wait("conn.close", timeout=5)[0]
     assert cl["msgs_out"] == FLOOD_COUNT, cl
     fds = wait_fds(w.pid, base_fds, 3)
     assert fds <= base_fds, f"weir holds {fds} fds after the session, {base_fds} before"
@@ -333,7 +333,7 @@ def test_backend_reset_inside_fragmented_message_client_gets_1011(weir, peers):
         wait_peer_close(c.sock, 3)
     finally:
         c.close()
-    cl = w.log.wait("session_close", timeout=5)[0]
+    cl = w.log.wait("conn.close", timeout=5)[0]
     assert cl["closed_by"] == "upstream", cl
     fds = wait_fds(w.pid, base_fds, 3)
     assert fds <= base_fds, f"weir holds {fds} fds, {base_fds} before"
@@ -370,7 +370,7 @@ def test_backend_reset_inside_a_frame_client_gets_fragments_then_1011(weir, peer
         assert dt < 1.0, f"Close 1011 came {dt:.2f}s after the backend's reset"
     finally:
         c.close()
-    cl = w.log.wait("session_close", timeout=5)[0]
+    cl = w.log.wait("conn.close", timeout=5)[0]
     assert cl["closed_by"] == "upstream", cl
     fds = wait_fds(w.pid, base_fds, 3)
     assert fds <= base_fds, f"weir holds {fds} fds, {base_fds} before"
@@ -397,7 +397,7 @@ def test_client_reset_inside_a_frame_backend_closed_promptly(weir, peers):
     ev = py.log.wait("closed", timeout=8)[0]
     dt = time.monotonic() - t0
     assert dt < 1.0, f"backend connection ended {dt:.2f}s after the client's reset mid-frame ({ev})"
-    cl = w.log.wait("session_close", timeout=5)[0]
+    cl = w.log.wait("conn.close", timeout=5)[0]
     assert cl["closed_by"] == "client", cl
     fds = wait_fds(w.pid, base_fds, 3)
     assert fds <= base_fds, f"weir holds {fds} fds, {base_fds} before"
@@ -428,9 +428,9 @@ def test_backend_garbage_after_101(weir, peers, name):
         wait_peer_close(c.sock, 3)
     finally:
         c.close()
-    pe = w.log.wait("protocol_error", timeout=3)[0]
+    pe = w.log.wait("protocol.error", timeout=3)[0]
     assert pe["side"] == "upstream", pe
-    w.log.wait("session_close", timeout=5)
+    w.log.wait("conn.close", timeout=5)
     fds = wait_fds(w.pid, base_fds, 3)
     assert fds <= base_fds, f"weir holds {fds} fds, {base_fds} before"
     assert w.alive()
@@ -505,7 +505,7 @@ def test_connect_close_churn_no_leak(weir, peers):
     # LeakSanitizer checks the same thing at exit instead.
     if not SANITIZED:
         assert rss - warm_rss < 8 * 1024, f"RSS grew {(rss - warm_rss) / 1024:.1f} MiB over {TOTAL - WARM} cycles"
-    closes = w.log.find("session_close")
+    closes = w.log.find("conn.close")
     assert len(closes) == TOTAL
     assert all(e["close_code"] == 1000 for e in closes), \
         [e for e in closes if e["close_code"] != 1000][:3]
@@ -572,7 +572,7 @@ def test_out_of_file_descriptors_503(weir, peers):
         status, resp = refusal
         assert status == 503, f"out of descriptors: got {status} instead of HTTP 503"
         assert resp.body.strip(), "the 503 carries a reason"
-        ev = w.log.wait("refused", since=mark, status=503, timeout=3)[0]
+        ev = w.log.wait("handshake.reject", since=mark, status=503, timeout=3)[0]
         assert "descriptor" in ev.get("reason", ""), ev
         # A second attempt is refused the same way (the reserve descriptor came back).
         status2, _ = _try_upgrade(w.port)
@@ -622,7 +622,7 @@ def test_out_of_file_descriptors_at_accept_503(weir, peers):
         for attempt in range(2):
             status, resp = _try_upgrade(w.port)
             assert status == 503, f"attempt {attempt} with no descriptor left: got {status} instead of HTTP 503"
-        ev = w.log.wait("refused", since=mark, status=503, timeout=3)[0]
+        ev = w.log.wait("handshake.reject", since=mark, status=503, timeout=3)[0]
         assert "descriptor" in ev.get("reason", ""), ev
         assert "worker" in ev and "id" not in ev, f"not the listener's reserve-descriptor 503: {ev}"
         for s in held[:10]:

@@ -15,7 +15,7 @@ def test_origin_refusal_names_the_filter(weir, peers):
     w = weir.routes([{"upstreams": [rb.addr], "origins": ["https://ok.example"]}])
     r = http_exchange(w.port, build_request("/", key=new_key(), headers=[("Origin", "https://evil.example")]))
     assert r.status == 403
-    ev = w.log.wait("refused", timeout=5)[0]
+    ev = w.log.wait("handshake.reject", timeout=5)[0]
     assert (ev["status"], ev["filter"], ev["reason"]) == (403, "origins", "origin not allowed"), ev
     c = RawClient(w.port, "/", headers=[("Origin", "https://OK.example")])
     c.send(OP_TEXT, b"in")
@@ -39,7 +39,7 @@ def test_message_rate_close_sends_1008(weir, peers):
         close = rb.wait_frame(conn, lambda fr: fr.opcode == 8, timeout=3)
         assert close.close_code == 1008, close
         assert [fr.payload for fr in conn.frames if fr.opcode == OP_TEXT] == [b"m0", b"m1", b"m2"]
-        ev = w.log.wait("filter_close", timeout=5)[0]
+        ev = w.log.wait("limit.hit", timeout=5)[0]
         assert (ev["filter"], ev["close_code"], ev["side"]) == ("message_rate", 1008, "client"), ev
     finally:
         c.close()
@@ -64,7 +64,7 @@ def test_message_rate_drop_loses_exactly_the_excess_and_counts_it(weir, peers):
     for i in range(5):
         assert c.recv_message() == (OP_TEXT, f"m{i}".encode())
     c.close()
-    ev = w.log.wait("session_close", timeout=5)[0]
+    ev = w.log.wait("conn.close", timeout=5)[0]
     assert (ev["msgs_in"], ev["msgs_dropped_in"]) == (5, 16), ev
 
 
@@ -84,7 +84,7 @@ def test_message_rate_throttle_delivers_everything_later(weir, peers):
     conn = rb.wait_conn()
     assert [fr.payload for fr in conn.frames if fr.opcode == OP_TEXT] == [f"m{i}".encode() for i in range(40)]
     c.close()
-    ev = w.log.wait("session_close", timeout=5)[0]
+    ev = w.log.wait("conn.close", timeout=5)[0]
     assert (ev["msgs_in"], ev["msgs_dropped_in"]) == (40, 0), ev
 
 
@@ -111,7 +111,7 @@ def test_throttled_client_is_not_dropped_by_keepalive(weir, peers):
         assert got == [(OP_BINARY, m) for m in msgs]
     finally:
         c.close()
-    ev = w.log.wait("session_close", timeout=5)[0]
+    ev = w.log.wait("conn.close", timeout=5)[0]
     assert ev["closed_by"] == "client", ev
 
 

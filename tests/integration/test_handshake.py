@@ -63,7 +63,7 @@ def test_bad_handshake_status(hs_weir, kw, status):
         assert r.header("sec-websocket-version") == "13"
     if status == 405:
         assert "GET" in (r.header("allow") or "")
-    ev = hs_weir.log.wait("refused", since=mark, status=status)[0]
+    ev = hs_weir.log.wait("handshake.reject", since=mark, status=status)[0]
     assert ev["reason"]
     assert ev["client"].startswith("127.0.0.1:")
     assert r.body.decode().strip() == ev["reason"].strip()
@@ -93,7 +93,7 @@ def test_good_handshake_routes(hs_weir, kw, route):
         assert r.header("sec-websocket-accept") == accept_key(key)
         assert (r.header("upgrade") or "").lower() == "websocket"
         assert "upgrade" in (r.header("connection") or "").lower()
-    ev = hs_weir.log.wait("session_open", since=mark)[0]
+    ev = hs_weir.log.wait("conn.open", since=mark)[0]
     assert ev["route"] == route
 
 
@@ -101,7 +101,7 @@ def test_oversize_header_431(hs_weir):
     mark = hs_weir.log.mark()
     r = http_exchange(hs_weir.port, build_request("/exact", headers=[("X-Big", "a" * 5000)]))
     assert r.status == 431
-    hs_weir.log.wait("refused", since=mark, status=431)
+    hs_weir.log.wait("handshake.reject", since=mark, status=431)
 
 
 def test_header_just_under_limit_accepted(hs_weir):
@@ -116,7 +116,7 @@ def test_handshake_timeout_partial_headers(weir):
         s.sendall(b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")
         dt = wait_peer_close(s, timeout=4)
     assert 0.7 <= dt <= 2.5, f"closed after {dt:.2f}s, handshake timeout is 1s"
-    ev = w.log.wait("refused", status=408, timeout=3)[0]
+    ev = w.log.wait("handshake.reject", status=408, timeout=3)[0]
     assert ev["reason"]
 
 
@@ -139,7 +139,7 @@ def test_handshake_timeout_slowloris(weir):
         if closed_at is None:
             closed_at = (time.monotonic() - t0) + wait_peer_close(s, timeout=3)
     assert closed_at <= 2.5, f"slow request kept alive for {closed_at:.2f}s"
-    w.log.wait("refused", status=408, timeout=3)
+    w.log.wait("handshake.reject", status=408, timeout=3)
 
 
 def test_handshake_timeout_no_bytes(weir):

@@ -36,7 +36,7 @@ def test_sanitize_escapes_client_text_and_reframes_it_masked(weir, peers):
         assert c.recv_message() == (OP_TEXT, b"plain")
     finally:
         c.close()
-    ev = w.log.wait("session_close", timeout=5)[0]
+    ev = w.log.wait("conn.close", timeout=5)[0]
     assert (ev["msgs_in"], ev["msgs_out"]) == (3, 3), ev
 
 
@@ -150,7 +150,7 @@ def test_frame_filters_still_rule_on_an_inspecting_route(weir, peers):
         assert [p for _, p, _ in data_frames(conn)] == [f"&lt;{i}&gt;".encode() for i in range(3)]
     finally:
         c.close()
-    ev = w.log.wait("session_close", timeout=5)[0]
+    ev = w.log.wait("conn.close", timeout=5)[0]
     assert (ev["msgs_in"], ev["msgs_dropped_in"]) == (3, 3), ev
 
 

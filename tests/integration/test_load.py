@@ -52,7 +52,7 @@ def test_200_clients_1000_messages_each(weir, peers):
     run(go(), timeout=150)
     elapsed = time.monotonic() - t0
     assert stats["msgs"] == CLIENTS * MESSAGES
-    closes = w.log.wait("session_close", count=CLIENTS, timeout=15)
+    closes = w.log.wait("conn.close", count=CLIENTS, timeout=15)
     assert len(closes) == CLIENTS
     assert all(c["msgs_in"] == MESSAGES and c["msgs_out"] == MESSAGES for c in closes), \
         [c for c in closes if c["msgs_in"] != MESSAGES or c["msgs_out"] != MESSAGES][:3]

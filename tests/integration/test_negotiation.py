@@ -63,7 +63,7 @@ def test_permessage_deflate_end_to_end(weir, peers):
     ev = py.log.wait("open")[0]
     assert ev["extensions"] == ["permessage-deflate"]
     assert "permessage-deflate" in (_hdr(ev, "Sec-WebSocket-Extensions") or "")
-    cl = w.log.wait("session_close", timeout=5)[0]
+    cl = w.log.wait("conn.close", timeout=5)[0]
     # compressed on the wire: far fewer bytes than the 300 KB+ of payload
     assert cl["bytes_in"] < 150000, cl
 

@@ -47,7 +47,7 @@ def test_client_violation_gets_1002(backend_weir, make):
         c.close()
     ev = py.log.wait("closed", timeout=5)[0]
     assert ev["code"] not in (None, 1006), f"backend got no Close frame: {ev}"
-    pe = w.log.wait("protocol_error", timeout=3)[0]
+    pe = w.log.wait("protocol.error", timeout=3)[0]
     assert pe["side"] == "client"
     assert pe["close_code"] == 1002
     assert pe["reason"]
@@ -99,5 +99,5 @@ def test_backend_violation_backend_gets_1002(weir, peers, act):
         c.expect_close(timeout=3)  # the client gets a Close frame too (not just a dropped socket)
     finally:
         c.close()
-    pe = w.log.wait("protocol_error", timeout=3)[0]
+    pe = w.log.wait("protocol.error", timeout=3)[0]
     assert pe["side"] == "upstream"

@@ -49,7 +49,7 @@ def test_reload_alternating_valid_invalid_under_traffic(weir, peers):
                 routes = [base, {"name": f"new{k}", "match": {"path_prefix": f"/new{k}"}, "upstreams": [py.addr]}]
                 write(w, make_config(routes, reload={"removed_route_grace": "200ms"}))
                 os.kill(w.pid, signal.SIGHUP)
-                ev = w.log.wait("config_reload", since=mark, timeout=5)[0]
+                ev = w.log.wait("config.reload", since=mark, timeout=5)[0]
                 assert f"new{k}" in ev["added"], ev
                 c = RawClient(w.port, f"/new{k}")  # visible to new connections at once
                 c.send(OP_TEXT, b"x")
@@ -58,7 +58,7 @@ def test_reload_alternating_valid_invalid_under_traffic(weir, peers):
             else:
                 w.config_path.write_text("listeners: [\nroutes: {bad\n")
                 os.kill(w.pid, signal.SIGHUP)
-                ev = w.log.wait("config_reload_failed", since=mark, timeout=5)[0]
+                ev = w.log.wait("config.reload_failed", since=mark, timeout=5)[0]
                 assert ev["error"].startswith(f"{w.config_path}:"), ev
                 assert ev["line"] > 0, ev
     finally:
@@ -81,7 +81,7 @@ def test_removed_route_sessions_get_1012_after_grace(weir, peers):
         mark = w.log.mark()
         t0 = time.monotonic()
         os.kill(w.pid, signal.SIGHUP)
-        ev = w.log.wait("config_reload", since=mark, timeout=5)[0]
+        ev = w.log.wait("config.reload", since=mark, timeout=5)[0]
         assert ev["removed"] == "gone", ev
         g.send(OP_TEXT, b"still here during the grace")
         assert g.recv_message() == (OP_TEXT, b"still here during the grace")
@@ -108,7 +108,7 @@ def test_listeners_added_and_removed_without_touching_the_others(weir, peers):
         mark = w.log.mark()
         write(w, make_config([a], listeners=[first, {"address": "127.0.0.1", "port": extra}]))
         os.kill(w.pid, signal.SIGHUP)
-        ev = w.log.wait("config_reload", since=mark, timeout=5)[0]
+        ev = w.log.wait("config.reload", since=mark, timeout=5)[0]
         assert ev["listeners_added"] == f"127.0.0.1:{extra}", ev
         on_new = RawClient(extra, "/")  # the new listener accepts at once
         on_new.send(OP_TEXT, b"new")
@@ -119,7 +119,7 @@ def test_listeners_added_and_removed_without_touching_the_others(weir, peers):
         mark = w.log.mark()
         write(w, make_config([a], listeners=[first]))
         os.kill(w.pid, signal.SIGHUP)
-        ev = w.log.wait("config_reload", since=mark, timeout=5)[0]
+        ev = w.log.wait("config.reload", since=mark, timeout=5)[0]
         assert ev["listeners_removed"] == f"127.0.0.1:{extra}", ev
         try:
             RawClient(extra, "/").close()
@@ -140,7 +140,7 @@ def test_listeners_added_and_removed_without_touching_the_others(weir, peers):
         mark = w.log.mark()
         write(w, make_config([a], listeners=[first, {"address": "127.0.0.1", "port": py.port}]))
         os.kill(w.pid, signal.SIGHUP)
-        ev = w.log.wait("config_reload_failed", since=mark, timeout=5)[0]
+        ev = w.log.wait("config.reload_failed", since=mark, timeout=5)[0]
         assert f"listener 127.0.0.1:{py.port}" in ev["error"], ev
         old.send(OP_TEXT, b"after")
         assert old.recv_message() == (OP_TEXT, b"after")
@@ -168,13 +168,13 @@ def test_weir_reload_command_checks_then_signals(weir, peers, tmp_path):
     assert r.stderr.startswith(f"{w.config_path}:"), r.stderr
     assert "not signalled" in r.stderr
     time.sleep(0.3)
-    assert not w.log.find("config_reload", since=mark) and not w.log.find("config_reload_failed", since=mark)
+    assert not w.log.find("config.reload", since=mark) and not w.log.find("config.reload_failed", since=mark)
 
     b = {"name": "b", "match": {"path_prefix": "/b"}, "upstreams": [py.addr]}
     write(w, make_config([a, b]))
     r = reload("-c", str(w.config_path))
     assert r.returncode == 0, r
-    ev = w.log.wait("config_reload", since=mark, timeout=5)[0]
+    ev = w.log.wait("config.reload", since=mark, timeout=5)[0]
     assert ev["added"] == "b", ev
     c = RawClient(w.port, "/b")
     c.send(OP_TEXT, b"b")

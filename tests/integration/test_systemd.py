@@ -66,14 +66,14 @@ def test_notify_ready_status_reload_and_stopping(weir, peers, tmp_path):
         os.kill(w.pid, signal.SIGHUP)
         msgs = ns.wait_for("READY")
         assert msgs[0].get("RELOADING") == "1" and int(msgs[0]["MONOTONIC_USEC"]) > 0, msgs
-        w.log.wait("config_reload", timeout=5)
+        w.log.wait("config.reload", timeout=5)
 
         # A bad file: refused, still serving with the running generation: READY=1 again.
         w.config_path.write_text("listeners: [\n")
         os.kill(w.pid, signal.SIGHUP)
         msgs = ns.wait_for("READY")
         assert msgs[0].get("RELOADING") == "1", msgs
-        w.log.wait("config_reload_failed", timeout=5)
+        w.log.wait("config.reload_failed", timeout=5)
 
         # SIGTERM: STOPPING=1 when the drain begins, with the sessions still there.
         w.proc.send_signal(signal.SIGTERM)
@@ -85,7 +85,7 @@ def test_notify_ready_status_reload_and_stopping(weir, peers, tmp_path):
         w.returncode = w.proc.wait(timeout=20)
         w.log.wait_eof(timeout=5)
         assert w.returncode == 0, w.stderr[-3000:]
-        assert w.log.wait("session_close", timeout=1)[0]["closed_by"] == "client"
+        assert w.log.wait("conn.close", timeout=1)[0]["closed_by"] == "client"
     finally:
         ns.close()
 

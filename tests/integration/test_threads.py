@@ -4,8 +4,8 @@ live sessions. scripts/test runs this file against the TSan build (TSAN_OPTIONS
 halt_on_error=1: a race makes weir exit 66); in other builds it is an ordinary test.
 
 A SIGHUP is a new generation posted to every worker: the whole config where weir
-reloads it ("config_reload"), the TLS contexts where it reloads only those
-("tls_reload", even with no certificate). Route changes and the refused file are
+reloads it ("config.reload"), the TLS contexts where it reloads only those
+("tls.reload", even with no certificate). Route changes and the refused file are
 checked only where the config is reloaded.
 """
 
@@ -48,7 +48,7 @@ def config(upstream: str, with_b: bool) -> dict:
 
 
 def is_reload(ev: dict) -> bool:
-    return ev.get("event") in ("config_reload", "tls_reload")
+    return ev.get("event") in ("config.reload", "tls.reload")
 
 
 def test_reload_resolver_and_shutdown_across_two_workers(weir, peers):
@@ -88,7 +88,7 @@ def test_reload_resolver_and_shutdown_across_two_workers(weir, peers):
             with_b = r % 2 == 0
             mark = write_and_hup(to_yaml(config(upstream, with_b)) + "\n")
             ev = (await wait(timeout=20, since=mark, pred=is_reload))[0]
-            config_reloads = ev["event"] == "config_reload"
+            config_reloads = ev["event"] == "config.reload"
             if config_reloads:
                 assert ev["added" if with_b else "removed"] == "b", ev
             if with_b and config_reloads:
@@ -103,7 +103,7 @@ def test_reload_resolver_and_shutdown_across_two_workers(weir, peers):
         # A refused reload leaves the running generation alone.
         if config_reloads:
             mark = write_and_hup("routes: [unclosed\n")
-            await wait("config_reload_failed", timeout=20, since=mark)
+            await wait("config.reload_failed", timeout=20, since=mark)
 
         # Every session is still relaying; then SIGTERM with all of them live.
         before = dict(counts)
@@ -132,7 +132,7 @@ def test_reload_resolver_and_shutdown_across_two_workers(weir, peers):
 
     # Both workers carried sessions (the low byte of a session id is its worker),
     # and every one of them reached the backend through the resolved name.
-    opens = w.log.find("session_open")
+    opens = w.log.find("conn.open")
     assert {e["id"] & 0xFF for e in opens} == {0, 1}, [e["id"] for e in opens]
     assert {e["upstream"] for e in opens} == {upstream}
     assert len(opens) == CLIENTS + served_b

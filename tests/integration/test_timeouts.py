@@ -36,7 +36,7 @@ def test_idle_timeout_closes_both_sides_1001(weir, peers):
     assert 0.8 <= dt <= 2.5, f"closed after {dt:.2f}s of idleness, idle is 1s"
     ev = py.log.wait("closed", timeout=5)[0]
     assert (ev["code"], ev["reason"]) == (1001, "idle timeout")
-    cl = w.log.wait("session_close", timeout=5)[0]
+    cl = w.log.wait("conn.close", timeout=5)[0]
     assert cl["closed_by"] == "weir"
 
 

@@ -179,7 +179,7 @@ def test_wss_session_open_fields(echo_env, certs):
     w = echo_env
     mark = w.log.mark()
     assert run(echo_once(wss(w.port, "/py"), client_context(certs), "hi")) == "hi"
-    ev = w.log.wait("session_open", since=mark)[0]
+    ev = w.log.wait("conn.open", since=mark)[0]
     assert ev.get("tls") == "TLSv1.3", ev
     assert ev.get("sni") == "localhost", ev
     assert not ev.get("client_cert"), f"no client certificate was sent: {ev}"
@@ -191,7 +191,7 @@ def test_wss_session_open_tls12(echo_env, certs):
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     mark = w.log.mark()
     assert run(echo_once(wss(w.port, "/echo"), ctx, b"\x00\x01")) == b"\x00\x01"
-    ev = w.log.wait("session_open", since=mark)[0]
+    ev = w.log.wait("conn.open", since=mark)[0]
     assert ev.get("tls") == "TLSv1.2", ev
 
 
@@ -229,7 +229,7 @@ def test_plain_ws_refused_on_tls_port(echo_env):
     r = http_exchange(w.port, build_request("/echo", host=f"127.0.0.1:{w.port}"))
     assert r.status == 400, (r.status, r.body)
     assert b"plain HTTP request sent to a TLS port" in r.body, r.body
-    ev = w.log.wait("refused", since=mark, status=400)[0]
+    ev = w.log.wait("handshake.reject", since=mark, status=400)[0]
     assert "plain HTTP request sent to a TLS port" in ev.get("reason", ""), ev
     assert w.alive()
 
@@ -251,7 +251,7 @@ def test_mtls_require_with_cert(mtls_env, certs):
     mark = w.log.mark()
     ctx = client_context(certs, client=certs.client1)
     assert run(echo_once(wss(w.port), ctx, "mtls")) == "mtls"
-    ev = w.log.wait("session_open", since=mark)[0]
+    ev = w.log.wait("conn.open", since=mark)[0]
     assert ev.get("client_cert") == "CN=client1,O=Weir Test", ev  # RFC 2253
 
 
@@ -261,8 +261,8 @@ def test_mtls_require_without_cert(mtls_env, certs, mode):
     w = mtls_env[mode]
     mark = w.log.mark()
     expect_tls_failure(wss(w.port), client_context(certs))
-    w.log.wait("tls_handshake_failed", since=mark)
-    assert not w.log.find("session_open", since=mark)
+    w.log.wait("tls.handshake_failed", since=mark)
+    assert not w.log.find("conn.open", since=mark)
     assert w.alive()
 
 
@@ -270,20 +270,20 @@ def test_mtls_require_cert_from_wrong_ca(mtls_env, certs):
     w = mtls_env["require"]
     mark = w.log.mark()
     expect_tls_failure(wss(w.port), client_context(certs, client=certs.client_wrong))
-    w.log.wait("tls_handshake_failed", since=mark)
-    assert not w.log.find("session_open", since=mark)
+    w.log.wait("tls.handshake_failed", since=mark)
+    assert not w.log.find("conn.open", since=mark)
 
 
 def test_mtls_optional(mtls_env, certs):
     w = mtls_env["optional"]
     mark = w.log.mark()
     assert run(echo_once(wss(w.port), client_context(certs), "anon")) == "anon"
-    ev = w.log.wait("session_open", since=mark)[0]
+    ev = w.log.wait("conn.open", since=mark)[0]
     assert not ev.get("client_cert"), ev
     mark = w.log.mark()
     ctx = client_context(certs, client=certs.client1)
     assert run(echo_once(wss(w.port), ctx, "named")) == "named"
-    ev = w.log.wait("session_open", since=mark)[0]
+    ev = w.log.wait("conn.open", since=mark)[0]
     assert "CN=client1" in (ev.get("client_cert") or ""), ev
 
 
@@ -361,7 +361,7 @@ def test_sni_full_session_and_log(sni_env, certs):
     # verified: chain to the test CA and the name a.weir.test
     got = run(echo_once(url, client_context(certs), "sni", server_hostname="a.weir.test"))
     assert got == "sni"
-    ev = lax.log.wait("session_open", since=mark)[0]
+    ev = lax.log.wait("conn.open", since=mark)[0]
     assert ev.get("sni") == "a.weir.test", ev
 
 
@@ -372,7 +372,7 @@ def test_strict_sni(sni_env, certs):
     with pytest.raises(ssl.SSLError) as ei:
         served_subject(strict.port, "unknown.weir.test")
     assert "UNRECOGNIZED_NAME" in str(ei.value).upper(), f"want alert unrecognized_name: {ei.value}"
-    ev = strict.log.wait("tls_handshake_failed", since=mark)[0]
+    ev = strict.log.wait("tls.handshake_failed", since=mark)[0]
     assert ev.get("sni") == "unknown.weir.test", ev
     assert strict.alive()
 
@@ -428,7 +428,7 @@ def test_tls11_refused(version_env):
     p = s_client_tls11(w.port)
     assert p.returncode != 0, p.stdout
     assert "Cipher is (NONE)" in p.stdout, p.stdout
-    w.log.wait("tls_handshake_failed", since=mark)
+    w.log.wait("tls.handshake_failed", since=mark)
     assert w.alive()
 
 
@@ -439,11 +439,11 @@ def test_min_version_13(version_env, certs):
     mark = only13.log.mark()
     with pytest.raises(ssl.SSLError):
         handshake(only13.port, ctx, "localhost")
-    only13.log.wait("tls_handshake_failed", since=mark)
+    only13.log.wait("tls.handshake_failed", since=mark)
     # TLS 1.3 clients are served
     mark = only13.log.mark()
     assert run(echo_once(wss(only13.port), client_context(certs), "13")) == "13"
-    assert only13.log.wait("session_open", since=mark)[0].get("tls") == "TLSv1.3"
+    assert only13.log.wait("conn.open", since=mark)[0].get("tls") == "TLSv1.3"
 
 
 def test_ciphers_tls12(version_env, certs):
@@ -454,7 +454,7 @@ def test_ciphers_tls12(version_env, certs):
     mark = gcm.log.mark()
     with pytest.raises(ssl.SSLError):
         handshake(gcm.port, ctx, "localhost")
-    gcm.log.wait("tls_handshake_failed", since=mark)
+    gcm.log.wait("tls.handshake_failed", since=mark)
     ctx = client_context(certs)
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     _, version, cipher, _ = handshake(gcm.port, ctx, "localhost")
@@ -551,7 +551,7 @@ def test_garbage_random_bytes(garbage_env, certs):
         waited = wait_peer_close(s, 4)
     assert waited < 4
     evs = w.log.wait(None, pred=lambda e: e.get("client") == addr and e.get("event") in
-                     ("tls_handshake_failed", "refused"))
+                     ("tls.handshake_failed", "handshake.reject"))
     assert evs, "nothing logged for the garbage connection"
     assert_serves(w, certs)
 
@@ -567,7 +567,7 @@ def test_garbage_tls_record(garbage_env, certs):
         s.sendall(data)
         waited = wait_peer_close(s, 4)
     assert waited < 4
-    w.log.wait("tls_handshake_failed", client=addr)
+    w.log.wait("tls.handshake_failed", client=addr)
     assert_serves(w, certs)
 
 
@@ -580,7 +580,7 @@ def test_truncated_client_hello_then_close(garbage_env, certs):
         s.shutdown(socket.SHUT_WR)
         waited = wait_peer_close(s, 4)
     assert waited < 4, "Weir kept a half-closed, half-handshaken connection"
-    w.log.wait("tls_handshake_failed", client=addr)
+    w.log.wait("tls.handshake_failed", client=addr)
     assert_serves(w, certs)
 
 
@@ -623,7 +623,7 @@ def test_handshake_timeout_logged(garbage_env, send):
         for s in stalled:
             wait_peer_close(s, 4)
         for a in addrs:
-            w.log.wait("tls_handshake_failed", client=a, timeout=2)
+            w.log.wait("tls.handshake_failed", client=a, timeout=2)
     finally:
         for s in stalled:
             s.close()
@@ -675,7 +675,7 @@ def upstream_refused(w, certs, path: str) -> dict:
     with pytest.raises(websockets.exceptions.InvalidStatusCode) as ei:
         run(echo_once(wss(w.port, path), client_context(certs), "x"), timeout=20)
     assert ei.value.status_code == 502, ei.value
-    ev = w.log.wait("refused", since=mark, status=502)[0]
+    ev = w.log.wait("handshake.reject", since=mark, status=502)[0]
     assert ev.get("reason", "").startswith("upstream TLS handshake failed"), ev
     return ev
 
@@ -730,7 +730,7 @@ def test_wss_to_wss_client_cert(upstream_env, certs):
     with pytest.raises(websockets.exceptions.InvalidStatusCode) as ei:
         run(echo_once(wss(w.port, "/mtlsnocert"), client_context(certs), "x"), timeout=20)
     assert ei.value.status_code in (502, 504), ei.value
-    w.log.wait("refused", since=mark, pred=lambda e: e.get("status") in (502, 504))
+    w.log.wait("handshake.reject", since=mark, pred=lambda e: e.get("status") in (502, 504))
 
 
 def test_wss_to_ws_scheme(upstream_env, certs):
@@ -810,7 +810,7 @@ def test_reload_under_traffic(weir, certs, tmp_path):
         install(certs.two.cert, certs.two.key, cert, key)
         mark = w.log.mark()
         os.kill(w.pid, signal.SIGHUP)
-        ev = await loop.run_in_executor(None, lambda: w.log.wait("tls_reload", since=mark, timeout=5))
+        ev = await loop.run_in_executor(None, lambda: w.log.wait("tls.reload", since=mark, timeout=5))
         at_reload = list(counts)
         await asyncio.sleep(1.0)
         # a new connection meanwhile sees the new certificate
@@ -831,10 +831,10 @@ def test_reload_under_traffic(weir, certs, tmp_path):
     install(certs.two.cert, certs.a.key, cert, key)
     mark = w.log.mark()
     os.kill(w.pid, signal.SIGHUP)
-    ev = w.log.wait("tls_reload_failed", since=mark, timeout=5)[0]
+    ev = w.log.wait("tls.reload_failed", since=mark, timeout=5)[0]
     assert ev.get("level") == "error", ev
     assert str(key) in ev.get("error", "") or str(cert) in ev.get("error", ""), ev
-    assert not w.log.find("tls_reload", since=mark)
+    assert not w.log.find("tls.reload", since=mark)
     assert served_subject(w.port, "localhost") == "CN=weir-two"
     assert_serves(w, certs)
 
@@ -842,7 +842,7 @@ def test_reload_under_traffic(weir, certs, tmp_path):
     cert.unlink()
     mark = w.log.mark()
     os.kill(w.pid, signal.SIGHUP)
-    ev = w.log.wait("tls_reload_failed", since=mark, timeout=5)[0]
+    ev = w.log.wait("tls.reload_failed", since=mark, timeout=5)[0]
     assert str(cert) in ev.get("error", ""), ev
     assert served_subject(w.port, "localhost") == "CN=weir-two"
     assert_serves(w, certs)
@@ -851,7 +851,7 @@ def test_reload_under_traffic(weir, certs, tmp_path):
     install(certs.one.cert, certs.one.key, cert, key)
     mark = w.log.mark()
     os.kill(w.pid, signal.SIGHUP)
-    w.log.wait("tls_reload", since=mark, timeout=5)
+    w.log.wait("tls.reload", since=mark, timeout=5)
     assert served_subject(w.port, "localhost") == "CN=weir-one"
 
 
@@ -862,14 +862,14 @@ def test_reload_client_ca(weir, certs, tmp_path):
     w = weir.start(tls_config([ECHO_ROUTE], [cert_entry(certs.default)], {"client_ca": str(ca)}))
     mark = w.log.mark()
     expect_tls_failure(wss(w.port), client_context(certs, client=certs.client1))
-    w.log.wait("tls_handshake_failed", since=mark)
+    w.log.wait("tls.handshake_failed", since=mark)
     install_file(certs.ca, ca)
     mark = w.log.mark()
     os.kill(w.pid, signal.SIGHUP)
-    w.log.wait("tls_reload", since=mark, timeout=5)
+    w.log.wait("tls.reload", since=mark, timeout=5)
     ctx = client_context(certs, client=certs.client1)
     assert run(echo_once(wss(w.port), ctx, "after")) == "after"
-    assert "CN=client1" in (w.log.wait("session_open", since=mark)[0].get("client_cert") or "")
+    assert "CN=client1" in (w.log.wait("conn.open", since=mark)[0].get("client_cert") or "")
 
 
 # --------------------------------------------------------------------------- 10. check-config
@@ -979,6 +979,6 @@ def test_wss_stalled_client_with_keepalive_pings_loses_nothing(weir, peers, cert
             return ws.close_code
 
     assert run(go(), timeout=90) == 1000
-    cl = w.log.wait("session_close", timeout=5)[0]
+    cl = w.log.wait("conn.close", timeout=5)[0]
     assert cl["msgs_out"] == count
-    assert not w.log.find("protocol_error")
+    assert not w.log.find("protocol.error")

@@ -143,7 +143,7 @@ def test_records_a_byte_at_a_time(weir, certs, client_tls, backend_tls):
             errors = storm(w.port, ctx)
             assert not errors, f"round {r}: {len(errors)} of {CONNECTIONS} connections failed:\n" + \
                 "\n".join(errors[:10])
-        closes = w.log.wait("session_close", timeout=10, count=CONNECTIONS * ROUNDS)
+        closes = w.log.wait("conn.close", timeout=10, count=CONNECTIONS * ROUNDS)
         bad = [e for e in closes if e.get("close_code") != 1000]
         assert not bad, f"sessions not closed with 1000: {bad[:3]}"
         assert w.alive()

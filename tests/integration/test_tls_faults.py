@@ -66,7 +66,7 @@ def test_half_open_client_dropped_by_keepalive(weir, peers, certs, client_tls, b
         dt = time.monotonic() - t_silent
         assert (f.close_code, f.close_reason) == (1001, "client went away"), f
         assert dt <= 3.5, f"half-open client dropped after {dt:.2f}s (keepalive 1s + 1s)"
-        cl = w.log.wait("session_close", timeout=5)[0]
+        cl = w.log.wait("conn.close", timeout=5)[0]
         assert cl["closed_by"] == "client", cl
     finally:
         c.close()
@@ -104,7 +104,7 @@ def test_never_reading_client_loses_nothing(weir, peers, certs, client_tls, back
         assert c.expect_close(timeout=5).close_code == 1000
     finally:
         c.close()
-    cl = w.log.wait("session_close", timeout=5)[0]
+    cl = w.log.wait("conn.close", timeout=5)[0]
     assert cl["msgs_out"] == FLOOD_COUNT, cl
     assert w.alive()
 
@@ -139,7 +139,7 @@ def test_backend_reset_inside_fragmented_message_client_gets_1011(weir, peers, c
         wait_peer_close(c.sock, 3)
     finally:
         c.close()
-    assert w.log.wait("session_close", timeout=5)[0]["closed_by"] == "upstream"
+    assert w.log.wait("conn.close", timeout=5)[0]["closed_by"] == "upstream"
     assert wait_fds(w.pid, base_fds, 3) <= base_fds
     assert w.alive()
 
@@ -166,7 +166,7 @@ def test_client_reset_inside_a_frame_backend_gets_fragments_then_1001(weir, peer
     assert dt < 1.0, f"Close 1001 reached the backend {dt:.2f}s after the client's reset"
     data = [f for f in conn.frames if f.opcode != OP_CLOSE]
     assert_fragments(data, OP_BINARY, b"\x05" * MiB)
-    assert w.log.wait("session_close", timeout=8)[0]["closed_by"] == "client"
+    assert w.log.wait("conn.close", timeout=8)[0]["closed_by"] == "client"
     assert wait_fds(w.pid, base_fds, 3) <= base_fds
     assert w.alive()
 
@@ -186,9 +186,9 @@ def test_backend_garbage_after_101_gets_1002(weir, peers, certs, client_tls, bac
         wait_peer_close(c.sock, 3)
     finally:
         c.close()
-    pe = w.log.wait("protocol_error", timeout=3)[0]
+    pe = w.log.wait("protocol.error", timeout=3)[0]
     assert pe["side"] == "upstream" and pe["close_code"] == 1002, pe
-    w.log.wait("session_close", timeout=5)
+    w.log.wait("conn.close", timeout=5)
     assert wait_fds(w.pid, base_fds, 3) <= base_fds
     assert w.alive()
 
@@ -206,6 +206,6 @@ def test_tls_connect_close_churn_no_leak(weir, peers, certs):
     settle(w, TOTAL, timeout=20)
     fds = wait_fds(w.pid, warm_fds, 3)
     assert fds <= warm_fds, f"fd count grew from {warm_fds} to {fds}"
-    closes = w.log.find("session_close")
+    closes = w.log.find("conn.close")
     assert len(closes) == TOTAL and all(e["close_code"] == 1000 for e in closes)
     assert w.alive()

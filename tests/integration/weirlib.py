@@ -113,6 +113,10 @@ def make_config(routes: list[dict], **top: Any) -> dict:
         "listeners": [{"address": "127.0.0.1", "port": 0}],
         "shutdown": {"drain": "2s"},
         "log": {"level": "info"},
+        # Its own admin port: tests run side by side (the default is 9901). No
+        # readiness probes: a raw backend would take a probe's TCP connect
+        # for the session's (tests of readiness turn them on).
+        "admin": {"address": "127.0.0.1", "port": 0, "upstream_probe_interval": "0"},
     }
     cfg = deep_merge(cfg, top)
     cfg["routes"] = routes
@@ -241,6 +245,38 @@ class Weir(_StderrCapture):
             raise AssertionError(f"weir did not start: {e}\nstderr: {self.stderr}") from None
         self.ports = [int(e["port"]) for e in evs[:n_listeners]]
         self.port = self.ports[0]
+        admin = self.log.find("admin_listening")
+        self.admin_port: Optional[int] = int(admin[0]["port"]) if admin else None
+
+    def admin(self, path: str, method: str = "GET", body: Optional[bytes] = None,
+              token: Optional[str] = None, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+        """One request to the admin listener: (status, headers lower-cased, body)."""
+        import http.client
+        assert self.admin_port, "this weir has no admin listener"
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+    def admin_json(self, path: str, **kw: Any) -> Any:
+        status, _, body = self.admin(path, **kw)
+        assert status == 200, f"{path}: HTTP {status}: {body!r}"
+        return json.loads(body)
+
+    def metrics(self, **kw: Any) -> dict[str, float]:
+        """/metrics parsed: {'name{labels}': value} with labels as written."""
+        status, _, body = self.admin("/metrics", **kw)
+        assert status == 200, f"/metrics: HTTP {status}"
+        out: dict[str, float] = {}
+        for line in body.decode().splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
 
     def url(self, path: str = "/") -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
