@@ -137,7 +137,8 @@ json::object describe(const core::SessionInfo& i) {
 }
 
 bool parse_count(const std::string& s, std::size_t& out) {
-  if (s.empty() || s.size() > 9 || !std::all_of(s.begin(), s.end(), ::isdigit)) return false;
+  const auto digit = [](unsigned char c) { return c >= '0' && c <= '9'; };
+  if (s.empty() || s.size() > 9 || !std::all_of(s.begin(), s.end(), digit)) return false;
   out = std::stoul(s);
   return true;
 }
@@ -150,14 +151,25 @@ void list_connections(Gateway& g, const Request& r, Reply reply) {
     return;
   }
   limit = std::min<std::size_t>(limit, 1000);
-  g.sessions([reply, offset, limit](std::vector<core::SessionInfo> all) {
+  if (offset > 100'000) {
+    reply(error(400, "offset must be at most 100000"));
+    return;
+  }
+  g.sessions(offset + limit, [reply, offset, limit](Gateway::SessionPage page) {
+    auto& all = page.sessions;
     std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
     json::array list;
     for (std::size_t i = offset; i < all.size() && list.size() < limit; ++i) list.push_back(describe(all[i]));
-    reply(json_response(200, json::object{{"total", all.size()},
-                                          {"offset", offset},
-                                          {"limit", limit},
-                                          {"connections", std::move(list)}}));
+    json::object o{{"total", page.total}, {"offset", offset}, {"limit", limit}, {"connections", std::move(list)}};
+    if (!page.stalled.empty()) {
+      // A worker that does not answer is a bug worth showing, not hiding.
+      json::array ids;
+      for (unsigned i : page.stalled) ids.push_back(i);
+      o["workers_stalled"] = std::move(ids);
+      reply(json_response(503, o));
+      return;
+    }
+    reply(json_response(200, o));
   });
 }
 
@@ -253,8 +265,9 @@ std::vector<std::string> not_ready(const Gateway& g) {
   return reasons;
 }
 
-Handler make_handler(Gateway& g, std::string token) {
-  return [&g, token = std::move(token)](const Request& r, Reply reply) {
+Handler make_handler(Gateway& g) {
+  return [&g](const Request& r, Reply reply) {
+    const std::string& token = g.config()->admin.token;
     const bool get = r.method == "GET" || r.method == "HEAD";
     if (r.path == "/healthz") {
       if (!get) return reply(method_not_allowed("GET"));
@@ -270,6 +283,8 @@ Handler make_handler(Gateway& g, std::string token) {
       if (!get) return reply(method_not_allowed("GET"));
       const auto reasons = not_ready(g);
       if (reasons.empty()) return reply(json_response(200, json::object{{"status", "ready"}}));
+      // The reasons name upstream addresses: only for those the API trusts.
+      if (!authorized(token, r)) return reply(json_response(503, json::object{{"status", "not_ready"}}));
       json::array a;
       for (const auto& s : reasons) a.push_back(json::string(s));
       return reply(json_response(503, json::object{{"status", "not_ready"}, {"reasons", std::move(a)}}));

@@ -31,9 +31,18 @@ class Gateway {
   // deadline (empty: all healthy).
   virtual void stalled_workers(std::function<void(std::vector<unsigned>)> done) = 0;
   virtual std::size_t worker_count() const = 0;
-  // Every live session, from every worker.
-  virtual void sessions(std::function<void(std::vector<core::SessionInfo>)> done) = 0;
+  // Live sessions: the total, and from each worker the `first` with the
+  // lowest ids, described (so a page at offset+limit < first is exact
+  // without describing every session). Workers that did not answer within
+  // the deadline are listed in `stalled` (their sessions are missing).
+  struct SessionPage {
+    std::size_t total = 0;
+    std::vector<core::SessionInfo> sessions;
+    std::vector<unsigned> stalled;
+  };
+  virtual void sessions(std::size_t first, std::function<void(SessionPage)> done) = 0;
   // Asks the session `id` to close with code and reason; done(found).
+  // Workers that do not answer within the deadline count as not found.
   virtual void close_session(std::uint64_t id, std::uint16_t code, std::string reason,
                              std::function<void(bool)> done) = 0;
   virtual std::shared_ptr<const config::Config> config() const = 0;
@@ -45,9 +54,9 @@ class Gateway {
   virtual std::vector<UpstreamHealth> upstream_health() const = 0;
 };
 
-// Builds the request handler for an HttpServer. token: the bearer token the
-// API requires ("" = none).
-Handler make_handler(Gateway& gateway, std::string token);
+// Builds the request handler for an HttpServer. The bearer token is the
+// running config's admin.token ("" = none), so a reload can rotate it.
+Handler make_handler(Gateway& gateway);
 
 // The effective config as JSON, secrets redacted (for /admin/config).
 std::string config_json(const config::Config& cfg);

@@ -21,6 +21,7 @@ namespace {
 constexpr std::size_t kMaxBody = 64 * 1024;        // admin requests are small JSON
 constexpr std::size_t kMaxHeader = 16 * 1024;
 constexpr auto kIdle = std::chrono::seconds(30);    // a keep-alive connection with nothing asked
+constexpr auto kBusy = std::chrono::seconds(10);    // one request: the answer computed and written
 constexpr std::size_t kMaxConnections = 256;        // the dashboard and a scraper need a few
 }  // namespace
 
@@ -35,17 +36,26 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     http::response<http::string_body> res;
     std::list<std::weak_ptr<Conn>>::iterator self_it;
     bool closed = false;
+    bool idle = false;  // waiting for a request: may be closed to make room
+    bool head = false;  // the request being answered is a HEAD
+
+    // Closes the connection if it is still at the same step after d (a
+    // client that never sends, or never reads the answer).
+    void arm(std::chrono::seconds d) {
+      timer.expires_after(d);
+      timer.async_wait([w = weak_from_this()](error_code ec) {
+        if (auto c = w.lock(); c && !ec) c->close();
+      });
+    }
 
     void read() {
       parser.emplace();
       parser->header_limit(kMaxHeader);
       parser->body_limit(kMaxBody);
-      timer.expires_after(kIdle);
-      timer.async_wait([w = weak_from_this()](error_code ec) {
-        if (auto c = w.lock(); c && !ec) c->close();
-      });
+      idle = true;
+      arm(kIdle);
       http::async_read(socket, buffer, *parser, [self = shared_from_this()](error_code ec, std::size_t) {
-        self->timer.cancel();
+        self->idle = false;
         if (ec) {
           if (ec == http::error::header_limit || ec == http::error::body_limit) {
             self->answer({413, "application/json", "{\"error\":\"request too large\"}\n", {}}, false);
@@ -71,6 +81,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       if (auto it = m.find(http::field::authorization); it != m.end()) r.authorization = std::string(it->value());
       r.body = m.body();
       const bool keep = m.keep_alive();
+      head = m.method() == http::verb::head;
+      arm(kBusy);
       auto answered = std::make_shared<bool>(false);
       // The reply holds the connection: nothing else does while a handler
       // waits for the workers.
@@ -91,8 +103,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       res.set(http::field::cache_control, "no-store");
       for (auto& [k, v] : r.headers) res.set(k, v);
       res.keep_alive(keep);
-      res.body() = std::move(r.body);
-      res.prepare_payload();
+      if (head) {
+        // The length of what GET would send, and no body.
+        res.content_length(r.body.size());
+      } else {
+        res.body() = std::move(r.body);
+        res.prepare_payload();
+      }
       http::async_write(socket, res, [self = shared_from_this(), keep](error_code ec, std::size_t) {
         if (ec || !keep) {
           self->close();
@@ -113,17 +130,39 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     }
   };
 
-  Impl(asio::io_context& io, Handler h) : acceptor(io), handler(std::move(h)) {}
+  Impl(asio::io_context& io, Handler h) : acceptor(io), backoff(io), handler(std::move(h)) {}
   tcp::acceptor acceptor;
+  asio::steady_timer backoff;
   Handler handler;
   std::list<std::weak_ptr<Conn>> conns;
   bool stopped = false;
 
+  // Full: the connection idle the longest makes room (keep-alive clients
+  // reconnect); when every one is busy, the new one is refused.
+  bool make_room() {
+    for (auto it = conns.rbegin(); it != conns.rend(); ++it) {
+      if (auto c = it->lock(); c && c->idle) {
+        c->close();
+        return true;
+      }
+    }
+    return false;
+  }
+
   void accept() {
     acceptor.async_accept([self = shared_from_this()](error_code ec, tcp::socket sock) {
       if (self->stopped) return;
-      if (!ec) {
-        if (self->conns.size() >= kMaxConnections) {
+      if (ec) {
+        // Out of descriptors (or another accept error): try again a little
+        // later rather than spin the main thread.
+        self->backoff.expires_after(std::chrono::milliseconds(200));
+        self->backoff.async_wait([self](error_code e) {
+          if (!e && !self->stopped) self->accept();
+        });
+        return;
+      }
+      {
+        if (self->conns.size() >= kMaxConnections && !self->make_room()) {
           error_code ignored;
           sock.close(ignored);
         } else {
@@ -160,6 +199,7 @@ void HttpServer::stop() {
   impl_->stopped = true;
   error_code ignored;
   impl_->acceptor.close(ignored);
+  impl_->backoff.cancel();
   auto conns = impl_->conns;  // close() erases from the list
   for (auto& w : conns)
     if (auto c = w.lock()) c->close();

@@ -14,6 +14,7 @@
 
 #include "admin/admin_api.h"
 #include "app/process_metrics.h"
+#include "app/worker_queries.h"
 #include "core/clock.h"
 #include "core/heap_trim.h"
 #include "core/worker.h"
@@ -43,7 +44,7 @@ class Server final : public admin::Gateway {
   // admin::Gateway (main thread).
   void stalled_workers(std::function<void(std::vector<unsigned>)> done) override;
   std::size_t worker_count() const override { return workers_.size(); }
-  void sessions(std::function<void(std::vector<core::SessionInfo>)> done) override;
+  void sessions(std::size_t first, std::function<void(SessionPage)> done) override;
   void close_session(std::uint64_t id, std::uint16_t code, std::string reason,
                      std::function<void(bool)> done) override;
   std::shared_ptr<const config::Config> config() const override { return cfg_; }
@@ -85,6 +86,9 @@ class Server final : public admin::Gateway {
       log::Line(log::Level::error, "startup_failed").str("error", e.what());
       return 1;
     }
+    // Bound before any worker runs: a configured admin port that is taken
+    // stops Weir here, with nothing to unwind.
+    if (!start_admin(main_io)) return 1;
     for (auto& b : bound_)
       for (auto& l : b.per_worker) {
         auto* lp = l.get();
@@ -96,9 +100,8 @@ class Server final : public admin::Gateway {
     }
     for (auto& w : workers_) w->start();
     add_collectors();
-    prober_ = std::make_unique<upstream::Prober>(main_io, cfg_->admin.upstream_probe_interval);
+    prober_ = std::make_unique<upstream::Prober>(main_io);
     prober_->set_config(*cfg_);
-    if (!start_admin(main_io)) return 1;
     listening_ = true;
     log::Line(log::Level::info, "started").num("workers", n).str("version", WEIR_VERSION);
     notify_ready(0);
@@ -114,7 +117,9 @@ class Server final : public admin::Gateway {
     asio::steady_timer trim_tick(main_io);
     watch_heap(trim_tick);
     main_io.run();
+    // Both hold Asio objects of main_io, which goes before this Server.
     if (admin_) admin_->stop();
+    admin_.reset();
     prober_.reset();
     for (auto& w : workers_) w->stop();
     for (auto& w : workers_) w->join();
@@ -237,7 +242,7 @@ class Server final : public admin::Gateway {
       return true;
     }
     try {
-      admin_ = std::make_unique<admin::HttpServer>(io, a.address, a.port, admin::make_handler(*this, a.token));
+      admin_ = std::make_unique<admin::HttpServer>(io, a.address, a.port, admin::make_handler(*this));
     } catch (const std::exception& e) {
       log::Line l(a.configured ? log::Level::error : log::Level::warn, "admin_unavailable");
       l.str("address", a.address).num("port", a.port).str("error", e.what());
@@ -315,7 +320,8 @@ class Server final : public admin::Gateway {
     if (cfg->admin.enabled != cfg_->admin.enabled || cfg->admin.address != cfg_->admin.address ||
         cfg->admin.port != cfg_->admin.port) {
       log::Line(log::Level::warn, "admin_unchanged")
-          .str("detail", "admin.address and admin.port take effect at restart; the admin listener stays as it is");
+          .str("detail", "admin.address and admin.port take effect at restart; the admin listener stays as it is "
+                         "(admin.token and upstream_probe_interval do change)");
     }
     const proxy::ReloadSummary diff = proxy::compare(*runtime_, *rt);
     // New listeners are bound before anything changes: an address that
@@ -503,86 +509,16 @@ class Server final : public admin::Gateway {
   bool draining_ = false;
 };
 
-// Posts a probe to every worker; a worker that has not run it within 1 s is
-// stalled (a loop iteration that long is a bug).
 void Server::stalled_workers(std::function<void(std::vector<unsigned>)> done) {
-  struct Probe {
-    std::vector<std::atomic<bool>> answered;
-    std::function<void(std::vector<unsigned>)> done;
-    asio::steady_timer timer;
-    std::size_t left;
-    bool reported = false;
-    Probe(std::size_t n, asio::io_context& io) : answered(n), timer(io), left(n) {}
-    void report() {
-      if (reported) return;
-      reported = true;
-      timer.cancel();
-      std::vector<unsigned> stalled;
-      for (std::size_t i = 0; i < answered.size(); ++i)
-        if (!answered[i].load()) stalled.push_back(static_cast<unsigned>(i));
-      done(std::move(stalled));
-    }
-  };
-  auto p = std::make_shared<Probe>(workers_.size(), *main_io_);
-  p->done = std::move(done);
-  p->timer.expires_after(std::chrono::seconds(1));
-  p->timer.async_wait([p](error_code ec) {
-    if (!ec) p->report();
-  });
-  for (std::size_t i = 0; i < workers_.size(); ++i) {
-    workers_[i]->post([p, i, io = main_io_] {
-      p->answered[i].store(true);
-      asio::post(*io, [p] {
-        if (--p->left == 0) p->report();
-      });
-    });
-  }
+  probe_workers(workers_, *main_io_, std::move(done));
 }
 
-void Server::sessions(std::function<void(std::vector<core::SessionInfo>)> done) {
-  struct Gather {
-    std::vector<core::SessionInfo> all;
-    std::size_t left;
-    std::function<void(std::vector<core::SessionInfo>)> done;
-  };
-  auto g = std::make_shared<Gather>(Gather{{}, workers_.size(), std::move(done)});
-  for (auto& w : workers_) {
-    core::Worker* wp = w.get();
-    wp->post([wp, g, io = main_io_] {
-      std::vector<core::SessionInfo> mine;
-      wp->for_each([&mine](core::Closable& c) {
-        core::SessionInfo i;
-        if (c.describe(i)) mine.push_back(std::move(i));
-      });
-      asio::post(*io, [g, mine = std::move(mine)]() mutable {
-        for (auto& i : mine) g->all.push_back(std::move(i));
-        if (--g->left == 0) g->done(std::move(g->all));
-      });
-    });
-  }
+void Server::sessions(std::size_t first, std::function<void(SessionPage)> done) {
+  list_sessions(workers_, *main_io_, first, std::move(done));
 }
 
 void Server::close_session(std::uint64_t id, std::uint16_t code, std::string reason, std::function<void(bool)> done) {
-  auto found = std::make_shared<std::pair<std::size_t, bool>>(workers_.size(), false);
-  auto cb = std::make_shared<std::function<void(bool)>>(std::move(done));
-  for (auto& w : workers_) {
-    core::Worker* wp = w.get();
-    wp->post([wp, id, code, reason, found, cb, io = main_io_] {
-      core::Closable* target = nullptr;
-      wp->for_each([&](core::Closable& c) {
-        if (c.session_id() == id) target = &c;
-      });
-      const bool hit = target != nullptr;
-      if (hit) {
-        log::Line(log::Level::info, "admin.close").unum("id", id).num("code", code).str("reason", reason);
-        target->shutdown(code, reason);
-      }
-      asio::post(*io, [found, cb, hit] {
-        found->second |= hit;
-        if (--found->first == 0) (*cb)(found->second);
-      });
-    });
-  }
+  app::close_session(workers_, *main_io_, id, code, std::move(reason), std::move(done));
 }
 
 }  // namespace

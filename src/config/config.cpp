@@ -113,7 +113,12 @@ Admin Loader::admin(const Field& f) const {
     a.token = scalar(*v, "a string (the bearer token, e.g. ${ADMIN_TOKEN} or ${file:/run/secrets/admin})");
     if (a.token.size() < 16) fail(v->mark, v->label + " must be at least 16 characters long");
   }
-  if (const Field* v = fs.find("upstream_probe_interval")) a.upstream_probe_interval = duration(*v, true);
+  if (const Field* v = fs.find("upstream_probe_interval")) {
+    a.upstream_probe_interval = duration(*v, true);
+    if (a.upstream_probe_interval.count() != 0 && a.upstream_probe_interval < Millis(100)) {
+      fail(v->mark, v->label + " must be 0 (off) or at least 100ms");
+    }
+  }
   // Without a token the admin API (which can close any connection) is only
   // for processes on this machine.
   const bool loopback = normalized == "::1" || normalized.rfind("127.", 0) == 0;

@@ -9,7 +9,7 @@ Chain::Chain(const std::vector<std::shared_ptr<const config::FilterSettings>>& s
     // Every FilterSettings comes from a registered filter type's parser,
     // which builds a Filter (filters/registry.cpp).
     auto f = std::dynamic_pointer_cast<const Filter>(s);
-    if (!f) continue;
+    if (!f || f->hooks() == 0) continue;  // nothing to run (a filter configured off)
     hooks_ |= f->hooks();
     filters_.push_back(std::move(f));
   }

@@ -184,6 +184,18 @@ HistogramId Registry::histogram(std::string_view name, std::string_view help, co
   return {at, &spec};
 }
 
+void Registry::remove_series(std::string_view name, const Labels& labels) {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->by_name.find(name);
+  if (it == impl_->by_name.end()) return;
+  Family& f = *it->second;
+  auto s = f.index.find(labels);
+  if (s == f.index.end()) return;
+  f.series.erase(f.series.begin() + static_cast<std::ptrdiff_t>(s->second));
+  f.index.clear();
+  for (std::size_t i = 0; i < f.series.size(); ++i) f.index.emplace(f.series[i].labels, i);
+}
+
 std::size_t Registry::add_collector(std::function<void(std::vector<Sample>&)> fn) {
   std::lock_guard lock(impl_->mu);
   impl_->collectors.emplace_back(++impl_->next_collector, std::move(fn));
@@ -216,7 +228,7 @@ std::vector<std::pair<Labels, double>> Registry::family(std::string_view name) c
 }
 
 std::string Registry::render() const {
-  std::lock_guard lock(impl_->mu);
+  std::unique_lock lock(impl_->mu);
   std::string out;
   out.reserve(16 * 1024);
   for (const auto& fp : impl_->families) {
@@ -263,8 +275,12 @@ std::string Registry::render() const {
     }
   }
   // Computed families: grouped by name, in the order collectors give them.
+  // Collectors may read /proc: not under the lock a worker may wait for
+  // when it registers a series.
+  auto collectors = impl_->collectors;
+  lock.unlock();
   std::vector<Sample> samples;
-  for (const auto& c : impl_->collectors) c.second(samples);
+  for (const auto& c : collectors) c.second(samples);
   std::vector<std::string> done;
   for (std::size_t i = 0; i < samples.size(); ++i) {
     const std::string& name = samples[i].name;

@@ -85,6 +85,10 @@ class Registry {
   // thread may read them; only slot s's owner writes.
   Cell* slot(unsigned s);
 
+  // Takes a series out of the exposition (an upstream a reload removed);
+  // registering it again gives it new cells, starting from zero.
+  void remove_series(std::string_view name, const Labels& labels);
+
   // Values computed when scraped (process_*, pool sizes): called under the
   // registry's lock, once per scrape, in registration order.
   struct Sample {

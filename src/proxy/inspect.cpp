@@ -36,16 +36,19 @@ bool InspectState::trim(std::int64_t now_ms) {
 
 bool InspectSink::on_frame(ws::FrameHeader& h, std::uint8_t*) {
   if (st.stopped) return false;  // a message filter closed: the scan ends here
-  ++out.frames[static_cast<unsigned>(h.opcode) & 15];
   st.frame = h;
-  if (ws::is_control(h.opcode)) return true;  // goes out from on_payload, once valid
+  if (ws::is_control(h.opcode)) {
+    ++out.frames[static_cast<unsigned>(h.opcode) & 15];
+    return true;  // goes out from on_payload, once valid
+  }
   st.frame_dropped = false;
   if (gate.filters != nullptr) {
     const auto fate = gate.judge(h, out);
-    if (fate == FrameGate::Fate::stop) return false;
+    if (fate == FrameGate::Fate::stop) return false;  // scanned again after the pause: counted then
     st.frame_dropped = fate == FrameGate::Fate::dropped;
-    if (st.frame_dropped) return true;
   }
+  ++out.frames[static_cast<unsigned>(h.opcode) & 15];
+  if (st.frame_dropped) return true;
   out.saw_data = true;
   if (h.opcode != ws::Opcode::continuation) {
     st.opcode = h.opcode;

@@ -52,17 +52,19 @@ struct RelaySink {
   std::vector<DropRange>* drops = nullptr;
 
   bool on_frame(ws::FrameHeader& h, std::uint8_t* frame) {
-    ++out.frames[static_cast<unsigned>(h.opcode) & 15];
-    if (!ws::is_control(h.opcode)) {
-      if (gate.filters != nullptr) {
-        const auto fate = gate.judge(h, out);
-        if (fate == FrameGate::Fate::stop) return false;
-        if (fate == FrameGate::Fate::dropped) {
-          // Cut out of the run; not counted, not re-masked: it goes nowhere.
-          drops->push_back({static_cast<std::size_t>(frame - base), h.header_len + h.payload_len});
-          return true;
-        }
+    const bool data = !ws::is_control(h.opcode);
+    if (data && gate.filters != nullptr) {
+      const auto fate = gate.judge(h, out);
+      if (fate == FrameGate::Fate::stop) return false;  // scanned again after the pause: counted then
+      if (fate == FrameGate::Fate::dropped) {
+        // Cut out of the run; not re-masked: it goes nowhere (but it was read).
+        ++out.frames[static_cast<unsigned>(h.opcode) & 15];
+        drops->push_back({static_cast<std::size_t>(frame - base), h.header_len + h.payload_len});
+        return true;
       }
+    }
+    ++out.frames[static_cast<unsigned>(h.opcode) & 15];
+    if (data) {
       out.saw_data = true;
       if (h.fin) ++out.messages;
       out.last = static_cast<std::size_t>(frame - base);

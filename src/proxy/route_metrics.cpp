@@ -1,5 +1,7 @@
 #include "proxy/route_metrics.h"
 
+#include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -85,14 +87,34 @@ void count_handshake_failure(obs::Cell* cells, std::string_view route, unsigned 
   cells[at].add();
 }
 
+// A peer picks its Close code: the codes RFC 6455 and IANA define keep their
+// own label, and so do the first kPrivateCodes application codes seen
+// (3000-4999, e.g. an app's 4001); past those, a code shares its range's
+// label, so a peer cannot mint thousands of series.
+constexpr std::size_t kPrivateCodes = 64;
+
+std::string close_code_label(std::uint16_t code) {
+  if (code == 0) return "none";
+  if (code >= 1000 && code <= 1015) return std::to_string(code);
+  if (code < 3000 || code > 4999) return "other";
+  static std::mutex mu;
+  static std::set<std::uint16_t> admitted;
+  std::lock_guard lock(mu);  // rare: only when a thread meets a code the first time
+  if (admitted.count(code) || (admitted.size() < kPrivateCodes && admitted.insert(code).second)) {
+    return std::to_string(code);
+  }
+  return code < 4000 ? "3xxx" : "4xxx";
+}
+
 void count_close_frame(obs::Cell* cells, std::string_view route, Side side, bool sent, std::uint16_t code) {
   const auto at = cached(fmt::format("cf\x1f{}\x1f{}\x1f{}\x1f{}", route, index(side), sent, code), [&] {
+    const std::string label = close_code_label(code);
     return reg()
         .counter("weir_close_frames_total", "Close frames read from or written to a side, by code",
                  {{"route", std::string(route)},
                   {"side", side_name(side)},
                   {"event", sent ? "sent" : "received"},
-                  {"code", code == 0 ? std::string("none") : std::to_string(code)}})
+                  {"code", label}})
         .at;
   });
   cells[at].add();

@@ -65,6 +65,10 @@ void count_upstream_failure(obs::Cell* cells, std::string_view route, std::strin
                             std::string_view reason);
 void count_filter(obs::Cell* cells, std::string_view route, std::string_view filter, bool refusal);
 
+// The code label of weir_close_frames_total: RFC codes as themselves, the
+// first 64 application codes (3000-4999) too, later ones "3xxx"/"4xxx".
+std::string close_code_label(std::uint16_t code);
+
 // The reason label of a refusal Weir itself decided, from its status.
 std::string_view refusal_reason(unsigned status);
 

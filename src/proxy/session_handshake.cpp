@@ -217,10 +217,14 @@ bool Session::on_request_bytes() {
 void Session::take_trace() {
   auto& fields = hs_->req.fields;
   std::optional<obs::TraceParent> given;
+  int seen = 0;
   for (const auto& f : fields)
-    if (http::iequals(f.name, "traceparent")) given = obs::parse_traceparent(f.value);
-  std::erase_if(fields, [](const http::Field& f) {
-    return http::iequals(f.name, "traceparent") || http::iequals(f.name, "tracestate");
+    if (http::iequals(f.name, "traceparent") && ++seen == 1) given = obs::parse_traceparent(f.value);
+  if (seen > 1) given.reset();  // two traceparents: neither is trusted
+  // Weir's hop replaces traceparent; tracestate goes on with it only when
+  // the trace does (a new trace starts with no state).
+  std::erase_if(fields, [keep_state = given.has_value()](const http::Field& f) {
+    return http::iequals(f.name, "traceparent") || (!keep_state && http::iequals(f.name, "tracestate"));
   });
   if (given) {
     trace_ = *given;

@@ -22,7 +22,7 @@ struct Prober::Impl : std::enable_shared_from_this<Prober::Impl> {
     std::uint64_t round = 0;  // the round a probe in flight belongs to
   };
 
-  Impl(asio::io_context& i, std::chrono::milliseconds iv) : io(i), interval(iv), timer(i) {}
+  explicit Impl(asio::io_context& i) : io(i), timer(i) {}
   asio::io_context& io;
   std::chrono::milliseconds interval;
   asio::steady_timer timer;
@@ -31,6 +31,7 @@ struct Prober::Impl : std::enable_shared_from_this<Prober::Impl> {
   bool stopped = false;
 
   void set(const config::Config& cfg) {
+    interval = cfg.admin.upstream_probe_interval;
     std::map<std::string, Target> next;
     for (const auto& r : cfg.routes)
       for (const auto& u : r.upstreams) {
@@ -49,11 +50,11 @@ struct Prober::Impl : std::enable_shared_from_this<Prober::Impl> {
         }
         next.emplace(u.text, std::move(t));
       }
+    for (const auto& [text, t] : targets)
+      if (!next.count(text)) obs::Registry::global().remove_series("weir_upstream_healthy", {{"upstream", text}});
     targets = std::move(next);
-    if (interval.count() > 0) {
-      timer.cancel();
-      tick();
-    }
+    timer.cancel();
+    if (interval.count() > 0) tick();
   }
 
   void report(Target& t) {
@@ -91,6 +92,8 @@ struct Prober::Impl : std::enable_shared_from_this<Prober::Impl> {
     resolver->async_resolve(
         t.up.host, std::to_string(t.up.port),
         [self, text, r, socket, resolver, deadline](error_code ec, tcp::resolver::results_type eps) {
+          auto it = self->targets.find(text);
+          if (it == self->targets.end() || it->second.round != r) return;  // the deadline answered
           if (ec) {
             deadline->cancel();
             self->done(text, r, "resolve: " + ec.message());
@@ -121,8 +124,7 @@ struct Prober::Impl : std::enable_shared_from_this<Prober::Impl> {
   }
 };
 
-Prober::Prober(asio::io_context& io, std::chrono::milliseconds interval)
-    : impl_(std::make_shared<Impl>(io, interval)) {}
+Prober::Prober(asio::io_context& io) : impl_(std::make_shared<Impl>(io)) {}
 
 Prober::~Prober() { stop(); }
 

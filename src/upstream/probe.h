@@ -29,13 +29,15 @@ struct ProbeResult {
 
 class Prober {
  public:
-  Prober(boost::asio::io_context& io, std::chrono::milliseconds interval);
+  explicit Prober(boost::asio::io_context& io);
   ~Prober();
   Prober(const Prober&) = delete;
   Prober& operator=(const Prober&) = delete;
 
-  // The upstreams to probe from now on (a reload's config): results of those
-  // still present are kept. Probes at once, then every interval.
+  // The upstreams to probe from now on, and how often
+  // (cfg.admin.upstream_probe_interval): results of those still present are
+  // kept; the series of those gone are removed. Probes at once, then every
+  // interval.
   void set_config(const config::Config& cfg);
   void stop();
   // By upstream text (as configured).

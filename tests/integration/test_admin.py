@@ -103,7 +103,8 @@ def test_upstream_down_fails_readiness_and_counts_the_refused_connect(weir, peer
     w = weir.routes([{"name": "live", "match": {"path": "/live"}, "upstreams": [rb.addr]},
                      {"name": "dead", "match": {"path": "/dead"}, "upstreams": [dead]}],
                     admin={"upstream_probe_interval": "200ms"})
-    status, _, body = wait_for(lambda: (r := w.admin("/readyz"))[0] == 503 and b"dead" in r[2] and r,
+    # Until the first probe answers, the reason is "not probed yet".
+    status, _, body = wait_for(lambda: (r := w.admin("/readyz"))[0] == 503 and b"refused" in r[2] and r,
                                what="readyz naming the dead route")
     doc = json.loads(body)
     assert doc["status"] == "not_ready"
@@ -266,3 +267,62 @@ def test_metrics_exposition_is_well_formed(weir, peers):
     for name, kind in families.items():
         if kind == "counter":
             assert name.endswith("_total"), name
+
+
+def test_head_answers_headers_only_and_keeps_the_connection_in_step(weir, peers):
+    import http.client
+    rb = peers.raw("echo")
+    w = weir.routes([{"upstreams": [rb.addr]}])
+    conn = http.client.HTTPConnection("127.0.0.1", w.admin_port, timeout=5)
+    try:
+        conn.request("HEAD", "/admin/stats")
+        r = conn.getresponse()
+        body = r.read()
+        assert r.status == 200 and body == b"" and int(r.getheader("content-length")) > 10
+        # The same connection: the next answer is read as an answer, not as a body.
+        conn.request("GET", "/healthz")
+        r = conn.getresponse()
+        assert (r.status, json.loads(r.read())["status"]) == (200, "ok")
+    finally:
+        conn.close()
+
+
+def test_a_configured_admin_port_that_is_taken_stops_weir(weir, peers, tmp_path):
+    import subprocess
+    from weirlib import make_config, to_yaml, weir_bin
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    try:
+        cfg = make_config([{"upstreams": ["echo"]}], admin={"port": s.getsockname()[1]})
+        p = tmp_path / "w.yaml"
+        p.write_text(to_yaml(cfg) + "\n")
+        r = subprocess.run([weir_bin(), "run", "-c", str(p)], capture_output=True, text=True, timeout=20)
+    finally:
+        s.close()
+    assert r.returncode == 1, r
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    bad = [e for e in events if e["event"] == "admin_unavailable"]
+    assert bad and bad[0]["level"] == "error" and "in use" in bad[0]["error"], r.stdout
+    assert not any(e["event"] == "started" for e in events)
+
+
+def test_a_reload_rotates_the_token_and_readiness_details_need_it(weir, peers):
+    rb = peers.raw("echo")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = f"127.0.0.1:{s.getsockname()[1]}"
+    s.close()
+    w = weir.routes([{"name": "dead", "upstreams": [dead]}],
+                    admin={"token": TOKEN, "upstream_probe_interval": "200ms"})
+    status, _, body = wait_for(lambda: (r := w.admin("/readyz"))[0] == 503 and r, what="not ready")
+    assert json.loads(body) == {"status": "not_ready"}  # no upstream addresses for strangers
+    reasons = json.loads(w.admin("/readyz", token=TOKEN)[2])["reasons"]
+    assert reasons and dead in reasons[0]
+    new = "another-token-0123456789"
+    w.config_path.write_text(w.config_path.read_text().replace(TOKEN, new))
+    mark = w.log.mark()
+    w.proc.send_signal(signal.SIGHUP)
+    w.log.wait("config.reload", timeout=5, since=mark)
+    assert w.admin("/admin/stats", token=TOKEN)[0] == 401
+    assert w.admin("/admin/stats", token=new)[0] == 200

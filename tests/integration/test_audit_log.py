@@ -58,7 +58,7 @@ def test_the_clients_trace_is_kept_and_the_backend_gets_its_own_span(weir, peers
         assert m, sent
         assert m.group(1) == trace and m.group(3) == "01"
         assert m.group(2) != "00f067aa0ba902b7"  # Weir's hop, not the client's span
-        assert "tracestate" not in conn.headers
+        assert conn.headers["tracestate"] == "vendor=x"  # the trace goes on: its state too
         assert w.log.wait("conn.open", timeout=5)[0]["trace_id"] == trace
         listed = w.admin_json("/admin/connections")["connections"]
         assert [x["trace_id"] for x in listed] == [trace]

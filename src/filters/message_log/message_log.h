@@ -20,7 +20,8 @@ class MessageLogFilter final : public Filter {
   explicit MessageLogFilter(double sample) : sample_(sample) {}
   static std::shared_ptr<config::FilterSettings> parse(const config::FilterReader& value);
 
-  unsigned hooks() const override { return kHandshake | kFrames; }
+  // Off (sample 0): no hook, so the route pays nothing for it.
+  unsigned hooks() const override { return sample_ > 0 ? (kHandshake | kFrames) : 0; }
   std::unique_ptr<Instance> instantiate() const override;
   bool same_as(const config::FilterSettings& other) const override;
   double sample() const { return sample_; }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <thread>
 
 namespace weir::obs {
@@ -87,3 +88,25 @@ TEST(Metrics, AFamilyListsItsSeriesWithSums) {
 
 }  // namespace
 }  // namespace weir::obs
+
+#include "proxy/route_metrics.h"
+
+namespace weir::proxy {
+namespace {
+
+TEST(RouteMetrics, PeerChosenCloseCodesCannotMintSeriesWithoutBound) {
+  EXPECT_EQ(close_code_label(0), "none");
+  EXPECT_EQ(close_code_label(1000), "1000");
+  EXPECT_EQ(close_code_label(1011), "1011");
+  EXPECT_EQ(close_code_label(2000), "other");
+  std::set<std::string> labels;
+  for (std::uint16_t c = 4000; c < 4200; ++c) labels.insert(close_code_label(c));
+  // At most 64 application codes keep their own label (some may have been
+  // admitted by other tests of this process), the rest share "4xxx".
+  EXPECT_LE(labels.size(), 65u);
+  EXPECT_TRUE(labels.count("4xxx"));
+  EXPECT_EQ(close_code_label(4000), close_code_label(4000));  // stable
+}
+
+}  // namespace
+}  // namespace weir::proxy

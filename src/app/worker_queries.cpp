@@ -1,0 +1,140 @@
+#include "app/worker_queries.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+
+#include "observability/log.h"
+
+namespace weir::app {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+// Asks every worker, on its own loop, and answers once all did or the
+// deadline passed (then naming the ones that did not: a stalled loop must
+// not hold an admin request, or its connection, for ever).
+template <class Part>
+struct Gather {
+  Gather(std::size_t n, asio::io_context& io) : parts(n), answered(n, false), timer(io), left(n) {}
+  std::vector<Part> parts;
+  std::vector<bool> answered;
+  asio::steady_timer timer;
+  std::size_t left;
+  bool done = false;
+  std::function<void(Gather&)> finish;
+
+  void arrive(std::size_t i, Part p) {
+    if (done) return;
+    parts[i] = std::move(p);
+    answered[i] = true;
+    if (--left == 0) end();
+  }
+  void end() {
+    if (done) return;
+    done = true;
+    timer.cancel();
+    finish(*this);
+  }
+  std::vector<unsigned> missing() const {
+    std::vector<unsigned> out;
+    for (std::size_t i = 0; i < answered.size(); ++i)
+      if (!answered[i]) out.push_back(static_cast<unsigned>(i));
+    return out;
+  }
+};
+
+template <class Part, class Ask>
+void gather(Workers& workers, asio::io_context& io, Ask ask,
+            std::function<void(Gather<Part>&)> finish) {
+  auto g = std::make_shared<Gather<Part>>(workers.size(), io);
+  g->finish = std::move(finish);
+  g->timer.expires_after(std::chrono::seconds(1));
+  g->timer.async_wait([g](error_code ec) {
+    if (!ec) g->end();
+  });
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    core::Worker* wp = workers[i].get();
+    wp->post([wp, g, i, ask, io = &io]() mutable {
+      Part p = ask(*wp);
+      asio::post(*io, [g, i, p = std::move(p)]() mutable { g->arrive(i, std::move(p)); });
+    });
+  }
+}
+
+struct WorkerSessions {
+  std::size_t total = 0;
+  std::vector<core::SessionInfo> first;
+};
+
+}  // namespace
+
+void list_sessions(Workers& workers, asio::io_context& io, std::size_t first,
+                   std::function<void(admin::Gateway::SessionPage)> done) {
+  gather<WorkerSessions>(
+      workers, io,
+      [first](core::Worker& w) {
+        // The worker's list runs newest first and ids grow: the oldest
+        // `first` are the ones with the lowest ids. Only they are described.
+        WorkerSessions out;
+        std::vector<core::Closable*> ring;
+        ring.reserve(std::min<std::size_t>(first, 4096));
+        std::size_t at = 0;
+        w.for_each([&](core::Closable& c) {
+          if (c.session_id() == 0) return;  // not a client session (the echo upstream's)
+          ++out.total;
+          if (first == 0) return;
+          if (ring.size() < first) ring.push_back(&c);
+          else ring[at++ % first] = &c;
+        });
+        for (core::Closable* c : ring) {
+          core::SessionInfo i;
+          if (c->describe(i)) out.first.push_back(std::move(i));
+        }
+        return out;
+      },
+      [done = std::move(done)](Gather<WorkerSessions>& g) {
+        admin::Gateway::SessionPage page;
+        for (auto& p : g.parts) {
+          page.total += p.total;
+          for (auto& i : p.first) page.sessions.push_back(std::move(i));
+        }
+        page.stalled = g.missing();
+        done(std::move(page));
+      });
+}
+
+// A probe posted to every worker: one that has not run it within 1 s is
+// stalled (a loop iteration that long is a bug).
+void probe_workers(Workers& workers, asio::io_context& io, std::function<void(std::vector<unsigned>)> done) {
+  gather<char>(
+      workers, io, [](core::Worker&) -> char { return 1; },
+      [done = std::move(done)](Gather<char>& g) { done(g.missing()); });
+}
+
+void close_session(Workers& workers, asio::io_context& io, std::uint64_t id, std::uint16_t code, std::string reason,
+                   std::function<void(bool)> done) {
+  gather<char>(
+      workers, io,
+      [id, code, reason](core::Worker& w) -> char {
+        core::Closable* target = nullptr;
+        w.for_each([&](core::Closable& c) {
+          if (c.session_id() == id) target = &c;
+        });
+        if (target == nullptr) return 0;
+        log::Line(log::Level::info, "admin.close").unum("id", id).num("code", code).str("reason", reason);
+        target->shutdown(code, reason);
+        return 1;
+      },
+      [done = std::move(done)](Gather<char>& g) {
+        bool found = false;
+        for (char c : g.parts) found |= c != 0;
+        done(found);
+      });
+}
+
+}  // namespace weir::app
