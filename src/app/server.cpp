@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "admin/admin_api.h"
+#include "app/cpus.h"
 #include "app/process_metrics.h"
 #include "app/worker_queries.h"
 #include "core/clock.h"
@@ -75,7 +76,8 @@ class Server final : public admin::Gateway {
     // so a bad one is a config error (file:line:col), thrown to the caller.
     runtime_ = proxy::Runtime::build(cfg_, 1);
     warn_insecure_upstreams(*cfg_);
-    unsigned n = cfg_->workers ? cfg_->workers : std::max(1u, std::thread::hardware_concurrency());
+    unsigned n = cfg_->workers ? cfg_->workers : available_cpus();
+    const unsigned long fds = raise_fd_limit();
     for (unsigned i = 0; i < n; ++i) {
       workers_.push_back(std::make_unique<core::Worker>(i, runtime_->buffer_bytes));
       gateways_.push_back(std::make_unique<proxy::WorkerGateway>(*workers_.back(), runtime_));
@@ -103,7 +105,10 @@ class Server final : public admin::Gateway {
     prober_ = std::make_unique<upstream::Prober>(main_io);
     prober_->set_config(*cfg_);
     listening_ = true;
-    log::Line(log::Level::info, "started").num("workers", n).str("version", WEIR_VERSION);
+    log::Line(log::Level::info, "started")
+        .num("workers", n)
+        .str("version", WEIR_VERSION)
+        .unum("max_fds", fds);
     notify_ready(0);
 
     asio::steady_timer tick(main_io);
