@@ -32,6 +32,7 @@
 
 #include "config/filter_types.h"
 #include "http/head.h"
+#include "observability/metrics.h"
 #include "ws/frame.h"
 
 namespace weir::core {
@@ -133,11 +134,20 @@ struct MessageVerdict {
 class Instance {
  public:
   virtual ~Instance() = default;
+  // Adds to one of its filter's counters (Filter::declare_metrics) in the
+  // session's worker's cells; nothing when made outside a worker (tests).
+  void count(obs::CounterId id, std::uint64_t n = 1) {
+    if (cells_ != nullptr) cells_[id.at].add(n);
+  }
   virtual HandshakeVerdict on_handshake(HandshakeContext&) { return {}; }
   virtual FrameVerdict on_frame_header(Direction, const ws::FrameHeader&, std::int64_t now_ms) {
     return {};
   }
   virtual MessageVerdict on_message(Direction, Message&) { return {}; }
+
+ private:
+  friend class SessionFilters;
+  obs::Cell* cells_ = nullptr;  // the worker's (obs::Registry slot)
 };
 
 enum Hook : unsigned { kHandshake = 1, kFrames = 2, kMessages = 4 };
@@ -148,6 +158,12 @@ class Filter : public config::FilterSettings {
   std::string_view name() const { return key; }  // its YAML key, for logs
   virtual unsigned hooks() const = 0;            // Hook bits
   virtual std::unique_ptr<Instance> instantiate() const = 0;
+  // A filter's own counters, beside its code (docs/metrics.md): called once
+  // per config generation, before any session of it exists, with its
+  // route's name; it registers its series (the same name and labels find
+  // the same series after a reload) and keeps the ids, which its instances
+  // add to with Instance::count().
+  virtual void declare_metrics(obs::Registry&, const std::string& route) const {}
 };
 
 // One route's filters in order, and what they need.

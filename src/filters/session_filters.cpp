@@ -15,9 +15,12 @@ Chain::Chain(const std::vector<std::shared_ptr<const config::FilterSettings>>& s
   }
 }
 
-SessionFilters::SessionFilters(const Chain& chain) : hooks_(chain.hooks()) {
+SessionFilters::SessionFilters(const Chain& chain, obs::Cell* cells) : hooks_(chain.hooks()) {
   entries_.reserve(chain.filters().size());
-  for (const auto& f : chain.filters()) entries_.push_back({f.get(), f->instantiate()});
+  for (const auto& f : chain.filters()) {
+    entries_.push_back({f.get(), f->instantiate()});
+    entries_.back().instance->cells_ = cells;
+  }
 }
 
 SessionFilters::~SessionFilters() { cancel(); }

@@ -19,7 +19,8 @@ struct PendingRun {
 class SessionFilters {
  public:
   SessionFilters() = default;
-  explicit SessionFilters(const Chain& chain);
+  // cells: the session's worker's metric cells (null: filters count nothing).
+  explicit SessionFilters(const Chain& chain, obs::Cell* cells = nullptr);
   ~SessionFilters();
   SessionFilters(const SessionFilters&) = delete;
   SessionFilters& operator=(const SessionFilters&) = delete;

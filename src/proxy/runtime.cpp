@@ -21,6 +21,7 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
     r.chain = filters::Chain(r.conf->filters);
     if (i < rt->tls->routes.size()) r.tls = rt->tls->routes[i];
     r.metrics = RouteMetrics::build(obs::Registry::global(), *r.conf);
+    for (const auto& f : r.chain.filters()) f->declare_metrics(obs::Registry::global(), r.conf->name);
     rt->buffer_bytes = std::max<std::size_t>(rt->buffer_bytes, r.conf->limits.buffer_bytes);
     rt->routes.push_back(std::move(r));
   }

@@ -258,7 +258,7 @@ void Session::route_and_connect() {
     std::erase_if(fields, [](const http::Field& f) { return http::iequals(f.name, "sec-websocket-extensions"); });
   }
   if (!compiled_->chain.empty()) {
-    filters_ = std::make_unique<filters::SessionFilters>(compiled_->chain);
+    filters_ = std::make_unique<filters::SessionFilters>(compiled_->chain, worker_.cells());
     if ((compiled_->chain.hooks() & filters::kHandshake) != 0) {
       auto& ctx = hs_->filter_ctx.emplace(
           filters::HandshakeContext{req, client_ip(), hs_->client_cert, *route_, worker_});

@@ -41,6 +41,8 @@ def test_message_rate_close_sends_1008(weir, peers):
         assert [fr.payload for fr in conn.frames if fr.opcode == OP_TEXT] == [b"m0", b"m1", b"m2"]
         ev = w.log.wait("limit.hit", timeout=5)[0]
         assert (ev["filter"], ev["close_code"], ev["side"]) == ("message_rate", 1008, "client"), ev
+        m = w.metrics()
+        assert m['weir_message_rate_exceeded_total{route="route1",direction="client_to_upstream",action="close"}'] == 1
     finally:
         c.close()
 
@@ -163,3 +165,8 @@ def test_max_message_per_direction(weir, peers):
     assert close.close_code == 1009
     assert not any(fr.payload.startswith(b"b") for fr in conn.frames)
     c.close()
+    # The filter's own counter (declared beside its code), and the generic one.
+    m = w.metrics()
+    assert m['weir_max_message_exceeded_total{route="route1",direction="client_to_upstream"}'] == 1
+    assert m['weir_max_message_exceeded_total{route="route1",direction="upstream_to_client"}'] == 0
+    assert m['weir_filter_closes_total{route="route1",filter="max_message"}'] == 1

@@ -575,6 +575,9 @@ def traffic(module_weir, module_peers):
              "origins": ["https://app.example"]},
             {"name": "small", "match": {"path": "/small"}, "upstreams": "echo",
              "max_message": "1KiB"},
+            # Declares its own series (never exceeded here: they stay at 0).
+            {"name": "rated", "match": {"path": "/rated"}, "upstreams": "echo",
+             "message_rate": {"messages_per_second": 1000}},
             {"name": "dead", "match": {"path": "/dead"}, "upstreams": [f"127.0.0.1:{dead}"]},
             {"name": "stall", "match": {"path": "/stall"}, "upstreams": [stall_backend.addr],
              "limits": {"buffer_bytes": "4KiB"}},
@@ -724,6 +727,8 @@ def test_metrics_traffic_counts(traffic):
     assert v("weir_filter_refusals_total", route="guarded", filter="origins") == 1
     assert m.total("weir_filter_refusals_total") == 1
     assert v("weir_filter_closes_total", route="small", filter="max_message") == 1
+    assert v("weir_max_message_exceeded_total", route="small", direction="client_to_upstream") == 1
+    assert v("weir_message_rate_exceeded_total", route="rated", direction="client_to_upstream", action="close") == 0
     assert m.total("weir_filter_closes_total") == 1
     assert v("weir_upstream_connect_failures_total", route="dead", upstream=dead, reason="refused") == 1
     assert m.total("weir_upstream_connect_failures_total") == 1  # probes are not counted here

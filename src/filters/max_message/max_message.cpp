@@ -13,8 +13,10 @@ class MaxMessageInstance final : public Instance {
     if (limit == 0) return FrameVerdict::forward();
     std::uint64_t& seen = seen_[static_cast<int>(d)];
     if (h.opcode != ws::Opcode::continuation) seen = 0;
-    if (h.payload_len > limit - std::min(seen, limit))
+    if (h.payload_len > limit - std::min(seen, limit)) {
+      count(f_.exceeded(d));
       return FrameVerdict::close(ws::close_code::too_big, "message too big");
+    }
     seen += h.payload_len;
     return FrameVerdict::forward();
   }
@@ -39,6 +41,14 @@ std::shared_ptr<config::FilterSettings> MaxMessageFilter::parse(const config::Fi
   if (auto f = v.find("upstream_to_client")) down = f->size(1, kMax, "from 1 byte to 1TiB");
   if (up == 0 && down == 0) v.fail(v.label() + " needs 'client_to_upstream' or 'upstream_to_client' (or a size for both)");
   return std::make_shared<MaxMessageFilter>(up, down);
+}
+
+void MaxMessageFilter::declare_metrics(obs::Registry& reg, const std::string& route) const {
+  for (Direction d : {Direction::to_upstream, Direction::to_client}) {
+    exceeded_[static_cast<int>(d)] = reg.counter("weir_max_message_exceeded_total",
+                                                 "Sessions closed 1009 by max_message, by the message's direction",
+                                                 {{"route", route}, {"direction", std::string(direction_name(d))}});
+  }
 }
 
 std::unique_ptr<Instance> MaxMessageFilter::instantiate() const {

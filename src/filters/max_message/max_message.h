@@ -26,9 +26,13 @@ class MaxMessageFilter final : public Filter {
   std::unique_ptr<Instance> instantiate() const override;
   bool same_as(const config::FilterSettings& other) const override;
   std::uint64_t limit(Direction d) const { return limit_[static_cast<int>(d)]; }
+  // weir_max_message_exceeded_total{route, direction}: sessions closed 1009.
+  void declare_metrics(obs::Registry& reg, const std::string& route) const override;
+  obs::CounterId exceeded(Direction d) const { return exceeded_[static_cast<int>(d)]; }
 
  private:
   std::uint64_t limit_[2];
+  mutable obs::CounterId exceeded_[2];  // set by declare_metrics, before any session
 };
 
 }  // namespace weir::filters

@@ -8,9 +8,16 @@ namespace {
 
 class MessageRateInstance final : public Instance {
  public:
-  explicit MessageRateInstance(const MessageRateFilter::Settings& s) : s_(s) {}
+  explicit MessageRateInstance(const MessageRateFilter& f) : f_(f), s_(f.settings()) {}
 
   FrameVerdict on_frame_header(Direction d, const ws::FrameHeader& h, std::int64_t now) override {
+    const FrameVerdict v = judge(d, h, now);
+    if (v.kind != FrameVerdict::Kind::forward) count(f_.exceeded(d));
+    return v;
+  }
+
+ private:
+  FrameVerdict judge(Direction d, const ws::FrameHeader& h, std::int64_t now) {
     const bool limited = d == Direction::to_upstream ? s_.limit_client : s_.limit_upstream;
     if (!limited) return FrameVerdict::forward();
     Buckets& b = buckets_[static_cast<int>(d)];
@@ -54,11 +61,11 @@ class MessageRateInstance final : public Instance {
     return FrameVerdict::forward();
   }
 
- private:
   struct Buckets {
     TokenBucket messages, bytes;
     bool started = false;
   };
+  const MessageRateFilter& f_;
   const MessageRateFilter::Settings& s_;
   Buckets buckets_[2];
 };
@@ -97,8 +104,19 @@ std::shared_ptr<config::FilterSettings> MessageRateFilter::parse(const config::F
   return std::make_shared<MessageRateFilter>(s);
 }
 
+void MessageRateFilter::declare_metrics(obs::Registry& reg, const std::string& route) const {
+  static constexpr const char* kActions[] = {"close", "drop", "throttle"};
+  for (Direction d : {Direction::to_upstream, Direction::to_client}) {
+    exceeded_[static_cast<int>(d)] =
+        reg.counter("weir_message_rate_exceeded_total", "Frames over a message_rate limit, by the action taken",
+                    {{"route", route},
+                     {"direction", std::string(direction_name(d))},
+                     {"action", kActions[static_cast<int>(s_.action)]}});
+  }
+}
+
 std::unique_ptr<Instance> MessageRateFilter::instantiate() const {
-  return std::make_unique<MessageRateInstance>(s_);
+  return std::make_unique<MessageRateInstance>(*this);
 }
 
 bool MessageRateFilter::same_as(const config::FilterSettings& other) const {

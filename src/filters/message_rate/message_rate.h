@@ -43,9 +43,14 @@ class MessageRateFilter final : public Filter {
   std::unique_ptr<Instance> instantiate() const override;
   bool same_as(const config::FilterSettings& other) const override;
   const Settings& settings() const { return s_; }
+  // weir_message_rate_exceeded_total{route, direction, action}: frames over
+  // the rate (close and drop: the refused message; throttle: each pause).
+  void declare_metrics(obs::Registry& reg, const std::string& route) const override;
+  obs::CounterId exceeded(Direction d) const { return exceeded_[static_cast<int>(d)]; }
 
  private:
   Settings s_;
+  mutable obs::CounterId exceeded_[2];  // set by declare_metrics, before any session
 };
 
 }  // namespace weir::filters
