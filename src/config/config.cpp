@@ -376,13 +376,22 @@ Config Loader::load_unchecked(const std::string& yaml) const {
   const Fields fs = fields(
       root, "at top level",
       {"workers", "listeners", "timeouts", "limits", "keepalive", "shutdown", "reload", "log", "admin",
-       "routes"});
+       "trusted_proxies", "routes"});
 
   Config config;
   config.source = source_;
   if (const Field* v = fs.find("workers")) config.workers = workers(*v);
   config.listeners = listeners(require(fs, "listeners", "at top level"));
   if (const Field* v = fs.find("admin")) config.admin = admin(*v);
+  if (const Field* v = fs.find("trusted_proxies")) {
+    for (const Field& item : list(*v, true)) {
+      const std::string text = scalar(item, "a CIDR block such as 10.0.0.0/8, or an address");
+      std::string why;
+      auto c = net::parse_cidr(text, &why);
+      if (!c) fail(item.mark, item.label + ": " + why + ", got " + quote(text));
+      config.trusted_proxies.push_back(std::move(*c));
+    }
+  }
 
   // Route defaults come from the top level wherever it appears in the file,
   // so the top-level sections are read before any route.

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "net/cidr.h"
+
 namespace weir::config {
 
 struct FilterSettings;
@@ -150,6 +152,9 @@ struct Config {
   std::vector<Listener> listeners;
   std::vector<Route> routes;
   Admin admin;
+  // Peers whose X-Forwarded-For is believed (net::client_from_forwarded):
+  // the client address filters see is then the last untrusted hop.
+  std::vector<net::Cidr> trusted_proxies;
   Millis drain{10'000};              // SIGTERM: wait this long for sessions, then 1001
   // Before a route is chosen (top-level timeouts.handshake, limits.max_header_bytes).
   Millis handshake_timeout{10'000};

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "config/filter_types.h"
+#include "filters/ip_policy/ip_policy.h"
 #include "filters/max_message/max_message.h"
 #include "filters/message_log/message_log.h"
 #include "filters/message_rate/message_rate.h"
@@ -18,6 +19,7 @@ namespace {
 // refused without spending tokens), then the ones that read payloads (80+:
 // validation before rewriting).
 constexpr FilterType kTypes[] = {
+    {"ip_policy", 10, &filters::IpPolicyFilter::parse},
     {"origins", 20, &filters::OriginFilter::parse},
     {"max_message", 60, &filters::MaxMessageFilter::parse},
     {"message_rate", 70, &filters::MessageRateFilter::parse},

@@ -167,6 +167,7 @@ void Session::start_relay() {
         .str("upstream", upstream_addr_)
         .str("path", hs_->req.target)
         .num("handshake_us", core::now_us() - started_us_);
+    if (!hs_->client_ip.empty() && hs_->client_ip != client_ip()) l.str("client_ip", hs_->client_ip);
     if (hs_->tls_version != nullptr) l.str("tls", hs_->tls_version);
     if (!hs_->sni.empty()) l.str("sni", hs_->sni);
     if (!hs_->client_cert.empty()) l.str("client_cert", hs_->client_cert);

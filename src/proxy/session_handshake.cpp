@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 
 #include "core/clock.h"
+#include "net/cidr.h"
 #include "net/stream.h"
 #include "net/tls.h"
 #include "http/head.h"
@@ -236,6 +237,12 @@ void Session::take_trace() {
 
 void Session::route_and_connect() {
   take_trace();
+  {
+    std::vector<std::string_view> xff;
+    for (const auto& f : hs_->req.fields)
+      if (http::iequals(f.name, "x-forwarded-for")) xff.push_back(f.value);
+    hs_->client_ip = net::client_from_forwarded(client_ip(), runtime_->config->trusted_proxies, xff);
+  }
   const http::Head& req = hs_->req;
   const auto match = match_route(*runtime_->config, req);
   if (!match) {
@@ -261,7 +268,7 @@ void Session::route_and_connect() {
     filters_ = std::make_unique<filters::SessionFilters>(compiled_->chain, worker_.cells());
     if ((compiled_->chain.hooks() & filters::kHandshake) != 0) {
       auto& ctx = hs_->filter_ctx.emplace(
-          filters::HandshakeContext{req, client_ip(), hs_->client_cert, *route_, worker_});
+          filters::HandshakeContext{req, hs_->client_ip, hs_->client_cert, *route_, worker_});
       hs_->trace_hex = trace_.trace.hex();
       ctx.session_id = id_;
       ctx.trace_id = hs_->trace_hex;
@@ -403,6 +410,7 @@ void Session::log_refusal(unsigned status, std::string_view reason, std::string_
   log::Line l(status >= 500 ? log::Level::warn : log::Level::info, "handshake.reject");
   l.unum("id", id_).str("client", client_addr_).num("status", status).str("reason", reason);
   if (!trace_.trace.empty()) l.str("trace_id", trace_.trace.hex());
+  if (hs_ && !hs_->client_ip.empty() && hs_->client_ip != client_ip()) l.str("client_ip", hs_->client_ip);
   if (hs_ && !hs_->req.target.empty()) l.str("path", hs_->req.target);
   if (route_) l.str("route", route_->name);
   if (!upstream_addr_.empty()) l.str("upstream", upstream_addr_);

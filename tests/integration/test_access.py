@@ -1,0 +1,59 @@
+"""Access control on the real binary: ip_policy (first match wins, 403 named after the
+filter and counted) and trusted_proxies: X-Forwarded-For is believed only from a trusted
+peer, so a spoofed header from anyone else changes nothing."""
+
+from __future__ import annotations
+
+import socket
+
+from weirlib import build_request, new_key, read_response
+
+
+def exchange_from(source: str, port: int, request: bytes):
+    """One HTTP exchange from a chosen loopback source address."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    try:
+        s.sendall(request)
+        return read_response(s, 5)
+    finally:
+        s.close()
+
+
+def upgrade(source: str, port: int, xff: str | None = None):
+    headers = [("X-Forwarded-For", xff)] if xff else []
+    return exchange_from(source, port, build_request("/", key=new_key(), headers=headers))
+
+
+def test_ip_policy_first_match_wins_and_refusals_name_the_filter(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"name": "r", "upstreams": [rb.addr],
+                      "ip_policy": [{"deny": "127.0.0.3"}, {"allow": "127.0.0.0/8"}]}])
+    assert upgrade("127.0.0.2", w.port).status == 101
+    r = upgrade("127.0.0.3", w.port)
+    assert r.status == 403 and b"client address not allowed" in r.body
+    ev = w.log.wait("handshake.reject", timeout=5)[0]
+    assert (ev["status"], ev["filter"], ev["client"].split(":")[0]) == (403, "ip_policy", "127.0.0.3"), ev
+    m = w.metrics()
+    assert m['weir_handshakes_failed_total{route="r",status="403",reason="ip_policy"}'] == 1
+    assert m['weir_filter_refusals_total{route="r",filter="ip_policy"}'] == 1
+
+
+def test_forwarded_for_counts_only_from_a_trusted_proxy(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"name": "r", "upstreams": [rb.addr], "ip_policy": {"allow": ["198.51.100.0/24"]}}],
+                    trusted_proxies=["127.0.0.2"])
+    # From the trusted proxy: the client it names is checked.
+    assert upgrade("127.0.0.2", w.port, "198.51.100.7").status == 101
+    assert upgrade("127.0.0.2", w.port, "203.0.113.1").status == 403
+    # What a client wrote left of the proxy's own hop is not believed.
+    assert upgrade("127.0.0.2", w.port, "198.51.100.7, 203.0.113.1").status == 403
+    # A spoofed header from an untrusted peer changes nothing: the peer is checked.
+    assert upgrade("127.0.0.1", w.port, "198.51.100.7").status == 403
+    assert upgrade("127.0.0.5", w.port, "198.51.100.7").status == 403
+    evs = w.log.wait("handshake.reject", timeout=5, count=4)
+    assert [e.get("client_ip") for e in evs] == ["203.0.113.1", "203.0.113.1", None, None], evs
+    opened = w.log.wait("conn.open", timeout=5)[0]
+    assert opened["client_ip"] == "198.51.100.7" and opened["client"].startswith("127.0.0.2:")
