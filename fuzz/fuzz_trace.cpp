@@ -1,12 +1,14 @@
 // Text a client controls, outside the HTTP parser: W3C traceparent
 // (observability/trace.h), admin query strings (admin/http_server.h),
-// X-Forwarded-For chains and CIDR blocks (net/cidr.h).
+// X-Forwarded-For chains and CIDR blocks (net/cidr.h), PROXY protocol
+// headers (net/proxy_protocol.h).
 //
 // Oracles: a traceparent that parses re-serializes (with a new span id) to
 // one that parses to the same trace id and flags; a valid version-00 value
 // is exactly 55 bytes; query_param never returns more bytes than the query;
 // the client found in X-Forwarded-For is the peer or a valid address; a
-// parsed CIDR block contains its own network address.
+// parsed CIDR block contains its own network address; a PROXY header takes
+// no more than it was given and names a valid address.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -15,6 +17,7 @@
 
 #include "admin/http_server.h"
 #include "net/cidr.h"
+#include "net/proxy_protocol.h"
 #include "observability/trace.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -35,6 +38,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (client != "10.0.0.1" && !weir::net::parse_ip(client)) std::abort();
   if (const auto c = weir::net::parse_cidr(in)) {
     if (!c->contains(c->addr)) std::abort();
+  }
+  const auto h = weir::net::parse_proxy_header(data, size);
+  if (h.status == weir::net::ProxyHeader::Status::done) {
+    if (h.size > size || h.size > weir::net::kMaxProxyHeader) std::abort();
+    if (!h.local && !weir::net::parse_ip(h.source)) std::abort();
   }
   return 0;
 }

@@ -46,7 +46,7 @@ std::vector<Listener> Loader::listeners(const Field& f) const {
       fail(item.mark,
            item.label + " must be a mapping with 'address' and 'port', got " + describe(item.node));
     }
-    const Fields fs = fields(item, "in listener", {"address", "port", "tls"});
+    const Fields fs = fields(item, "in listener", {"address", "port", "tls", "proxy_protocol"});
     Listener l;
     std::string normalized = l.address;
     if (const Field* a = fs.find("address")) {
@@ -65,6 +65,10 @@ std::vector<Listener> Loader::listeners(const Field& f) const {
     if (!port || *port > 65535) fail(p.mark, p.label + " must be " + std::string(port_rule));
     l.port = static_cast<std::uint16_t>(*port);
     if (const Field* t = fs.find("tls")) l.tls = listener_tls(*t);
+    if (const Field* pp = fs.find("proxy_protocol")) {
+      l.proxy_protocol = boolean(*pp);
+      l.proxy_protocol_pos = {pp->key_mark.line + 1, pp->key_mark.column + 1};
+    }
 
     // With SO_REUSEPORT a second bind to the same address would succeed and
     // silently split the traffic, so the duplicate is refused here.
@@ -390,6 +394,12 @@ Config Loader::load_unchecked(const std::string& yaml) const {
       auto c = net::parse_cidr(text, &why);
       if (!c) fail(item.mark, item.label + ": " + why + ", got " + quote(text));
       config.trusted_proxies.push_back(std::move(*c));
+    }
+  }
+  for (const auto& l : config.listeners) {
+    if (l.proxy_protocol && config.trusted_proxies.empty()) {
+      throw ConfigError(source_, l.proxy_protocol_pos.line, l.proxy_protocol_pos.col,
+                        "proxy_protocol needs trusted_proxies (the peers whose PROXY header is believed)");
     }
   }
 

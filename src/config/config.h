@@ -133,6 +133,10 @@ struct Listener {
   std::string address = "127.0.0.1";
   std::uint16_t port = 8080;         // 0 = any free port (logged on start)
   std::optional<ListenerTls> tls;    // set: wss:// (TLS is terminated here)
+  // Peers in trusted_proxies must start with a PROXY protocol header (v1 or
+  // v2); other peers are read as they are (a header from them is garbage).
+  bool proxy_protocol = false;
+  SourcePos proxy_protocol_pos;
 };
 
 // The admin listener (docs/admin.md): probes, metrics, the admin API and

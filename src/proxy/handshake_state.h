@@ -39,6 +39,8 @@ struct Session::Handshake {
   // The upstream leg while it opens, and the filters' headers it sends.
   std::unique_ptr<UpstreamLeg> upstream;
   std::vector<http::Field> upstream_extra;
+  std::string proxied_ip;       // the client a trusted proxy's PROXY header named ("" = none)
+  bool tls_after_proxy = false; // the PROXY header comes before the TLS handshake
   std::string client_ip;        // who filters see: the peer, or past trusted proxies (net/cidr.h)
   std::string trace_hex;        // the session's trace id, for filters (filter_ctx points into it)
   std::string traceparent;      // the one the backend gets (upstream_extra points into it)

@@ -85,7 +85,7 @@ class Session final : public core::RefCounted,
   static void operator delete(void* p, std::size_t size);
 
  private:
-  enum class Phase : std::uint8_t { tls_handshake, request, filtering, connecting, upstream_handshake, responding, relay, done };
+  enum class Phase : std::uint8_t { proxy_header, tls_handshake, request, filtering, connecting, upstream_handshake, responding, relay, done };
 
   // A pump's buffer: kHeadroom bytes in front of what is read, for the
   // header a re-fragmented run may need (ws/refragment.h).
@@ -121,6 +121,10 @@ class Session final : public core::RefCounted,
 
   Session(WorkerGateway& gateway, int fd, const sockaddr* peer, std::size_t listener);
   ~Session() override;
+
+  // session_handshake.cpp: a trusted proxy's PROXY protocol header
+  void read_proxy_header();
+  void after_proxy_header();
 
   // session_tls.cpp
   void tls_accept();

@@ -130,7 +130,7 @@ void Session::maybe_finish() {
 void Session::shutdown(std::uint16_t code, std::string_view reason) {
   if (phase_ == Phase::relay) {
     begin_close(code, reason);
-  } else if (phase_ == Phase::tls_handshake || phase_ == Phase::responding) {
+  } else if (phase_ == Phase::proxy_header || phase_ == Phase::tls_handshake || phase_ == Phase::responding) {
     // No HTTP can be spoken yet, or a 101 is half written: just close.
     phase_ = Phase::done;
     finish();
@@ -199,7 +199,7 @@ void Session::log_close() {
 }
 
 bool Session::describe(core::SessionInfo& out) const {
-  static constexpr const char* kPhases[] = {"tls_handshake", "request", "filtering", "connecting",
+  static constexpr const char* kPhases[] = {"proxy_header", "tls_handshake", "request", "filtering", "connecting",
                                             "upstream_handshake", "responding", "relay", "done"};
   out.id = id_;
   out.client = client_addr_;

@@ -19,6 +19,7 @@
 
 #include "core/clock.h"
 #include "net/cidr.h"
+#include "net/proxy_protocol.h"
 #include "net/stream.h"
 #include "net/tls.h"
 #include "http/head.h"
@@ -132,6 +133,17 @@ void Session::start(WorkerGateway& gateway, int fd, const sockaddr* peer, std::s
     s->finish();
     return;
   }
+  const config::Listener* lc =
+      listener < s->runtime_->config->listeners.size() ? &s->runtime_->config->listeners[listener] : nullptr;
+  if (lc != nullptr && lc->proxy_protocol) {
+    const auto peer = net::parse_ip(s->client_ip());
+    if (peer && net::any_contains(s->runtime_->config->trusted_proxies, *peer)) {
+      s->hs_->tls_after_proxy = s->phase_ == Phase::tls_handshake;
+      s->phase_ = Phase::proxy_header;
+      s->read_proxy_header();
+      return;
+    }
+  }
   if (s->phase_ == Phase::tls_handshake) {
     s->tls_accept();
   } else {
@@ -180,6 +192,63 @@ Session::~Session() {
   for (auto& p : pumps_) release_buffer(p);
   free_tls();
   for (Side s : kSides) close_fd(s);
+}
+
+// The header is peeked at, parsed, and only then taken off the socket, to
+// the byte: what follows it (a TLS ClientHello, the HTTP request) stays for
+// the next reader.
+void Session::read_proxy_header() {
+  std::uint8_t buf[net::kMaxProxyHeader];
+  const int fd = legs_[Side::client].fd;
+  legs_[Side::client].io.begin_io();  // if this blocks, only new bytes end the wait
+  const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    wait_io(net::Io::want_read, &Session::read_proxy_header);
+    return;
+  }
+  if (n <= 0) {
+    log_refusal(400, n == 0 ? "client closed before its PROXY header" : std::strerror(errno), "client_gone");
+    phase_ = Phase::done;
+    finish();
+    return;
+  }
+  const net::ProxyHeader h = net::parse_proxy_header(buf, static_cast<std::size_t>(n));
+  if (h.status == net::ProxyHeader::Status::need_more) {
+    if (static_cast<std::size_t>(n) == sizeof buf) {
+      log_refusal(400, "PROXY protocol header too long", "proxy_protocol");
+      phase_ = Phase::done;
+      finish();
+      return;
+    }
+    wait_io(net::Io::want_read, &Session::read_proxy_header);
+    return;
+  }
+  if (h.status == net::ProxyHeader::Status::invalid) {
+    // No HTTP answer: what the proxy sent cannot be trusted to be HTTP.
+    log_refusal(400, h.error, "proxy_protocol");
+    phase_ = Phase::done;
+    finish();
+    return;
+  }
+  const ssize_t taken = ::recv(fd, buf, h.size, MSG_DONTWAIT);
+  if (taken != static_cast<ssize_t>(h.size)) {
+    log_refusal(400, "PROXY protocol header could not be consumed", "proxy_protocol");
+    phase_ = Phase::done;
+    finish();
+    return;
+  }
+  if (!h.local) hs_->proxied_ip = h.source;
+  after_proxy_header();
+}
+
+void Session::after_proxy_header() {
+  if (hs_->tls_after_proxy) {
+    phase_ = Phase::tls_handshake;
+    tls_accept();
+  } else {
+    phase_ = Phase::request;
+    read_request();
+  }
 }
 
 void Session::read_request() {
@@ -241,7 +310,10 @@ void Session::route_and_connect() {
     std::vector<std::string_view> xff;
     for (const auto& f : hs_->req.fields)
       if (http::iequals(f.name, "x-forwarded-for")) xff.push_back(f.value);
-    hs_->client_ip = net::client_from_forwarded(client_ip(), runtime_->config->trusted_proxies, xff);
+    // A trusted proxy's PROXY header names the client; X-Forwarded-For is
+    // then walked from there (only if that address is trusted too).
+    const std::string_view peer = hs_->proxied_ip.empty() ? client_ip() : std::string_view(hs_->proxied_ip);
+    hs_->client_ip = net::client_from_forwarded(peer, runtime_->config->trusted_proxies, xff);
   }
   const http::Head& req = hs_->req;
   const auto match = match_route(*runtime_->config, req);

@@ -58,6 +58,10 @@ void Session::on_timer(std::int64_t now) {
   if (phase_ != Phase::relay) {
     if (now < close_deadline_ms_) return arm_timer();
     switch (phase_) {
+      case Phase::proxy_header:
+        log_refusal(408, "PROXY protocol header timeout", "proxy_protocol");
+        finish();
+        return;
       case Phase::tls_handshake:
         tls_failed("TLS handshake timeout");
         return;
