@@ -95,6 +95,16 @@ struct HandshakeContext {
   Resume resume = {};                // valid while a hook may answer pending
   std::uint64_t session_id = 0;      // for the filter's log lines
   std::string_view trace_id = {};    // the session's trace (hex), for the same
+  // What a filter may change of the request the upstream gets: each entry
+  // replaces every field of that name (an empty value removes them), e.g.
+  // a token taken out of Authorization or Sec-WebSocket-Protocol; and the
+  // request target (a token taken out of the query), when not empty.
+  Headers rewrite_headers = {};
+  std::string rewrite_target = {};
+  // The session must end by then (coarse ms, core/clock.h): Close 1008
+  // "token expired". 0: no deadline.
+  std::int64_t deadline_ms = 0;
+  std::string user = {};             // who the session is (the admin API shows it)
 };
 
 struct FrameVerdict {

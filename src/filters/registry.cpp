@@ -5,6 +5,7 @@
 
 #include "config/filter_types.h"
 #include "filters/ip_policy/ip_policy.h"
+#include "filters/jwt/jwt_filter.h"
 #include "filters/max_message/max_message.h"
 #include "filters/message_log/message_log.h"
 #include "filters/message_rate/message_rate.h"
@@ -21,6 +22,7 @@ namespace {
 constexpr FilterType kTypes[] = {
     {"ip_policy", 10, &filters::IpPolicyFilter::parse},
     {"origins", 20, &filters::OriginFilter::parse},
+    {"jwt", 40, &filters::JwtFilter::parse},
     {"max_message", 60, &filters::MaxMessageFilter::parse},
     {"message_rate", 70, &filters::MessageRateFilter::parse},
     {"sanitize", 90, &filters::SanitizeFilter::parse},

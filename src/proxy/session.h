@@ -26,6 +26,7 @@
 namespace weir::filters {
 class SessionFilters;
 struct HandshakeVerdict;
+struct HandshakeContext;
 struct Header;
 }  // namespace weir::filters
 
@@ -143,6 +144,7 @@ class Session final : public core::RefCounted,
   bool on_request_bytes();
   void route_and_connect();
   void on_filters_done(filters::HandshakeVerdict v);
+  void apply_filter_changes(filters::HandshakeContext& ctx);
   void connect_upstream();
   void check_client_during_setup();
   void on_response_sent();
@@ -215,7 +217,9 @@ class Session final : public core::RefCounted,
   std::int64_t started_us_;         // precise, for the handshake duration
   std::int64_t last_data_ms_ = 0;   // last data frame either way (idle timeout)
   std::int64_t close_deadline_ms_ = 0;
-  std::int64_t route_gone_ms_ = 0;  // its route was removed by a reload: Close 1012 at this time
+  std::int64_t route_gone_ms_ = 0;
+  std::int64_t deadline_ms_ = 0;    // a filter's deadline (token expiry): Close 1008 then
+  std::unique_ptr<std::string> user_;  // the authenticated user, when a filter named one  // its route was removed by a reload: Close 1012 at this time
   Phase phase_ = Phase::request;
   bool closing_ = false;
   bool finished_ = false;

@@ -365,7 +365,22 @@ void Session::on_filters_done(filters::HandshakeVerdict v) {
     refuse(v.status, std::move(v.reason), &v.headers);
     return;
   }
+  if (hs_->filter_ctx) apply_filter_changes(*hs_->filter_ctx);
   connect_upstream();
+}
+
+// What the handshake filters changed: the request the upstream gets (the
+// rewritten fields and target point into ctx, which lives until the relay
+// starts), the session's deadline, its user.
+void Session::apply_filter_changes(filters::HandshakeContext& ctx) {
+  auto& fields = hs_->req.fields;
+  for (const auto& h : ctx.rewrite_headers) {
+    std::erase_if(fields, [&h](const http::Field& f) { return http::iequals(f.name, h.name); });
+    if (!h.value.empty()) fields.push_back({h.name, h.value});
+  }
+  if (!ctx.rewrite_target.empty()) hs_->req.target = ctx.rewrite_target;
+  if (ctx.deadline_ms > 0) deadline_ms_ = ctx.deadline_ms;
+  if (!ctx.user.empty()) user_ = std::make_unique<std::string>(ctx.user);
 }
 
 void Session::connect_upstream() {

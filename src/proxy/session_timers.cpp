@@ -34,6 +34,7 @@ void Session::arm_timer() {
       }
     }
     if (route_gone_ms_ > 0) deadline = std::min(deadline, route_gone_ms_);
+    if (deadline_ms_ > 0) deadline = std::min(deadline, deadline_ms_);
     for (const auto& p : pumps_) {
       if (p.paused_until > 0) deadline = std::min(deadline, p.paused_until);
       if (p.ins && p.ins->trim_at_ms > 0) deadline = std::min(deadline, p.ins->trim_at_ms);
@@ -109,6 +110,10 @@ void Session::on_timer(std::int64_t now) {
   const auto& k = route_->keepalive;
   if (route_gone_ms_ > 0 && now >= route_gone_ms_) {
     begin_close(ws::close_code::service_restart, "route removed by a config reload");
+    return;
+  }
+  if (deadline_ms_ > 0 && now >= deadline_ms_) {
+    begin_close(ws::close_code::policy_violation, "token expired");
     return;
   }
   if (t.max_lifetime.count() > 0 && now >= started_ms_ + t.max_lifetime.count()) {

@@ -1,0 +1,285 @@
+#include "filters/jwt/jwt_filter.h"
+
+#include <boost/json.hpp>
+
+#include <chrono>
+
+#include "core/clock.h"
+#include "http/head.h"
+
+namespace weir::filters {
+
+namespace json = boost::json;
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Where a token was found, and the request without it.
+struct Found {
+  std::string token;
+  Headers rewrite;
+  std::string target;  // rewritten target ("" = unchanged)
+};
+
+std::optional<Found> from_header(const http::Head& req) {
+  const std::string_view v = trim(req.get("authorization"));
+  if (v.size() < 7 || !http::iequals(v.substr(0, 7), "bearer ")) return std::nullopt;
+  Found f{std::string(trim(v.substr(7))), {{"Authorization", ""}}, {}};
+  if (f.token.empty()) return std::nullopt;
+  return f;
+}
+
+// Browsers cannot set headers on a WebSocket: the token rides as one of the
+// offered subprotocols ("bearer.<token>"); the others are offered on.
+std::optional<Found> from_subprotocol(const http::Head& req, const std::string& prefix) {
+  std::optional<Found> f;
+  std::string rest;
+  for (const auto& field : req.fields) {
+    if (!http::iequals(field.name, "sec-websocket-protocol")) continue;
+    std::string_view list = field.value;
+    while (!list.empty()) {
+      const auto comma = list.find(',');
+      const std::string_view item = trim(list.substr(0, comma));
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+      if (!f && item.size() > prefix.size() && item.substr(0, prefix.size()) == prefix) {
+        f = Found{std::string(item.substr(prefix.size())), {}, {}};
+      } else if (!item.empty()) {
+        rest += (rest.empty() ? "" : ", ") + std::string(item);
+      }
+    }
+  }
+  if (f) f->rewrite.push_back({"Sec-WebSocket-Protocol", rest});
+  return f;
+}
+
+std::optional<Found> from_query(const http::Head& req, const std::string& param) {
+  const std::string_view target = req.target;
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return std::nullopt;
+  std::string_view query = target.substr(q + 1);
+  std::optional<Found> f;
+  std::string kept;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const auto eq = part.find('=');
+    if (!f && eq != std::string_view::npos && part.substr(0, eq) == param) {
+      f = Found{std::string(part.substr(eq + 1)), {}, {}};
+    } else if (!part.empty()) {
+      kept += (kept.empty() ? "" : "&") + std::string(part);
+    }
+  }
+  if (!f || f->token.empty()) return std::nullopt;
+  f->target = std::string(target.substr(0, q)) + (kept.empty() ? "" : "?" + kept);
+  return f;
+}
+
+std::optional<Found> from_cookie(const http::Head& req, const std::string& name) {
+  std::optional<Found> f;
+  std::string kept;
+  for (const auto& field : req.fields) {
+    if (!http::iequals(field.name, "cookie")) continue;
+    std::string_view list = field.value;
+    while (!list.empty()) {
+      const auto semi = list.find(';');
+      const std::string_view item = trim(list.substr(0, semi));
+      list = semi == std::string_view::npos ? std::string_view() : list.substr(semi + 1);
+      const auto eq = item.find('=');
+      if (!f && eq != std::string_view::npos && item.substr(0, eq) == name) {
+        f = Found{std::string(item.substr(eq + 1)), {}, {}};
+      } else if (!item.empty()) {
+        kept += (kept.empty() ? "" : "; ") + std::string(item);
+      }
+    }
+  }
+  if (!f || f->token.empty()) return std::nullopt;
+  f->rewrite.push_back({"Cookie", kept});
+  return f;
+}
+
+HandshakeVerdict unauthorized(std::string why) {
+  std::string challenge = "Bearer realm=\"weir\"";
+  if (why != "token missing") challenge += ", error=\"invalid_token\", error_description=\"" + why + "\"";
+  return HandshakeVerdict::refuse(401, std::move(why), {{"WWW-Authenticate", std::move(challenge)}});
+}
+
+// A claim as text for a header (strings and numbers only, no control bytes).
+std::optional<std::string> header_value(const json::value* v) {
+  if (v == nullptr) return std::nullopt;
+  std::string s;
+  if (v->is_string()) s = std::string(v->as_string());
+  else if (v->is_int64()) s = std::to_string(v->as_int64());
+  else if (v->is_uint64()) s = std::to_string(v->as_uint64());
+  else return std::nullopt;
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f) return std::nullopt;
+  return s;
+}
+
+std::optional<std::int64_t> number(const json::object& o, std::string_view key, bool& bad) {
+  const auto* v = o.if_contains(key);
+  if (v == nullptr) return std::nullopt;
+  if (v->is_int64()) return v->as_int64();
+  if (v->is_uint64()) return static_cast<std::int64_t>(std::min<std::uint64_t>(v->as_uint64(), INT64_MAX));
+  if (v->is_double()) return static_cast<std::int64_t>(v->as_double());
+  bad = true;
+  return std::nullopt;
+}
+
+class JwtInstance final : public Instance {
+ public:
+  explicit JwtInstance(const JwtFilter& f) : f_(f) {}
+  HandshakeVerdict on_handshake(HandshakeContext& ctx) override {
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+    HandshakeVerdict v = f_.check(ctx, now_ms);
+    count(v.kind == HandshakeVerdict::Kind::proceed ? f_.accepted() : f_.rejected());
+    return v;
+  }
+
+ private:
+  const JwtFilter& f_;
+};
+
+}  // namespace
+
+HandshakeVerdict JwtFilter::check(HandshakeContext& ctx, std::int64_t now_ms) const {
+  const std::int64_t now_s = now_ms / 1000;
+  std::optional<Found> found;
+  for (Source s : s_.from) {
+    switch (s) {
+      case Source::header: found = from_header(ctx.request); break;
+      case Source::subprotocol: found = from_subprotocol(ctx.request, s_.subprotocol_prefix); break;
+      case Source::query: found = from_query(ctx.request, s_.query_param); break;
+      case Source::cookie: found = from_cookie(ctx.request, s_.cookie); break;
+    }
+    if (found) break;
+  }
+  if (!found) return unauthorized("token missing");
+  jose::Failure why;
+  const auto verified = jose::verify(found->token, s_.keys, s_.algorithms, s_.max_bytes, why);
+  if (!verified) return unauthorized(why.reason);
+  boost::system::error_code ec;
+  const json::value payload = json::parse(verified->payload_json, ec);
+  if (ec || !payload.is_object()) return unauthorized("token claims are not a JSON object");
+  const json::object& claims = payload.as_object();
+  bool bad = false;
+  const auto exp = number(claims, "exp", bad);
+  const auto nbf = number(claims, "nbf", bad);
+  const auto iat = number(claims, "iat", bad);
+  if (bad) return unauthorized("exp, nbf and iat must be numbers");
+  // now_s +- skew cannot overflow; a claim near INT64_MAX must not either.
+  if (exp && *exp <= now_s - s_.skew_s) return unauthorized("token expired");
+  if (nbf && *nbf > now_s + s_.skew_s) return unauthorized("token not valid yet");
+  if (iat && *iat > now_s + s_.skew_s) return unauthorized("token issued in the future");
+  if (!s_.issuer.empty()) {
+    const auto* iss = claims.if_contains("iss");
+    if (iss == nullptr || !iss->is_string() || iss->as_string() != s_.issuer) return unauthorized("wrong issuer");
+  }
+  if (!s_.audience.empty()) {
+    const auto* aud = claims.if_contains("aud");
+    bool ok = false;
+    if (aud != nullptr && aud->is_string()) ok = aud->as_string() == s_.audience;
+    if (aud != nullptr && aud->is_array())
+      for (const auto& a : aud->as_array()) ok |= a.is_string() && a.as_string() == s_.audience;
+    if (!ok) return unauthorized("wrong audience");
+  }
+  for (const auto& [claim, header] : s_.claims_to_headers) {
+    if (auto v = header_value(claims.if_contains(claim))) {
+      // Never let the client supply it: the backend trusts this header.
+      ctx.rewrite_headers.push_back({header, *v});
+    } else {
+      ctx.rewrite_headers.push_back({header, ""});
+    }
+  }
+  if (s_.strip) {
+    for (auto& h : found->rewrite) ctx.rewrite_headers.push_back(std::move(h));
+    if (!found->target.empty()) ctx.rewrite_target = std::move(found->target);
+  }
+  if (auto sub = header_value(claims.if_contains("sub"))) ctx.user = *sub;
+  if (exp && s_.close_on_expiry) {
+    // The session's clock is the coarse monotonic one.
+    const std::int64_t left_ms = *exp > INT64_MAX / 1000 ? INT64_MAX / 4 : *exp * 1000 - now_ms;
+    ctx.deadline_ms = core::coarse_now_ms() + std::max<std::int64_t>(0, left_ms);
+  }
+  return HandshakeVerdict::proceed();
+}
+
+std::shared_ptr<config::FilterSettings> JwtFilter::parse(const config::FilterReader& v) {
+  v.expect_keys({"keys", "algorithms", "issuer", "audience", "clock_skew", "from", "subprotocol_prefix",
+                 "query_param", "cookie", "claims_to_headers", "strip_token", "expiry", "max_token_bytes"});
+  Settings s;
+  for (const auto& k : v.require("keys").items(false)) {
+    k.expect_keys({"secret", "pem", "kid"});
+    std::string kid;
+    if (auto id = k.find("kid")) kid = id->string();
+    const auto secret = k.find("secret"), pem = k.find("pem");
+    if (secret.has_value() == pem.has_value()) k.fail(k.label() + " needs exactly one of 'secret' and 'pem'");
+    if (secret) {
+      std::string bytes = secret->string("a shared secret (at least 32 bytes; use ${VAR} or ${file:...})");
+      if (bytes.size() < 32) secret->fail(secret->label() + " must be at least 32 bytes (RFC 7518 3.2)");
+      s.keys.push_back(jose::Key::secret(std::move(bytes), std::move(kid)));
+    } else {
+      std::string error;
+      auto key = jose::Key::pem(pem->string("a PEM public key or certificate (e.g. ${file:keys/idp.pem})"), kid, &error);
+      if (!key) pem->fail(pem->label() + ": " + error);
+      s.keys.push_back(std::move(key));
+    }
+  }
+  if (s.keys.empty()) v.fail(v.label() + ".keys needs at least one key");
+  if (auto a = v.find("algorithms")) {
+    for (const auto& item : a->items(true)) {
+      const std::string name = item.string();
+      const auto alg = jose::alg_from_name(name);
+      if (!alg) item.fail(item.label() + ": unknown or refused algorithm '" + name + "' (none is never allowed)");
+      s.algorithms.push_back(*alg);
+    }
+  }
+  if (auto i = v.find("issuer")) s.issuer = i->string();
+  if (auto a = v.find("audience")) s.audience = a->string();
+  if (auto c = v.find("clock_skew")) s.skew_s = c->duration(true).count() / 1000;
+  if (auto f = v.find("from")) {
+    s.from.clear();
+    for (const auto& item : f->items(true)) {
+      const std::string c = item.choice({"header", "subprotocol", "query", "cookie"});
+      s.from.push_back(c == "header" ? Source::header
+                       : c == "subprotocol" ? Source::subprotocol
+                       : c == "query" ? Source::query
+                                      : Source::cookie);
+    }
+  }
+  if (auto p = v.find("subprotocol_prefix")) s.subprotocol_prefix = p->string();
+  if (auto q = v.find("query_param")) s.query_param = q->string();
+  if (auto c = v.find("cookie")) s.cookie = c->string();
+  if (auto m = v.find("claims_to_headers")) {
+    for (const auto& item : m->items(false)) {
+      item.expect_keys({"claim", "header"});
+      s.claims_to_headers.emplace_back(item.require("claim").string(), item.require("header").string());
+    }
+  }
+  if (auto st = v.find("strip_token")) s.strip = st->boolean();
+  if (auto e = v.find("expiry")) s.close_on_expiry = e->choice({"close", "ignore"}) == "close";
+  if (auto m = v.find("max_token_bytes")) s.max_bytes = m->size(256, 1 << 20, "from 256 bytes to 1MiB");
+  s.text = v.label();
+  return std::make_shared<JwtFilter>(std::move(s));
+}
+
+std::unique_ptr<Instance> JwtFilter::instantiate() const { return std::make_unique<JwtInstance>(*this); }
+
+// Keys cannot be compared by value cheaply: any jwt block counts as changed.
+bool JwtFilter::same_as(const config::FilterSettings&) const { return false; }
+
+void JwtFilter::declare_metrics(obs::Registry& reg, const std::string& route) const {
+  accepted_ = reg.counter("weir_jwt_tokens_total", "Tokens the jwt filter checked, by result",
+                          {{"route", route}, {"result", "accepted"}});
+  rejected_ = reg.counter("weir_jwt_tokens_total", "Tokens the jwt filter checked, by result",
+                          {{"route", route}, {"result", "rejected"}});
+}
+
+}  // namespace weir::filters

@@ -1,0 +1,73 @@
+#pragma once
+// jwt: the handshake needs a valid JSON Web Token (RFC 7519), verified with
+// configured keys (jose.h: HMAC secrets, PEM public keys; no fetching yet),
+// and the session ends with Close 1008 "token expired" when it expires.
+//
+// YAML (on a route):
+//   jwt:
+//     keys:                          # at least one; kid optional
+//       - {secret: ${JWT_SECRET}}
+//       - {pem: ${file:keys/idp.pem}, kid: k1}
+//     algorithms: [RS256, ES256]     # default: whatever each key allows
+//     issuer: https://idp.example    # iss must equal it (optional)
+//     audience: chat                 # aud must contain it (optional)
+//     clock_skew: 30s                # default 30s, for exp, nbf, iat
+//     from: [header, subprotocol, query, cookie]   # where to look, in order (default [header])
+//     subprotocol_prefix: bearer.    # Sec-WebSocket-Protocol entry "bearer.<token>"
+//     query_param: access_token
+//     cookie: access_token
+//     claims_to_headers: {sub: X-User-Id}
+//     strip_token: true              # default true: the backend never sees it
+//     expiry: close                  # close (default) | ignore: what exp means after the upgrade
+//     max_token_bytes: 8KiB
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/filter_reader.h"
+#include "filters/api.h"
+#include "filters/jwt/jose.h"
+
+namespace weir::filters {
+
+class JwtFilter final : public Filter {
+ public:
+  enum class Source : std::uint8_t { header, subprotocol, query, cookie };
+  struct Settings {
+    std::vector<std::shared_ptr<const jose::Key>> keys;
+    std::vector<jose::Alg> algorithms;
+    std::string issuer, audience;
+    std::int64_t skew_s = 30;
+    std::vector<Source> from{Source::header};
+    std::string subprotocol_prefix = "bearer.";
+    std::string query_param = "access_token";
+    std::string cookie = "access_token";
+    std::vector<std::pair<std::string, std::string>> claims_to_headers;  // claim -> header
+    bool strip = true;
+    bool close_on_expiry = true;
+    std::size_t max_bytes = 8192;
+    std::string text;  // the YAML as written, for same_as
+  };
+  explicit JwtFilter(Settings s) : s_(std::move(s)) {}
+  static std::shared_ptr<config::FilterSettings> parse(const config::FilterReader& value);
+
+  unsigned hooks() const override { return kHandshake; }
+  std::unique_ptr<Instance> instantiate() const override;
+  bool same_as(const config::FilterSettings& other) const override;
+  void declare_metrics(obs::Registry& reg, const std::string& route) const override;
+  const Settings& settings() const { return s_; }
+  obs::CounterId rejected() const { return rejected_; }
+  obs::CounterId accepted() const { return accepted_; }
+
+  // The handshake's verdict at now_ms (ms since the epoch); on success ctx
+  // gets the claims' headers, the stripped request and the deadline.
+  HandshakeVerdict check(HandshakeContext& ctx, std::int64_t now_ms) const;
+
+ private:
+  Settings s_;
+  mutable obs::CounterId rejected_, accepted_;
+};
+
+}  // namespace weir::filters
