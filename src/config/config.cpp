@@ -462,7 +462,10 @@ Config load_string(const std::string& yaml, const std::string& source_name) {
 Config demo_config(std::uint16_t port) {
   Config config;
   config.workers = 0;
-  config.listeners.push_back(Listener{"127.0.0.1", port, std::nullopt});
+  Listener listener;
+  listener.address = "127.0.0.1";
+  listener.port = port;
+  config.listeners.push_back(std::move(listener));
   Route route;
   route.name = "echo";
   route.match.path = "/";

@@ -578,6 +578,9 @@ def traffic(module_weir, module_peers):
             # Declares its own series (never exceeded here: they stay at 0).
             {"name": "rated", "match": {"path": "/rated"}, "upstreams": "echo",
              "message_rate": {"messages_per_second": 1000}},
+            # Declares weir_jwt_tokens_total; one request without a token is refused below.
+            {"name": "authed", "match": {"path": "/authed"}, "upstreams": "echo",
+             "jwt": {"keys": [{"secret": "observability-test-secret-0123456789"}]}},
             {"name": "dead", "match": {"path": "/dead"}, "upstreams": [f"127.0.0.1:{dead}"]},
             {"name": "stall", "match": {"path": "/stall"}, "upstreams": [stall_backend.addr],
              "limits": {"buffer_bytes": "4KiB"}},
@@ -612,6 +615,8 @@ def traffic(module_weir, module_peers):
         assert c.expect_close().close_code == 1009
     finally:
         c.close()
+    # 4b. no token on a jwt route: 401.
+    assert http_exchange(w.port, build_request("/authed")).status == 401
     # 5. the upstream refuses: 502.   6. no route: 404.
     assert http_exchange(w.port, build_request("/dead")).status == 502
     assert http_exchange(w.port, build_request("/nope")).status == 404
@@ -710,7 +715,7 @@ def test_metrics_traffic_counts(traffic):
     assert m.total("weir_config_reloads_total") == 0
     assert v("weir_accept_errors_total") == 0
     assert v("weir_log_lines_dropped_total") == 0
-    assert m.total("weir_connections_accepted_total") == 7  # 7 TCP connections
+    assert m.total("weir_connections_accepted_total") == 8  # 8 TCP connections
     assert len(m.series("weir_connections_accepted_total")) == 1  # one listener
     assert v("weir_connections_open") == 1  # the stalled session
     assert v("weir_connections_active", route="stall") == 1
@@ -723,12 +728,16 @@ def test_metrics_traffic_counts(traffic):
     assert v("weir_handshakes_failed_total", route="", status="404", reason="no_route") == 1
     assert v("weir_handshakes_failed_total", route="guarded", status="403", reason="origins") == 1
     assert v("weir_handshakes_failed_total", route="dead", status="502", reason="upstream_failed") == 1
-    assert m.total("weir_handshakes_failed_total") == 3
+    assert v("weir_handshakes_failed_total", route="authed", status="401", reason="jwt") == 1
+    assert m.total("weir_handshakes_failed_total") == 4
     assert v("weir_filter_refusals_total", route="guarded", filter="origins") == 1
-    assert m.total("weir_filter_refusals_total") == 1
+    assert v("weir_filter_refusals_total", route="authed", filter="jwt") == 1
+    assert m.total("weir_filter_refusals_total") == 2
     assert v("weir_filter_closes_total", route="small", filter="max_message") == 1
     assert v("weir_max_message_exceeded_total", route="small", direction="client_to_upstream") == 1
     assert v("weir_message_rate_exceeded_total", route="rated", direction="client_to_upstream", action="close") == 0
+    assert v("weir_jwt_tokens_total", route="authed", result="rejected") == 1
+    assert v("weir_jwt_tokens_total", route="authed", result="accepted") == 0
     assert m.total("weir_filter_closes_total") == 1
     assert v("weir_upstream_connect_failures_total", route="dead", upstream=dead, reason="refused") == 1
     assert m.total("weir_upstream_connect_failures_total") == 1  # probes are not counted here
