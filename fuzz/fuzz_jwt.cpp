@@ -1,9 +1,11 @@
 // JWS compact tokens (filters/jwt/jose.h): split, base64url, JSON header,
-// key choice, signature check, with an HMAC key and an Ed25519 key.
+// key choice, signature check, with an HMAC key and an Ed25519 key; and the
+// same bytes as a claims object (filters/claims.h: duplicate names, paths).
 //
 // Oracles: a token that verifies names an algorithm one of the keys allows
 // (never "none"); every refusal says why; base64url_decode accepts only
-// canonical input (it re-encodes to itself).
+// canonical input (it re-encodes to itself); claims that parse have no
+// error, claims that do not say why, and reading paths never fails.
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -13,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "filters/claims.h"
 #include "filters/jwt/jose.h"
 
 namespace {
@@ -64,6 +67,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!hmac && v->alg != weir::jose::Alg::EdDSA) std::abort();
   } else if (why.reason.empty()) {
     std::abort();  // every refusal says why
+  }
+  std::string error;
+  if (const auto c = weir::filters::Claims::parse(in, &error)) {
+    if (!error.empty()) std::abort();
+    bool bad = false;
+    for (const char* path : {"sub", "a.b", "realm_access.roles", "scope", "exp"}) {
+      (void)c->text(path);
+      (void)c->strings(path);
+      (void)c->number(path, &bad);
+    }
+  } else if (error.empty()) {
+    std::abort();
   }
   if (const auto d = weir::jose::base64url_decode(in)) {
     if (encode(*d) != in) std::abort();

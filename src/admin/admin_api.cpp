@@ -5,11 +5,15 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <optional>
 #include <map>
 #include <memory>
 
 #include "admin/dashboard_assets.h"
+#include "observability/log.h"
 #include "observability/metrics.h"
+#include "state/revocations.h"
 #include "ws/frame.h"
 
 namespace weir::admin {
@@ -128,6 +132,7 @@ json::object describe(const core::SessionInfo& i) {
   o["age_seconds"] = static_cast<double>(i.age_ms) / 1000.0;
   o["state"] = i.state;
   o["user"] = i.user.empty() ? json::value(nullptr) : json::value(i.user);
+  o["token_id"] = i.token_id.empty() ? json::value(nullptr) : json::value(i.token_id);
   o["trace_id"] = i.trace_id.empty() ? json::value(nullptr) : json::value(i.trace_id);
   o["bytes_in"] = i.bytes_in;
   o["bytes_out"] = i.bytes_out;
@@ -215,6 +220,83 @@ void close_connection(Gateway& g, const std::string& id_text, const Request& r, 
     }
     reply(json_response(202, json::object{{"id", sid}, {"closing", true}}));
   });
+}
+
+std::int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+json::array revocation_list() {
+  json::array a;
+  const std::int64_t now = now_unix_ms();
+  for (const auto& e : state::Revocations::global().list(now)) {
+    a.push_back(json::object{{e.kind == state::Revocations::Kind::subject ? "sub" : "jti", e.value},
+                             {"expires_in_seconds", (e.until_ms - now + 999) / 1000}});
+  }
+  return a;
+}
+
+// A TTL: seconds as a number, or a string with a unit ("90s", "15m", "1h", "7d").
+std::optional<std::int64_t> ttl_seconds(const json::value& v) {
+  if (v.is_int64()) return v.as_int64();
+  if (!v.is_string()) return std::nullopt;
+  const std::string_view s = v.as_string();
+  std::int64_t n = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc() || end == s.data()) return std::nullopt;
+  const std::string_view unit(end, static_cast<std::size_t>(s.data() + s.size() - end));
+  if (unit == "s" || unit.empty()) return n;
+  if (unit == "m") return n * 60;
+  if (unit == "h") return n * 3600;
+  if (unit == "d") return n * 86400;
+  return std::nullopt;
+}
+
+// POST /admin/revoke {"sub": "...", "jti": "...", "ttl": "1h"}: new handshakes
+// with such a token get 401, live sessions get Close 1008 "token revoked".
+void revoke(Gateway& g, const Request& r, Reply reply) {
+  constexpr std::int64_t kMaxTtl = 30 * 86400;
+  boost::system::error_code ec;
+  const json::value v = json::parse(r.body, ec);
+  if (ec || !v.is_object()) {
+    return reply(error(400, "the body must be a JSON object {\"sub\": \"...\"} or {\"jti\": \"...\"}, "
+                            "with an optional \"ttl\" (default 1h)"));
+  }
+  const auto& o = v.as_object();
+  for (const auto& kv : o)
+    if (kv.key() != "sub" && kv.key() != "jti" && kv.key() != "ttl")
+      return reply(error(400, "unknown field '" + std::string(kv.key()) + "' (sub, jti, ttl)"));
+  std::string sub, jti;
+  for (auto [name, out] : {std::pair{"sub", &sub}, std::pair{"jti", &jti}}) {
+    if (const auto* f = o.if_contains(name)) {
+      if (!f->is_string() || f->as_string().empty() || f->as_string().size() > 1024)
+        return reply(error(400, std::string(name) + " must be a non-empty string of at most 1024 bytes"));
+      *out = std::string(f->as_string());
+    }
+  }
+  if (sub.empty() && jti.empty()) return reply(error(400, "name a sub or a jti to revoke"));
+  std::int64_t ttl = 3600;
+  if (const auto* t = o.if_contains("ttl")) {
+    const auto s = ttl_seconds(*t);
+    if (!s || *s <= 0 || *s > kMaxTtl)
+      return reply(error(400, "ttl must be from 1 s to 30 d: seconds, or a string such as \"15m\", \"1h\", \"7d\""));
+    ttl = *s;
+  }
+  auto& store = state::Revocations::global();
+  const std::int64_t now = now_unix_ms();
+  if ((!sub.empty() && !store.add(state::Revocations::Kind::subject, sub, now + ttl * 1000, now)) ||
+      (!jti.empty() && !store.add(state::Revocations::Kind::token_id, jti, now + ttl * 1000, now))) {
+    return reply(error(503, "too many revocations in force"));
+  }
+  log::Line(log::Level::info, "admin.revoke").str("sub", sub).str("jti", jti).num("ttl_seconds", ttl);
+  g.close_identity(sub, jti, ws::close_code::policy_violation, "token revoked",
+                   [reply, sub, jti, ttl](std::size_t closed) {
+                     json::object out{{"ttl_seconds", ttl}, {"sessions_closed", closed}};
+                     if (!sub.empty()) out["sub"] = sub;
+                     if (!jti.empty()) out["jti"] = jti;
+                     reply(json_response(202, out));
+                   });
 }
 
 bool authorized(const std::string& token, const Request& r) {
@@ -313,6 +395,11 @@ Handler make_handler(Gateway& g) {
     if (r.path == "/admin/connections") {
       if (!get) return reply(method_not_allowed("GET"));
       return list_connections(g, r, std::move(reply));
+    }
+    if (r.path == "/admin/revoke") {
+      if (r.method == "POST") return revoke(g, r, std::move(reply));
+      if (!get) return reply(method_not_allowed("GET, POST"));
+      return reply(json_response(200, json::object{{"revocations", revocation_list()}}));
     }
     static constexpr std::string_view kConn = "/admin/connections/";
     static constexpr std::string_view kClose = "/close";

@@ -45,6 +45,10 @@ class Gateway {
   // Workers that do not answer within the deadline count as not found.
   virtual void close_session(std::uint64_t id, std::uint16_t code, std::string reason,
                              std::function<void(bool)> done) = 0;
+  // Asks every session authenticated as `sub` or with token id `jti` (an
+  // empty one matches nothing) to close; done(how many were asked).
+  virtual void close_identity(std::string sub, std::string jti, std::uint16_t code, std::string reason,
+                              std::function<void(std::size_t)> done) = 0;
   virtual std::shared_ptr<const config::Config> config() const = 0;
   virtual std::uint64_t generation() const = 0;
   virtual bool listening() const = 0;   // every listener bound and accepting

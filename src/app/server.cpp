@@ -48,6 +48,11 @@ class Server final : public admin::Gateway {
   void sessions(std::size_t first, std::function<void(SessionPage)> done) override;
   void close_session(std::uint64_t id, std::uint16_t code, std::string reason,
                      std::function<void(bool)> done) override;
+  void close_identity(std::string sub, std::string jti, std::uint16_t code, std::string reason,
+                      std::function<void(std::size_t)> done) override {
+    app::close_identity(workers_, *main_io_, std::move(sub), std::move(jti), code, std::move(reason),
+                        std::move(done));
+  }
   std::shared_ptr<const config::Config> config() const override { return cfg_; }
   std::uint64_t generation() const override { return runtime_ ? runtime_->generation : 0; }
   bool listening() const override { return listening_; }

@@ -137,4 +137,30 @@ void close_session(Workers& workers, asio::io_context& io, std::uint64_t id, std
       });
 }
 
+void close_identity(Workers& workers, asio::io_context& io, std::string sub, std::string jti, std::uint16_t code,
+                    std::string reason, std::function<void(std::size_t)> done) {
+  gather<std::size_t>(
+      workers, io,
+      [sub, jti, code, reason](core::Worker& w) -> std::size_t {
+        std::vector<core::Closable*> targets;
+        w.for_each([&](core::Closable& c) {
+          core::SessionInfo i;
+          if (c.session_id() == 0 || !c.describe(i)) return;
+          if ((!sub.empty() && i.user == sub) || (!jti.empty() && i.token_id == jti)) targets.push_back(&c);
+        });
+        // Not while walking the list: a shutdown may end a session.
+        for (core::Closable* c : targets) {
+          log::Line(log::Level::info, "admin.revoke_close").unum("id", c->session_id()).num("code", code)
+              .str("reason", reason);
+          c->shutdown(code, reason);
+        }
+        return targets.size();
+      },
+      [done = std::move(done)](Gather<std::size_t>& g) {
+        std::size_t n = 0;
+        for (std::size_t c : g.parts) n += c;
+        done(n);
+      });
+}
+
 }  // namespace weir::app

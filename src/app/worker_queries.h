@@ -30,4 +30,9 @@ void list_sessions(Workers& workers, boost::asio::io_context& io, std::size_t fi
 void close_session(Workers& workers, boost::asio::io_context& io, std::uint64_t id, std::uint16_t code,
                    std::string reason, std::function<void(bool)> done);
 
+// Every session whose identity (SessionInfo user / token_id) equals sub or
+// jti (an empty one matches nothing) is asked to close; done(how many).
+void close_identity(Workers& workers, boost::asio::io_context& io, std::string sub, std::string jti,
+                    std::uint16_t code, std::string reason, std::function<void(std::size_t)> done);
+
 }  // namespace weir::app

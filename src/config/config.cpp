@@ -310,6 +310,11 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index,
   std::stable_sort(r.filters.begin(), r.filters.end(), [](const auto& a, const auto& b) {
     return find_filter_type(a->key)->order < find_filter_type(b->key)->order;
   });
+  for (const auto& f : r.filters) {
+    const std::string_view need = f->needs();
+    if (!need.empty() && fs.find(std::string(need)) == nullptr)
+      fail(fs.find(f->key)->key_mark, "'" + f->key + "' needs '" + std::string(need) + "' on the same route");
+  }
 
   if (const Field* v = fs.find("remask")) r.remask = boolean(*v);
   if (const Field* v = fs.find("strict")) r.strict = boolean(*v);

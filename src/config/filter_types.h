@@ -26,6 +26,10 @@ struct FilterSettings {
   SourcePos pos;     // of that key
   // Same behaviour (for reload summaries); where it was written does not count.
   virtual bool same_as(const FilterSettings& other) const = 0;
+  // The key of a filter this one needs before it on the same route (authz
+  // reads the claims jwt verified), or "": the loader refuses the route
+  // without it, at this filter's key.
+  virtual std::string_view needs() const { return {}; }
 };
 
 struct FilterType {

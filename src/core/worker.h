@@ -27,7 +27,7 @@ namespace weir::core {
 // What the admin API shows of a live session (docs/admin.md).
 struct SessionInfo {
   std::uint64_t id = 0;
-  std::string client, route, upstream, user, trace_id;
+  std::string client, route, upstream, user, token_id, trace_id;
   const char* state = "";
   std::int64_t age_ms = 0;
   std::uint64_t bytes_in = 0, bytes_out = 0;        // in: client to upstream

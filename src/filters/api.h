@@ -69,6 +69,7 @@ struct HandshakeVerdict {
 
 class SessionFilters;
 struct PendingRun;
+class Claims;  // filters/claims.h
 
 // Given to a filter that answered pending: call it once, on the session's
 // worker, with the verdict (proceed or refuse). After the session died, or a
@@ -105,6 +106,10 @@ struct HandshakeContext {
   // "token expired". 0: no deadline.
   std::int64_t deadline_ms = 0;
   std::string user = {};             // who the session is (the admin API shows it)
+  std::string token_id = {};         // its token's jti, when it has one (revocation)
+  // The verified token's claims, set by the authenticating filter (jwt) for
+  // the ones after it (authz); null when none authenticated the request.
+  std::shared_ptr<const Claims> claims = {};
 };
 
 struct FrameVerdict {
@@ -126,10 +131,13 @@ struct Message {
 };
 
 struct MessageVerdict {
-  enum class Kind : std::uint8_t { forward, replace, drop, close };
+  // consume: the message was for Weir (an in-band token refresh): not
+  // forwarded, and not counted as dropped.
+  enum class Kind : std::uint8_t { forward, replace, drop, close, consume };
   Kind kind = Kind::forward;
   std::uint16_t code = 0;            // close: RFC 6455 code sent to the message's sender
   std::string reason;                // close: at most 123 bytes go on the wire
+  std::int64_t deadline_ms = 0;      // consume: the session's new deadline (as HandshakeContext's); 0: unchanged
 
   static MessageVerdict forward() { return {}; }
   static MessageVerdict replace() { return {Kind::replace, 0, {}}; }
@@ -137,6 +145,7 @@ struct MessageVerdict {
   static MessageVerdict close(std::uint16_t code, std::string reason) {
     return {Kind::close, code, std::move(reason)};
   }
+  static MessageVerdict consume(std::int64_t deadline_ms = 0) { return {Kind::consume, 0, {}, deadline_ms}; }
 };
 
 // Per-session part: state for one session (a token bucket, a pending fetch).

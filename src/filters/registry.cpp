@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "config/filter_types.h"
+#include "filters/authz/authz.h"
 #include "filters/ip_policy/ip_policy.h"
 #include "filters/jwt/jwt_filter.h"
 #include "filters/max_message/max_message.h"
@@ -23,6 +24,7 @@ constexpr FilterType kTypes[] = {
     {"ip_policy", 10, &filters::IpPolicyFilter::parse},
     {"origins", 20, &filters::OriginFilter::parse},
     {"jwt", 40, &filters::JwtFilter::parse},
+    {"authz", 50, &filters::AuthzFilter::parse},
     {"max_message", 60, &filters::MaxMessageFilter::parse},
     {"message_rate", 70, &filters::MessageRateFilter::parse},
     {"sanitize", 90, &filters::SanitizeFilter::parse},

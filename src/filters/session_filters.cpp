@@ -129,6 +129,10 @@ MessageVerdict SessionFilters::on_message(Direction d, Message& m) {
   for (Entry& e : entries_) {
     if ((e.filter->hooks() & kMessages) == 0) continue;
     MessageVerdict v = e.instance->on_message(d, m);
+    if (v.kind == MessageVerdict::Kind::consume) {
+      if (v.deadline_ms > 0) deadline_ms_ = v.deadline_ms;
+      return v;
+    }
     if (v.kind == MessageVerdict::Kind::drop || v.kind == MessageVerdict::Kind::close) {
       decided_by_ = e.filter->name();
       return v;

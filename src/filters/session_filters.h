@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "filters/api.h"
@@ -44,6 +45,9 @@ class SessionFilters {
   bool messages() const { return (hooks_ & kMessages) != 0; }
   // The filter behind the last refusal, close or drop ("" when none).
   std::string_view decided_by() const { return decided_by_; }
+  // The latest deadline a consumed message set (an in-band token refresh),
+  // then 0 until the next: the session reads it when its deadline falls due.
+  std::int64_t take_deadline() { return std::exchange(deadline_ms_, 0); }
 
  private:
   friend class Resume;
@@ -57,6 +61,7 @@ class SessionFilters {
   };
   std::vector<Entry> entries_;
   unsigned hooks_ = 0;
+  std::int64_t deadline_ms_ = 0;
   HandshakeContext* ctx_ = nullptr;
   Done done_;
   std::shared_ptr<PendingRun> run_;   // the hook that runs or waits (owner null: none)

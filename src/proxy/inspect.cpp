@@ -100,6 +100,8 @@ void InspectSink::complete() {
     case filters::MessageVerdict::Kind::drop:
       ++out.dropped;
       break;
+    case filters::MessageVerdict::Kind::consume:
+      break;
     case filters::MessageVerdict::Kind::close:
       st.stopped = true;
       st.stop_reason = v.reason;

@@ -219,7 +219,12 @@ class Session final : public core::RefCounted,
   std::int64_t close_deadline_ms_ = 0;
   std::int64_t route_gone_ms_ = 0;
   std::int64_t deadline_ms_ = 0;    // a filter's deadline (token expiry): Close 1008 then
-  std::unique_ptr<std::string> user_;  // the authenticated user, when a filter named one  // its route was removed by a reload: Close 1012 at this time
+  // Who the session is, when a filter authenticated it (kept apart: most
+  // sessions have none).
+  struct Identity {
+    std::string user, token_id;
+  };
+  std::unique_ptr<Identity> identity_;
   Phase phase_ = Phase::request;
   bool closing_ = false;
   bool finished_ = false;

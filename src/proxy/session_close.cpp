@@ -186,7 +186,7 @@ void Session::log_close() {
       .str("client", client_addr_)
       .str("route", route_ ? route_->name : "")
       .str("upstream", upstream_addr_)
-      .str("user", user_ ? std::string_view(*user_) : std::string_view())
+      .str("user", identity_ ? std::string_view(identity_->user) : std::string_view())
       .str("closed_by", closed_by_ ? closed_by_ : "unknown")
       .num("close_code", close_code_)
       .str("reason", close_reason_)
@@ -207,7 +207,10 @@ bool Session::describe(core::SessionInfo& out) const {
   out.route = route_ ? route_->name : "";
   out.upstream = std::string(upstream_addr_);
   if (!trace_.trace.empty()) out.trace_id = trace_.trace.hex();
-  if (user_) out.user = *user_;
+  if (identity_) {
+    out.user = identity_->user;
+    out.token_id = identity_->token_id;
+  }
   out.state = closing_ ? "closing" : kPhases[static_cast<unsigned>(phase_)];
   out.age_ms = core::coarse_now_ms() - started_ms_;
   out.bytes_in = pumps_[Side::client].bytes;

@@ -380,7 +380,8 @@ void Session::apply_filter_changes(filters::HandshakeContext& ctx) {
   }
   if (!ctx.rewrite_target.empty()) hs_->req.target = ctx.rewrite_target;
   if (ctx.deadline_ms > 0) deadline_ms_ = ctx.deadline_ms;
-  if (!ctx.user.empty()) user_ = std::make_unique<std::string>(ctx.user);
+  if (!ctx.user.empty() || !ctx.token_id.empty())
+    identity_ = std::make_unique<Identity>(Identity{std::move(ctx.user), std::move(ctx.token_id)});
 }
 
 void Session::connect_upstream() {

@@ -113,6 +113,12 @@ void Session::on_timer(std::int64_t now) {
     return;
   }
   if (deadline_ms_ > 0 && now >= deadline_ms_) {
+    // A token refreshed in band since moved it (filters::MessageVerdict::consume).
+    const std::int64_t refreshed = filters_ ? filters_->take_deadline() : 0;
+    if (refreshed > now) {
+      deadline_ms_ = refreshed;
+      return arm_timer();
+    }
     begin_close(ws::close_code::policy_violation, "token expired");
     return;
   }

@@ -168,7 +168,7 @@ def test_connections_list_pages_and_close_sends_the_code(weir, peers):
         conns = page["connections"] + rest["connections"]
         assert [c["id"] for c in conns] == sorted(c["id"] for c in conns)
         for c in conns:
-            assert set(c) == {"id", "client", "route", "upstream", "age_seconds", "state", "user", "trace_id",
+            assert set(c) == {"id", "client", "route", "upstream", "age_seconds", "state", "user", "token_id", "trace_id",
                               "bytes_in", "bytes_out", "messages_in", "messages_out"}
             assert (c["route"], c["upstream"], c["state"], c["messages_in"], c["messages_out"]) == \
                 ("chat", rb.addr, "relay", 1, 1)

@@ -1,15 +1,14 @@
 #include "filters/jwt/jwt_filter.h"
 
-#include <boost/json.hpp>
-
+#include <algorithm>
 #include <chrono>
 
 #include "core/clock.h"
+#include "filters/claims.h"
+#include "state/revocations.h"
 #include "http/head.h"
 
 namespace weir::filters {
-
-namespace json = boost::json;
 
 namespace {
 
@@ -110,26 +109,11 @@ HandshakeVerdict unauthorized(std::string why) {
 }
 
 // A claim as text for a header (strings and numbers only, no control bytes).
-std::optional<std::string> header_value(const json::value* v) {
-  if (v == nullptr) return std::nullopt;
-  std::string s;
-  if (v->is_string()) s = std::string(v->as_string());
-  else if (v->is_int64()) s = std::to_string(v->as_int64());
-  else if (v->is_uint64()) s = std::to_string(v->as_uint64());
-  else return std::nullopt;
-  for (unsigned char c : s)
+std::optional<std::string> header_value(std::optional<std::string> s) {
+  if (!s) return std::nullopt;
+  for (unsigned char c : *s)
     if (c < 0x20 || c == 0x7f) return std::nullopt;
   return s;
-}
-
-std::optional<std::int64_t> number(const json::object& o, std::string_view key, bool& bad) {
-  const auto* v = o.if_contains(key);
-  if (v == nullptr) return std::nullopt;
-  if (v->is_int64()) return v->as_int64();
-  if (v->is_uint64()) return static_cast<std::int64_t>(std::min<std::uint64_t>(v->as_uint64(), INT64_MAX));
-  if (v->is_double()) return static_cast<std::int64_t>(v->as_double());
-  bad = true;
-  return std::nullopt;
 }
 
 class JwtInstance final : public Instance {
@@ -140,17 +124,38 @@ class JwtInstance final : public Instance {
                             std::chrono::system_clock::now().time_since_epoch()).count();
     HandshakeVerdict v = f_.check(ctx, now_ms);
     count(v.kind == HandshakeVerdict::Kind::proceed ? f_.accepted() : f_.rejected());
+    sub_ = ctx.user;
     return v;
+  }
+
+  // In-band refresh (settings().refresh): only client text messages of the
+  // configured shape are Weir's; everything else is forwarded untouched.
+  MessageVerdict on_message(Direction d, Message& m) override {
+    if (d != Direction::to_upstream || m.opcode != ws::Opcode::text) return MessageVerdict::forward();
+    const auto token = f_.refresh_token(m.payload);
+    if (!token) return MessageVerdict::forward();
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+    JwtFilter::Token t;
+    std::string why = f_.verify_token(*token, now_ms, t);
+    if (why.empty() && t.sub != sub_) why = "another subject";
+    if (!why.empty()) {
+      count(f_.rejected());
+      return MessageVerdict::close(ws::close_code::policy_violation, "token refresh refused: " + why);
+    }
+    count(f_.refreshed());
+    // No exp on the new token: no deadline any more.
+    return MessageVerdict::consume(t.deadline_ms > 0 ? t.deadline_ms : INT64_MAX / 4);
   }
 
  private:
   const JwtFilter& f_;
+  std::string sub_;
 };
 
 }  // namespace
 
 HandshakeVerdict JwtFilter::check(HandshakeContext& ctx, std::int64_t now_ms) const {
-  const std::int64_t now_s = now_ms / 1000;
   std::optional<Found> found;
   for (Source s : s_.from) {
     switch (s) {
@@ -162,58 +167,79 @@ HandshakeVerdict JwtFilter::check(HandshakeContext& ctx, std::int64_t now_ms) co
     if (found) break;
   }
   if (!found) return unauthorized("token missing");
-  jose::Failure why;
-  const auto verified = jose::verify(found->token, s_.keys, s_.algorithms, s_.max_bytes, why);
-  if (!verified) return unauthorized(why.reason);
-  boost::system::error_code ec;
-  const json::value payload = json::parse(verified->payload_json, ec);
-  if (ec || !payload.is_object()) return unauthorized("token claims are not a JSON object");
-  const json::object& claims = payload.as_object();
-  bool bad = false;
-  const auto exp = number(claims, "exp", bad);
-  const auto nbf = number(claims, "nbf", bad);
-  const auto iat = number(claims, "iat", bad);
-  if (bad) return unauthorized("exp, nbf and iat must be numbers");
-  // now_s +- skew cannot overflow; a claim near INT64_MAX must not either.
-  if (exp && *exp <= now_s - s_.skew_s) return unauthorized("token expired");
-  if (nbf && *nbf > now_s + s_.skew_s) return unauthorized("token not valid yet");
-  if (iat && *iat > now_s + s_.skew_s) return unauthorized("token issued in the future");
-  if (!s_.issuer.empty()) {
-    const auto* iss = claims.if_contains("iss");
-    if (iss == nullptr || !iss->is_string() || iss->as_string() != s_.issuer) return unauthorized("wrong issuer");
-  }
-  if (!s_.audience.empty()) {
-    const auto* aud = claims.if_contains("aud");
-    bool ok = false;
-    if (aud != nullptr && aud->is_string()) ok = aud->as_string() == s_.audience;
-    if (aud != nullptr && aud->is_array())
-      for (const auto& a : aud->as_array()) ok |= a.is_string() && a.as_string() == s_.audience;
-    if (!ok) return unauthorized("wrong audience");
-  }
+  Token t;
+  if (std::string why = verify_token(found->token, now_ms, t); !why.empty()) return unauthorized(std::move(why));
+  const Claims* claims = t.claims.get();
   for (const auto& [claim, header] : s_.claims_to_headers) {
-    if (auto v = header_value(claims.if_contains(claim))) {
-      // Never let the client supply it: the backend trusts this header.
-      ctx.rewrite_headers.push_back({header, *v});
-    } else {
-      ctx.rewrite_headers.push_back({header, ""});
-    }
+    // Never let the client supply it: the backend trusts this header.
+    ctx.rewrite_headers.push_back({header, header_value(claims->text(claim)).value_or("")});
   }
   if (s_.strip) {
     for (auto& h : found->rewrite) ctx.rewrite_headers.push_back(std::move(h));
     if (!found->target.empty()) ctx.rewrite_target = std::move(found->target);
   }
-  if (auto sub = header_value(claims.if_contains("sub"))) ctx.user = *sub;
+  ctx.user = std::move(t.sub);
+  ctx.token_id = std::move(t.jti);
+  ctx.deadline_ms = t.deadline_ms;
+  ctx.claims = std::move(t.claims);
+  return HandshakeVerdict::proceed();
+}
+
+std::string JwtFilter::verify_token(std::string_view token, std::int64_t now_ms, Token& out) const {
+  const std::int64_t now_s = now_ms / 1000;
+  jose::Failure why;
+  const auto verified = jose::verify(token, s_.keys, s_.algorithms, s_.max_bytes, why);
+  if (!verified) return why.reason;
+  std::string bad_claims;
+  auto claims = Claims::parse(verified->payload_json, &bad_claims);
+  if (!claims) return "token " + bad_claims;
+  bool bad = false;
+  const auto exp = claims->number("exp", &bad);
+  const auto nbf = claims->number("nbf", &bad);
+  const auto iat = claims->number("iat", &bad);
+  if (bad) return "exp, nbf and iat must be numbers";
+  // now_s +- skew cannot overflow; a claim near INT64_MAX must not either.
+  if (exp && *exp <= now_s - s_.skew_s) return "token expired";
+  if (nbf && *nbf > now_s + s_.skew_s) return "token not valid yet";
+  if (iat && *iat > now_s + s_.skew_s) return "token issued in the future";
+  if (!s_.issuer.empty() && claims->text("iss") != s_.issuer) return "wrong issuer";
+  if (!s_.audience.empty()) {
+    // aud is one string or an array of them (RFC 7519 4.1.3).
+    const auto one = claims->text("aud");
+    const auto all = one ? std::vector<std::string>{*one} : claims->strings("aud");
+    if (std::find(all.begin(), all.end(), s_.audience) == all.end()) return "wrong audience";
+  }
+  out.sub = header_value(claims->text("sub")).value_or("");
+  out.jti = header_value(claims->text("jti")).value_or("");
+  if (state::Revocations::global().revoked(out.sub, out.jti, now_ms)) return "token revoked";
+  out.deadline_ms = 0;
   if (exp && s_.close_on_expiry) {
     // The session's clock is the coarse monotonic one.
     const std::int64_t left_ms = *exp > INT64_MAX / 1000 ? INT64_MAX / 4 : *exp * 1000 - now_ms;
-    ctx.deadline_ms = core::coarse_now_ms() + std::max<std::int64_t>(0, left_ms);
+    out.deadline_ms = core::coarse_now_ms() + std::max<std::int64_t>(0, left_ms);
   }
-  return HandshakeVerdict::proceed();
+  out.claims = std::move(claims);
+  return {};
+}
+
+std::optional<std::string> JwtFilter::refresh_token(std::string_view text) const {
+  // Cheap tests first: most messages are not refreshes.
+  const auto& r = *s_.refresh;
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos || text[first] != '{' || text.size() > s_.max_bytes + 1024 ||
+      text.find(r.token_field) == std::string_view::npos)
+    return std::nullopt;
+  std::string error;
+  const auto msg = Claims::parse(text, &error);
+  if (!msg || msg->text(r.type_field) != r.type) return std::nullopt;
+  // The right type with no token string is still a (failed) refresh.
+  return msg->text(r.token_field).value_or("");
 }
 
 std::shared_ptr<config::FilterSettings> JwtFilter::parse(const config::FilterReader& v) {
   v.expect_keys({"keys", "algorithms", "issuer", "audience", "clock_skew", "from", "subprotocol_prefix",
-                 "query_param", "cookie", "claims_to_headers", "strip_token", "expiry", "max_token_bytes"});
+                 "query_param", "cookie", "claims_to_headers", "strip_token", "expiry", "max_token_bytes",
+                 "refresh"});
   Settings s;
   for (const auto& k : v.require("keys").items(false)) {
     k.expect_keys({"secret", "pem", "kid"});
@@ -266,7 +292,16 @@ std::shared_ptr<config::FilterSettings> JwtFilter::parse(const config::FilterRea
   if (auto st = v.find("strip_token")) s.strip = st->boolean();
   if (auto e = v.find("expiry")) s.close_on_expiry = e->choice({"close", "ignore"}) == "close";
   if (auto m = v.find("max_token_bytes")) s.max_bytes = m->size(256, 1 << 20, "from 256 bytes to 1MiB");
-  s.text = v.label();
+  if (auto r = v.find("refresh")) {
+    r->expect_keys({"type_field", "type", "token_field"});
+    Settings::Refresh rs;
+    if (auto f = r->find("type_field")) rs.type_field = f->string();
+    if (auto f = r->find("type")) rs.type = f->string();
+    if (auto f = r->find("token_field")) rs.token_field = f->string();
+    if (rs.type_field.empty() || rs.token_field.empty() || rs.type_field == rs.token_field)
+      r->fail(r->label() + ": type_field and token_field must be two different, non-empty names");
+    s.refresh = std::move(rs);
+  }
   return std::make_shared<JwtFilter>(std::move(s));
 }
 
@@ -280,6 +315,8 @@ void JwtFilter::declare_metrics(obs::Registry& reg, const std::string& route) co
                           {{"route", route}, {"result", "accepted"}});
   rejected_ = reg.counter("weir_jwt_tokens_total", "Tokens the jwt filter checked, by result",
                           {{"route", route}, {"result", "rejected"}});
+  refreshed_ = reg.counter("weir_jwt_tokens_total", "Tokens the jwt filter checked, by result",
+                           {{"route", route}, {"result", "refreshed"}});
 }
 
 }  // namespace weir::filters

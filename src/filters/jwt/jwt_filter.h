@@ -20,14 +20,21 @@
 //     strip_token: true              # default true: the backend never sees it
 //     expiry: close                  # close (default) | ignore: what exp means after the upgrade
 //     max_token_bytes: 8KiB
+//     refresh:                       # in-band refresh (off by default): a client text
+//       type_field: type             #   message {"type": "auth", "token": "<jwt>"} is
+//       type: auth                   #   Weir's: a valid token of the same subject moves the
+//       token_field: token           #   expiry; any other closes with 1008. The route then
+//                                    #   relays through the inspecting pump.
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "config/filter_reader.h"
 #include "filters/api.h"
+#include "filters/claims.h"
 #include "filters/jwt/jose.h"
 
 namespace weir::filters {
@@ -48,26 +55,42 @@ class JwtFilter final : public Filter {
     bool strip = true;
     bool close_on_expiry = true;
     std::size_t max_bytes = 8192;
-    std::string text;  // the YAML as written, for same_as
+    struct Refresh {
+      std::string type_field = "type", type = "auth", token_field = "token";
+    };
+    std::optional<Refresh> refresh;
+  };
+  // A verified token: its claims, identity and the session deadline its exp
+  // sets (coarse ms; 0: none).
+  struct Token {
+    std::shared_ptr<const Claims> claims;
+    std::string sub, jti;
+    std::int64_t deadline_ms = 0;
   };
   explicit JwtFilter(Settings s) : s_(std::move(s)) {}
   static std::shared_ptr<config::FilterSettings> parse(const config::FilterReader& value);
 
-  unsigned hooks() const override { return kHandshake; }
+  unsigned hooks() const override { return kHandshake | (s_.refresh ? kMessages : 0u); }
   std::unique_ptr<Instance> instantiate() const override;
   bool same_as(const config::FilterSettings& other) const override;
   void declare_metrics(obs::Registry& reg, const std::string& route) const override;
   const Settings& settings() const { return s_; }
   obs::CounterId rejected() const { return rejected_; }
   obs::CounterId accepted() const { return accepted_; }
+  obs::CounterId refreshed() const { return refreshed_; }
 
   // The handshake's verdict at now_ms (ms since the epoch); on success ctx
   // gets the claims' headers, the stripped request and the deadline.
   HandshakeVerdict check(HandshakeContext& ctx, std::int64_t now_ms) const;
+  // Signature, claims and revocation of one token at now_ms: "" and `out`
+  // filled, or why not.
+  std::string verify_token(std::string_view token, std::int64_t now_ms, Token& out) const;
+  // The token of an in-band refresh message, or nullopt: not one (forwarded).
+  std::optional<std::string> refresh_token(std::string_view text_message) const;
 
  private:
   Settings s_;
-  mutable obs::CounterId rejected_, accepted_;
+  mutable obs::CounterId rejected_, accepted_, refreshed_;
 };
 
 }  // namespace weir::filters

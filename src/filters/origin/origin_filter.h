@@ -1,7 +1,9 @@
 #pragma once
 // Origin allowlist (Cross-Site WebSocket Hijacking defence): a browser's
 // request whose Origin is not listed gets 403. Not authentication.
-// YAML: `origins: [https://chat.example.com, 'null', '*']` on a route.
+// YAML on a route: `origins: [https://chat.example.com, 'https://*.example.com', 'null', '*']`,
+// or `origins: {allow: [...], missing: allow}` to let requests without an
+// Origin header (non-browser clients) through; by default they get 403.
 
 #include <memory>
 #include <string>
@@ -15,7 +17,8 @@ namespace weir::filters {
 class OriginFilter final : public Filter {
  public:
   // Entries as in the config: "scheme://host[:port]" (lower-case), "null" or "*".
-  explicit OriginFilter(std::vector<std::string> allowed) : allowed_(std::move(allowed)) {}
+  explicit OriginFilter(std::vector<std::string> allowed, bool allow_missing = false)
+      : allowed_(std::move(allowed)), allow_missing_(allow_missing) {}
   static std::shared_ptr<config::FilterSettings> parse(const config::FilterReader& value);
 
   unsigned hooks() const override { return kHandshake; }
@@ -26,9 +29,13 @@ class OriginFilter final : public Filter {
 
  private:
   std::vector<std::string> allowed_;
+  bool allow_missing_;
 };
 
-// "scheme://host[:port]" with no path, "null" or "*".
-bool valid_origin(std::string_view origin);
+// "scheme://host[:port]" with no path, "null" or "*"; with wildcard_ok,
+// also "scheme://*.domain[:port]".
+bool valid_origin(std::string_view origin, bool wildcard_ok = false);
+// Whether an allowlist entry (lower-case) admits an Origin header value.
+bool origin_matches(std::string_view entry, std::string_view origin);
 
 }  // namespace weir::filters

@@ -664,10 +664,10 @@ TEST(ConfigErrors, Upstreams) {
 TEST(ConfigErrors, Origins) {
   EXPECT_EQ(error_of(with_route("upstreams: echo\n    origins: ['https://a.example/']\n")),
             "t.yaml:5:15: invalid origin 'https://a.example/' (use scheme://host[:port] with no "
-            "path, e.g. https://chat.example.com, or '*')");
+            "path, e.g. https://chat.example.com, scheme://*.domain for its subdomains, or '*')");
   EXPECT_EQ(error_of(with_route("upstreams: echo\n    origins: [example.com]\n")),
             "t.yaml:5:15: invalid origin 'example.com' (use scheme://host[:port] with no path, "
-            "e.g. https://chat.example.com, or '*')");
+            "e.g. https://chat.example.com, scheme://*.domain for its subdomains, or '*')");
 }
 
 TEST(ConfigErrors, RouteNames) {

@@ -69,7 +69,7 @@ TEST(FilterRegistry, ErrorsAtFileLineColumn) {
             "t.yaml:4:45: unknown key 'sideways' in 'max_message'");
   EXPECT_EQ(error_of(route_with("    origins: [example.com]\n")),
             "t.yaml:4:15: invalid origin 'example.com' (use scheme://host[:port] with no path, e.g. "
-            "https://chat.example.com, or '*')");
+            "https://chat.example.com, scheme://*.domain for its subdomains, or '*')");
   EXPECT_EQ(error_of(route_with("    message_rat: {}\n")).substr(0, 62),
             "t.yaml:4:5: unknown key 'message_rat' in route (did you mean '");
 }

@@ -86,10 +86,6 @@ struct Pair {
   }
 };
 
-std::string token(const std::string& header, const std::string& payload, const std::string& sig_bytes) {
-  return b64url(header) + "." + b64url(payload) + "." + b64url(sig_bytes);
-}
-
 TEST(Jose, Rfc7515AppendixA1Hs256) {
   // The RFC's own example: key, token and verdict.
   const auto k = base64url_decode(
