@@ -46,7 +46,7 @@ std::vector<Listener> Loader::listeners(const Field& f) const {
       fail(item.mark,
            item.label + " must be a mapping with 'address' and 'port', got " + describe(item.node));
     }
-    const Fields fs = fields(item, "in listener", {"address", "port", "tls", "proxy_protocol"});
+    const Fields fs = fields(item, "in listener", {"address", "port", "tls", "proxy_protocol", "ip_policy"});
     Listener l;
     std::string normalized = l.address;
     if (const Field* a = fs.find("address")) {
@@ -68,6 +68,12 @@ std::vector<Listener> Loader::listeners(const Field& f) const {
     if (const Field* pp = fs.find("proxy_protocol")) {
       l.proxy_protocol = boolean(*pp);
       l.proxy_protocol_pos = {pp->key_mark.line + 1, pp->key_mark.column + 1};
+    }
+    if (const Field* ipp = fs.find("ip_policy")) {
+      auto settings = find_filter_type("ip_policy")->parse(filter_reader(*ipp));
+      settings->key = "ip_policy";
+      settings->pos = pos(ipp->key_mark);
+      l.ip_policy = std::move(settings);
     }
 
     // With SO_REUSEPORT a second bind to the same address would succeed and

@@ -137,6 +137,10 @@ struct Listener {
   // v2); other peers are read as they are (a header from them is garbage).
   bool proxy_protocol = false;
   SourcePos proxy_protocol_pos;
+  // Allow/deny by client address for every request on this listener, before
+  // any route is matched (the same rules as a route's ip_policy filter:
+  // filters/ip_policy/). Null: none.
+  std::shared_ptr<const FilterSettings> ip_policy;
 };
 
 // The admin listener (docs/admin.md): probes, metrics, the admin API and

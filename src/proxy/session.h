@@ -151,7 +151,10 @@ class Session final : public core::RefCounted,
   void on_refusal_sent();
   // headers: extra response fields (a filter's); the refusal is logged with
   // the filter that decided it, if any.
-  void refuse(unsigned status, std::string reason, const std::vector<filters::Header>* headers = nullptr);
+  // label: the metric's reason label and the log's filter ("" = from the
+  // deciding filter, else from the status).
+  void refuse(unsigned status, std::string reason, const std::vector<filters::Header>* headers = nullptr,
+              std::string_view label = {});
   void upstream_failed(unsigned status, std::string reason);
 
   // relay.cpp

@@ -31,6 +31,7 @@
 #include "proxy/handshake_state.h"
 #include "proxy/inspect.h"
 #include "proxy/session.h"
+#include "filters/ip_policy/ip_policy.h"
 #include "filters/session_filters.h"
 
 namespace weir::proxy {
@@ -315,6 +316,13 @@ void Session::route_and_connect() {
     const std::string_view peer = hs_->proxied_ip.empty() ? client_ip() : std::string_view(hs_->proxied_ip);
     hs_->client_ip = net::client_from_forwarded(peer, runtime_->config->trusted_proxies, xff);
   }
+  if (const auto& policy = runtime_->config->listeners[hs_->listener].ip_policy) {
+    if (!static_cast<const filters::IpPolicyFilter&>(*policy).allows(hs_->client_ip)) {
+      count_filter(worker_.cells(), "", "ip_policy", /*refusal=*/true);
+      refuse(403, "client address not allowed", nullptr, "ip_policy");
+      return;
+    }
+  }
   const http::Head& req = hs_->req;
   const auto match = match_route(*runtime_->config, req);
   if (!match) {
@@ -473,8 +481,9 @@ void Session::upstream_failed(unsigned status, std::string reason) {
   refuse(status, std::move(reason));
 }
 
-void Session::refuse(unsigned status, std::string reason, const std::vector<filters::Header>* headers) {
-  log_refusal(status, reason);
+void Session::refuse(unsigned status, std::string reason, const std::vector<filters::Header>* headers,
+                     std::string_view label) {
+  log_refusal(status, reason, label);
   phase_ = Phase::done;
   if (filters_) filters_->cancel();
   hs_->out = http::error_response(status, reason, header_fields(headers));

@@ -124,3 +124,20 @@ def test_proxy_protocol_needs_trusted_proxies(weir, tmp_path):
     r = subprocess.run([weir_bin(), "check-config", "-c", str(p)], capture_output=True, text=True, timeout=10)
     line = next(i for i, l in enumerate(p.read_text().splitlines(), 1) if "proxy_protocol" in l)
     assert r.returncode == 1 and f"{p}:{line}:" in r.stderr and "needs trusted_proxies" in r.stderr, r.stderr
+
+
+def test_listener_ip_policy_applies_before_any_route(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"name": "r", "upstreams": [rb.addr]}],
+                    listeners=[{"address": "127.0.0.1", "port": 0,
+                                "ip_policy": [{"deny": "127.0.0.4"}, {"allow": "127.0.0.0/29"}]}])
+    assert upgrade("127.0.0.2", w.port).status == 101
+    assert upgrade("127.0.0.4", w.port).status == 403   # denied by the first rule
+    assert upgrade("127.0.0.9", w.port).status == 403   # outside every allow rule
+    # Refused before routing: even a path no route matches is a 403, not a 404.
+    r = exchange_from("127.0.0.9", w.port, build_request("/nowhere", key=new_key()))
+    assert r.status == 403 and b"client address not allowed" in r.body
+    m = w.metrics()
+    assert m['weir_handshakes_failed_total{route="",status="403",reason="ip_policy"}'] == 3
+    assert m['weir_filter_refusals_total{route="",filter="ip_policy"}'] == 3
+    assert rb.conns == [] or len(rb.conns) == 1  # only the allowed client reached the backend

@@ -13,6 +13,7 @@
 #include "core/worker.h"
 #include "filters/authz/authz.h"
 #include "filters/claims.h"
+#include "filters/ip_policy/ip_policy.h"
 #include "filters/jwt/jwt_filter.h"
 #include "filters/origin/origin_filter.h"
 #include "http/head.h"
@@ -176,6 +177,23 @@ TEST(Origins, WildcardsAndTheMissingHeaderPolicy) {
   EXPECT_FALSE(a->allows("https://evil.example"));
   EXPECT_NE(config_error(kHead + "    origins: {allow: [x], missing: maybe}\n"), "");
   EXPECT_NE(config_error(kHead + "    origins: {missing: allow}\n").find("allow"), std::string::npos);
+}
+
+TEST(ListenerIpPolicy, ParsedWithTheRouteFilterRulesAndErrors) {
+  const auto cfg = config::load_string(
+      "listeners: [{address: 127.0.0.1, port: 0, ip_policy: [{deny: 10.0.0.1}, {allow: 10.0.0.0/8}]}]\n"
+      "routes:\n  - upstreams: [echo]\n",
+      "t.yaml");
+  ASSERT_NE(cfg.listeners[0].ip_policy, nullptr);
+  const auto* p = dynamic_cast<const IpPolicyFilter*>(cfg.listeners[0].ip_policy.get());
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(p->allows("10.1.2.3"));
+  EXPECT_FALSE(p->allows("10.0.0.1"));
+  EXPECT_FALSE(p->allows("192.0.2.1"));
+  EXPECT_TRUE(cfg.routes[0].filters.empty());  // not a route filter
+  const std::string err = config_error(
+      "listeners: [{address: 127.0.0.1, port: 0, ip_policy: [{allow: 10.0.0.0/33}]}]\nroutes:\n  - upstreams: [echo]\n");
+  EXPECT_EQ(err.rfind("t.yaml:1:", 0), 0u) << err;
 }
 
 class JwtFilterTest : public ::testing::Test {
