@@ -169,7 +169,10 @@ class Instance {
   obs::Cell* cells_ = nullptr;  // the worker's (obs::Registry slot)
 };
 
-enum Hook : unsigned { kHandshake = 1, kFrames = 2, kMessages = 4 };
+// kSession: the per-session part must live as long as the session (it holds
+// something until then, e.g. a concurrency slot), though it has no frame or
+// message hook; without it a handshake-only Instance goes at the upgrade.
+enum Hook : unsigned { kHandshake = 1, kFrames = 2, kMessages = 4, kSession = 8 };
 
 // A filter as configured on a route: immutable, shared by every worker.
 class Filter : public config::FilterSettings {

@@ -5,6 +5,7 @@
 
 #include "config/filter_types.h"
 #include "filters/authz/authz.h"
+#include "filters/connection_limits/connection_limits.h"
 #include "filters/ip_policy/ip_policy.h"
 #include "filters/jwt/jwt_filter.h"
 #include "filters/max_message/max_message.h"
@@ -23,7 +24,9 @@ namespace {
 constexpr FilterType kTypes[] = {
     {"ip_policy", 10, &filters::IpPolicyFilter::parse},
     {"origins", 20, &filters::OriginFilter::parse},
+    {"connection_limits", 30, &filters::ConnectionLimitsFilter::parse_connection},
     {"jwt", 40, &filters::JwtFilter::parse},
+    {"user_limits", 45, &filters::ConnectionLimitsFilter::parse_user},
     {"authz", 50, &filters::AuthzFilter::parse},
     {"max_message", 60, &filters::MaxMessageFilter::parse},
     {"message_rate", 70, &filters::MessageRateFilter::parse},

@@ -43,6 +43,7 @@ class SessionFilters {
 
   bool frames() const { return (hooks_ & kFrames) != 0; }
   bool messages() const { return (hooks_ & kMessages) != 0; }
+  bool for_life() const { return (hooks_ & (kFrames | kMessages | kSession)) != 0; }
   // The filter behind the last refusal, close or drop ("" when none).
   std::string_view decided_by() const { return decided_by_; }
   // The latest deadline a consumed message set (an in-band token refresh),

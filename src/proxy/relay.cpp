@@ -154,7 +154,7 @@ void Session::start_relay() {
   // first frame only): RFC 6455 5.4.
   refrag_ = (hs_->allowed_rsv & ~0x4) == 0;
   // Handshake-only filters are done: their per-session parts go now.
-  if (filters_ && !filters_->frames() && !filters_->messages()) filters_.reset();
+  if (filters_ && !filters_->for_life()) filters_.reset();
   last_data_ms_ = now;
   // Frames that arrived with the handshakes are relayed first.
   pumps_[Side::client].pending_in.assign(hs_->in, hs_->req.size);

@@ -581,7 +581,8 @@ def traffic(module_weir, module_peers):
             # Declares weir_jwt_tokens_total; one request without a token is refused below.
             {"name": "authed", "match": {"path": "/authed"}, "upstreams": "echo",
              "jwt": {"keys": [{"secret": "observability-test-secret-0123456789"}]},
-             "authz": [{"claim": "roles", "any_of": ["chat"]}]},
+             "authz": [{"claim": "roles", "any_of": ["chat"]}],
+             "connection_limits": [{"per": "ip", "connections_per_second": 1000}]},
             {"name": "dead", "match": {"path": "/dead"}, "upstreams": [f"127.0.0.1:{dead}"]},
             {"name": "stall", "match": {"path": "/stall"}, "upstreams": [stall_backend.addr],
              "limits": {"buffer_bytes": "4KiB"}},
@@ -740,6 +741,7 @@ def test_metrics_traffic_counts(traffic):
     assert v("weir_jwt_tokens_total", route="authed", result="rejected") == 1
     assert v("weir_jwt_tokens_total", route="authed", result="accepted") == 0
     assert v("weir_authz_denied_total", route="authed") == 0  # the jwt filter refused first
+    assert v("weir_limit_hits_total", route="authed", limit="connection_rate", per="ip") == 0
     assert m.total("weir_filter_closes_total") == 1
     assert v("weir_upstream_connect_failures_total", route="dead", upstream=dead, reason="refused") == 1
     assert m.total("weir_upstream_connect_failures_total") == 1  # probes are not counted here

@@ -1,0 +1,120 @@
+"""Connection limits on the real binary (local store: shared by the workers of one Weir):
+per-address connect rate (the burst passes, the next gets 429 with Retry-After), per-user
+concurrency (the 4th of a user is refused until one closes), a global ceiling across both
+workers; limit.hit events and counters."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import time
+
+from weirlib import OP_TEXT, RawClient, build_request, new_key, read_response
+
+SECRET = "0123456789abcdef0123456789abcdef"
+
+
+def hs256(claims: dict) -> str:
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    head, body = b64(b'{"alg":"HS256"}'), b64(json.dumps(claims).encode())
+    return f"{head}.{body}.{b64(hmac.new(SECRET.encode(), f'{head}.{body}'.encode(), hashlib.sha256).digest())}"
+
+
+def upgrade_from(source: str, port: int, headers=()):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    try:
+        s.sendall(build_request("/", key=new_key(), headers=list(headers)))
+        return read_response(s, 5)
+    finally:
+        s.close()
+
+
+def wait_until(pred, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def test_per_address_connect_rate_burst_then_429(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"name": "r", "upstreams": [rb.addr],
+                      "connection_limits": [{"per": "ip", "connections_per_second": 0.2, "burst": 3}]}])
+    assert [upgrade_from("127.0.0.2", w.port).status for _ in range(3)] == [101, 101, 101]
+    r = upgrade_from("127.0.0.2", w.port)
+    assert r.status == 429 and b"connection rate exceeded (per ip)" in r.body
+    assert 1 <= int(r.header("retry-after")) <= 5  # one token per 5 s
+    assert upgrade_from("127.0.0.3", w.port).status == 101  # another address has its own bucket
+    ev = w.log.wait("limit.hit", timeout=5)[0]
+    assert (ev["limit"], ev["per"], ev["key"], ev["action"], ev["filter"]) == \
+        ("connection_rate", "ip", "127.0.0.2", "refuse", "connection_limits")
+    m = w.metrics()
+    assert m['weir_limit_hits_total{route="r",limit="connection_rate",per="ip"}'] == 1
+    assert m['weir_handshakes_failed_total{route="r",status="429",reason="connection_limits"}'] == 1
+
+
+def test_per_user_concurrency_frees_a_slot_when_a_session_ends(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"name": "chat", "upstreams": [rb.addr], "jwt": {"keys": [{"secret": SECRET}]},
+                      "user_limits": [{"concurrent": 3}]}])
+    alice = [("Authorization", "Bearer " + hs256({"sub": "alice"}))]
+    held = [RawClient(w.port, "/", headers=alice) for _ in range(3)]
+    try:
+        r = upgrade_from("127.0.0.1", w.port, alice)
+        assert r.status == 429 and b"too many concurrent connections (per user)" in r.body
+        assert r.header("retry-after") == "1"
+        # Another user is not affected.
+        assert upgrade_from("127.0.0.1", w.port, [("Authorization", "Bearer " + hs256({"sub": "bob"}))]).status == 101
+        held.pop().close()
+        assert wait_until(lambda: upgrade_from("127.0.0.1", w.port, alice).status == 101)
+        for c in held:  # the ones still open still relay
+            c.send(OP_TEXT, b"x")
+            assert c.recv_message() == (OP_TEXT, b"x")
+    finally:
+        for c in held:
+            c.close()
+    m = w.metrics()
+    assert m['weir_limit_hits_total{route="chat",limit="concurrent",per="user"}'] >= 1
+
+
+def test_a_global_ceiling_holds_across_both_workers(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"name": "r", "upstreams": [rb.addr],
+                      "connection_limits": [{"per": "global", "concurrent": 5}]}], workers=2)
+    held, refused = [], 0
+    try:
+        for _ in range(12):
+            try:
+                held.append(RawClient(w.port, "/"))
+            except AssertionError as e:
+                assert "429" in str(e)
+                refused += 1
+        assert (len(held), refused) == (5, 7)
+    finally:
+        for c in held:
+            c.close()
+    # Every slot comes back when its session ends: five fit again (sessions end asynchronously).
+    again = []
+
+    def five_more():
+        while len(again) < 5:
+            try:
+                again.append(RawClient(w.port, "/"))
+            except AssertionError:
+                return False
+        return True
+    try:
+        assert wait_until(five_more)
+        r = upgrade_from("127.0.0.1", w.port)
+        assert r.status == 429 and b"(per global)" in r.body
+    finally:
+        for c in again:
+            c.close()
