@@ -167,8 +167,16 @@ void Loader::apply_timeouts(const Field& f, Timeouts& t, bool in_route) const {
 void Loader::apply_limits(const Field& f, Limits& l, bool in_route) const {
   const Fields fs =
       fields(f, "in " + f.name,
-             {"max_header_bytes", "max_frame_bytes", "max_message_bytes", "buffer_bytes"});
+             {"max_header_bytes", "max_frame_bytes", "max_message_bytes", "buffer_bytes",
+              "max_pending_handshakes_per_ip"});
   top_level_only(fs, "max_header_bytes", in_route);
+  top_level_only(fs, "max_pending_handshakes_per_ip", in_route);
+  if (const Field* v = fs.find("max_pending_handshakes_per_ip")) {
+    static constexpr std::string_view rule = "an integer 0-1000000 (0 = no limit)";
+    const auto n = parse_uint(scalar(*v, rule));
+    if (!n || *n > 1'000'000) fail(v->mark, v->label + " must be " + std::string(rule));
+    l.max_pending_handshakes_per_ip = static_cast<std::uint32_t>(*n);
+  }
   constexpr std::uint64_t unbounded = std::numeric_limits<std::uint64_t>::max();
   if (const Field* v = fs.find("max_header_bytes")) {
     l.max_header_bytes =
@@ -426,6 +434,7 @@ Config Loader::load_unchecked(const std::string& yaml) const {
   }
   config.handshake_timeout = defaults.timeouts.handshake;
   config.max_header_bytes = defaults.limits.max_header_bytes;
+  config.max_pending_handshakes_per_ip = defaults.limits.max_pending_handshakes_per_ip;
   if (const Field* v = fs.find("reload")) {
     const Fields reload = fields(*v, "in reload", {"removed_route_grace"});
     if (const Field* g = reload.find("removed_route_grace")) config.removed_route_grace = duration(*g, true);

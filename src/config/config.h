@@ -34,6 +34,9 @@ struct Limits {
   std::uint64_t max_frame_bytes = 16ull << 20;        // one frame's payload -> 1009
   std::uint64_t max_message_bytes = 64ull << 20;      // one message (all fragments) -> 1009
   std::uint32_t buffer_bytes = 64 * 1024;             // per-direction relay buffer = high watermark
+  // Connections from one address (the socket peer) still in their handshake
+  // at once; past it a new one is closed unanswered (slowloris). 0 = off.
+  std::uint32_t max_pending_handshakes_per_ip = 0;    // top level only
   bool operator==(const Limits&) const = default;
 };
 
@@ -167,6 +170,7 @@ struct Config {
   // Before a route is chosen (top-level timeouts.handshake, limits.max_header_bytes).
   Millis handshake_timeout{10'000};
   std::uint32_t max_header_bytes = 8 * 1024;
+  std::uint32_t max_pending_handshakes_per_ip = 0;  // limits.max_pending_handshakes_per_ip
   // Reload: sessions of a route the new config no longer has get Close 1012
   // after this long (0 = at once).
   Millis removed_route_grace{10'000};

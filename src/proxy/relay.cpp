@@ -125,6 +125,7 @@ std::size_t remove_drops(std::uint8_t* buf, std::size_t end, const std::vector<D
 void Session::start_relay() {
   const auto now = core::coarse_now_ms();
   phase_ = Phase::relay;
+  release_pending_slot();
   worker_.stats().sessions_upgraded.add();
   {
     const RouteMetrics& m = compiled_->metrics;

@@ -228,6 +228,10 @@ class Session final : public core::RefCounted,
     std::string user, token_id;
   };
   std::unique_ptr<Identity> identity_;
+  // Its slot under limits.max_pending_handshakes_per_ip, until the relay
+  // starts or the session ends (null: none held).
+  std::unique_ptr<std::string> pending_key_;
+  void release_pending_slot();
   Phase phase_ = Phase::request;
   bool closing_ = false;
   bool finished_ = false;

@@ -31,6 +31,7 @@
 #include "proxy/handshake_state.h"
 #include "proxy/inspect.h"
 #include "proxy/session.h"
+#include "state/counters.h"
 #include "filters/ip_policy/ip_policy.h"
 #include "filters/session_filters.h"
 
@@ -134,6 +135,25 @@ void Session::start(WorkerGateway& gateway, int fd, const sockaddr* peer, std::s
     s->finish();
     return;
   }
+  if (const std::uint32_t max = s->runtime_->config->max_pending_handshakes_per_ip; max > 0) {
+    // Slowloris: many half-sent requests from one address. Counted across
+    // workers; a connection over the limit is closed unanswered.
+    auto key = std::make_unique<std::string>("pending|" + std::string(s->client_ip()));
+    if (!state::Counters::local().acquire(*key, max)) {
+      log::Line(log::Level::info, "limit.hit")
+          .unum("id", s->id_)
+          .str("client", s->client_addr_)
+          .str("limit", "pending_handshakes")
+          .str("per", "ip")
+          .str("key", s->client_ip())
+          .str("action", "close");
+      s->log_refusal(429, "too many pending handshakes from this address", "pending_handshakes");
+      s->phase_ = Phase::done;
+      s->finish();
+      return;
+    }
+    s->pending_key_ = std::move(key);
+  }
   const config::Listener* lc =
       listener < s->runtime_->config->listeners.size() ? &s->runtime_->config->listeners[listener] : nullptr;
   if (lc != nullptr && lc->proxy_protocol) {
@@ -188,7 +208,14 @@ Session::Session(WorkerGateway& gateway, int fd, const sockaddr* peer, std::size
   arm_timer();
 }
 
+void Session::release_pending_slot() {
+  if (!pending_key_) return;
+  state::Counters::local().release(*pending_key_);
+  pending_key_.reset();
+}
+
 Session::~Session() {
+  release_pending_slot();
   worker_.cancel_timer(this);
   for (auto& p : pumps_) release_buffer(p);
   free_tls();

@@ -118,3 +118,45 @@ def test_a_global_ceiling_holds_across_both_workers(weir, peers):
     finally:
         for c in again:
             c.close()
+
+
+def test_slowloris_pending_handshakes_per_address(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"name": "r", "upstreams": [rb.addr]}],
+                    limits={"max_pending_handshakes_per_ip": 3}, timeouts={"handshake": "30s"})
+
+    def half_open(source):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", w.port))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never the end of the head
+        return s
+    slow = [half_open("127.0.0.2") for _ in range(3)]
+    try:
+        accepted = lambda: sum(v for k, v in w.metrics().items() if k.startswith("weir_connections_accepted_total"))
+        assert wait_until(lambda: accepted() >= 3)
+        s = half_open("127.0.0.2")
+        try:
+            try:
+                assert s.recv(100) == b""  # closed unanswered (a reset: its request was unread)
+            except ConnectionResetError:
+                pass
+        finally:
+            s.close()
+        assert upgrade_from("127.0.0.3", w.port).status == 101  # another address is not held up
+        ev = w.log.wait("limit.hit", timeout=5)[0]
+        assert (ev["limit"], ev["per"], ev["key"], ev["action"]) == ("pending_handshakes", "ip", "127.0.0.2", "close")
+        slow.pop().close()  # its session sees the EOF and gives the slot back
+
+        def admitted():
+            try:
+                return upgrade_from("127.0.0.2", w.port).status == 101
+            except (ConnectionResetError, EOFError, AssertionError):
+                return False  # still closed unanswered: the slot is not back yet
+        assert wait_until(admitted)
+    finally:
+        for s in slow:
+            s.close()
+    m = w.metrics()
+    assert m['weir_handshakes_failed_total{route="",status="429",reason="pending_handshakes"}'] >= 1
