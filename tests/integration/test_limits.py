@@ -160,3 +160,30 @@ def test_slowloris_pending_handshakes_per_address(weir, peers):
             s.close()
     m = w.metrics()
     assert m['weir_handshakes_failed_total{route="",status="429",reason="pending_handshakes"}'] >= 1
+
+
+def test_message_rate_per_user_is_shared_by_the_users_sessions(weir, peers):
+    rb = peers.raw("echo")
+    # 3 messages, then one per 100 s: what one session spends the other cannot.
+    w = weir.routes([{"name": "chat", "upstreams": [rb.addr], "jwt": {"keys": [{"secret": SECRET}]},
+                      "message_rate": {"messages_per_second": 0.01, "burst_messages": 3, "per": "user",
+                                       "action": "drop"}}])
+    alice = [("Authorization", "Bearer " + hs256({"sub": "alice"}))]
+    bob = [("Authorization", "Bearer " + hs256({"sub": "bob"}))]
+    s1, s2, s3 = RawClient(w.port, "/", headers=alice), RawClient(w.port, "/", headers=alice), \
+        RawClient(w.port, "/", headers=bob)
+    try:
+        for i in range(3):
+            s1.send(OP_TEXT, b"one-%d" % i)
+        assert [s1.recv_message()[1] for _ in range(3)] == [b"one-0", b"one-1", b"one-2"]
+        for i in range(3):
+            s2.send(OP_TEXT, b"two-%d" % i)   # alice's budget is spent (on s1): dropped
+        s3.send(OP_TEXT, b"bob")
+        assert s3.recv_message() == (OP_TEXT, b"bob")
+        assert wait_until(lambda: w.metrics().get(
+            'weir_message_rate_exceeded_total{route="chat",direction="client_to_upstream",action="drop"}') == 3)
+        texts = sorted(f.payload for c in rb.conns for f in c.frames if f.opcode == OP_TEXT)
+        assert texts == [b"bob", b"one-0", b"one-1", b"one-2"]
+    finally:
+        for c in (s1, s2, s3):
+            c.close()

@@ -1,8 +1,24 @@
 #include "filters/message_rate/message_rate.h"
 
+#include <algorithm>
+
 #include "filters/message_rate/token_bucket.h"
 
 namespace weir::filters {
+
+namespace {
+
+struct Buckets {
+  TokenBucket messages, bytes;
+  bool started = false;
+};
+
+}  // namespace
+
+struct MessageRateFilter::Shared {
+  std::mutex mu;  // the user's sessions may be on several workers
+  Buckets buckets[2];
+};
 
 namespace {
 
@@ -10,17 +26,29 @@ class MessageRateInstance final : public Instance {
  public:
   explicit MessageRateInstance(const MessageRateFilter& f) : f_(f), s_(f.settings()) {}
 
+  HandshakeVerdict on_handshake(HandshakeContext& ctx) override {
+    if (s_.per_user) {
+      shared_ = f_.shared_for(ctx.user.empty() ? "ip|" + std::string(ctx.client_ip) : "user|" + ctx.user);
+    }
+    return HandshakeVerdict::proceed();
+  }
+
   FrameVerdict on_frame_header(Direction d, const ws::FrameHeader& h, std::int64_t now) override {
-    const FrameVerdict v = judge(d, h, now);
+    FrameVerdict v;
+    if (shared_) {
+      std::lock_guard lock(shared_->mu);
+      v = judge(d, h, now, shared_->buckets[static_cast<int>(d)]);
+    } else {
+      v = judge(d, h, now, buckets_[static_cast<int>(d)]);
+    }
     if (v.kind != FrameVerdict::Kind::forward) count(f_.exceeded(d));
     return v;
   }
 
  private:
-  FrameVerdict judge(Direction d, const ws::FrameHeader& h, std::int64_t now) {
+  FrameVerdict judge(Direction d, const ws::FrameHeader& h, std::int64_t now, Buckets& b) {
     const bool limited = d == Direction::to_upstream ? s_.limit_client : s_.limit_upstream;
     if (!limited) return FrameVerdict::forward();
-    Buckets& b = buckets_[static_cast<int>(d)];
     if (!b.started) {
       // Lazily, at the first frame: a session that never sends pays nothing.
       if (s_.messages_per_second > 0) b.messages = TokenBucket(s_.messages_per_second, s_.burst_messages, now);
@@ -61,19 +89,17 @@ class MessageRateInstance final : public Instance {
     return FrameVerdict::forward();
   }
 
-  struct Buckets {
-    TokenBucket messages, bytes;
-    bool started = false;
-  };
   const MessageRateFilter& f_;
   const MessageRateFilter::Settings& s_;
   Buckets buckets_[2];
+  std::shared_ptr<MessageRateFilter::Shared> shared_;  // per: user
 };
 
 }  // namespace
 
 std::shared_ptr<config::FilterSettings> MessageRateFilter::parse(const config::FilterReader& v) {
-  v.expect_keys({"messages_per_second", "burst_messages", "bytes_per_second", "burst_bytes", "direction", "action"});
+  v.expect_keys({"messages_per_second", "burst_messages", "bytes_per_second", "burst_bytes", "direction", "action",
+                 "per"});
   Settings s;
   if (auto f = v.find("messages_per_second")) s.messages_per_second = f->number(0.001, 1e9);
   if (auto f = v.find("bytes_per_second"))
@@ -101,7 +127,25 @@ std::shared_ptr<config::FilterSettings> MessageRateFilter::parse(const config::F
     const std::string a = f->choice({"close", "drop", "throttle"});
     s.action = a == "close" ? Action::close : a == "drop" ? Action::drop : Action::throttle;
   }
+  if (auto f = v.find("per")) s.per_user = f->choice({"connection", "user"}) == "user";
   return std::make_shared<MessageRateFilter>(s);
+}
+
+std::shared_ptr<MessageRateFilter::Shared> MessageRateFilter::shared_for(const std::string& who) const {
+  std::lock_guard lock(users_mu_);
+  auto& slot = users_[who];
+  auto shared = slot.lock();
+  if (!shared) {
+    shared = std::make_shared<Shared>();
+    slot = shared;
+    // Users whose sessions all ended leave an expired entry: swept when the
+    // map has doubled since the last sweep.
+    if (users_.size() >= sweep_at_) {
+      std::erase_if(users_, [](const auto& kv) { return kv.second.expired(); });
+      sweep_at_ = std::max<std::size_t>(1024, users_.size() * 2);
+    }
+  }
+  return shared;
 }
 
 void MessageRateFilter::declare_metrics(obs::Registry& reg, const std::string& route) const {
@@ -114,6 +158,9 @@ void MessageRateFilter::declare_metrics(obs::Registry& reg, const std::string& r
                      {"action", kActions[static_cast<int>(s_.action)]}});
   }
 }
+
+MessageRateFilter::MessageRateFilter(Settings s) : s_(s) {}
+MessageRateFilter::~MessageRateFilter() = default;
 
 std::unique_ptr<Instance> MessageRateFilter::instantiate() const {
   return std::make_unique<MessageRateInstance>(*this);

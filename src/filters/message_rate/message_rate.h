@@ -7,7 +7,10 @@
 //   throttle -> it is relayed, and reading from the sender pauses until the
 //               buckets are back in credit: TCP backpressure slows it and
 //               nothing is lost.
-// Local to one connection; the Redis-shared limits come with the limits work.
+// Per connection, or (per: user) one pair of buckets for all the sessions of
+// one user on the route (the token's subject; the client address when there
+// is none), shared by every worker. Local to this instance (Redis-shared
+// limits are not built yet).
 //
 // YAML (on a route):
 //   message_rate:
@@ -17,8 +20,12 @@
 //     burst_bytes: 2MiB            # default: one second's worth
 //     direction: client            # client (default) | upstream | both: who is limited
 //     action: close                # close (default) | drop | throttle
+//     per: connection              # connection (default) | user
 
 #include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
 
 #include "config/filter_reader.h"
 #include "filters/api.h"
@@ -33,13 +40,16 @@ class MessageRateFilter final : public Filter {
     double bytes_per_second = 0, burst_bytes = 0;        // 0 = no byte limit
     bool limit_client = true, limit_upstream = false;    // whose messages count
     Action action = Action::close;
+    bool per_user = false;
     bool operator==(const Settings&) const = default;
   };
 
-  explicit MessageRateFilter(Settings s) : s_(s) {}
+  explicit MessageRateFilter(Settings s);
+  ~MessageRateFilter() override;
   static std::shared_ptr<config::FilterSettings> parse(const config::FilterReader& value);
 
-  unsigned hooks() const override { return kFrames; }
+  // per: user learns the user at the handshake (after jwt).
+  unsigned hooks() const override { return kFrames | (s_.per_user ? kHandshake : 0u); }
   std::unique_ptr<Instance> instantiate() const override;
   bool same_as(const config::FilterSettings& other) const override;
   const Settings& settings() const { return s_; }
@@ -48,8 +58,16 @@ class MessageRateFilter final : public Filter {
   void declare_metrics(obs::Registry& reg, const std::string& route) const override;
   obs::CounterId exceeded(Direction d) const { return exceeded_[static_cast<int>(d)]; }
 
+  // per: user: the buckets every session of `who` shares (made on first use,
+  // gone with the last session holding them).
+  struct Shared;
+  std::shared_ptr<Shared> shared_for(const std::string& who) const;
+
  private:
   Settings s_;
+  mutable std::mutex users_mu_;
+  mutable std::unordered_map<std::string, std::weak_ptr<Shared>> users_;
+  mutable std::size_t sweep_at_ = 1024;
   mutable obs::CounterId exceeded_[2];  // set by declare_metrics, before any session
 };
 

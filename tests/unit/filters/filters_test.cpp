@@ -433,3 +433,48 @@ TEST(MaxMessage, PerDirectionAcrossFragments) {
 
 }  // namespace
 }  // namespace weir::filters
+
+namespace weir::filters {
+namespace {
+
+TEST(MessageRate, PerUserBucketsAreSharedByTheUsersSessionsOnly) {
+  const auto cfg = load("    message_rate: {messages_per_second: 2, per: user}\n");
+  const auto* f = dynamic_cast<const MessageRateFilter*>(cfg.routes[0].filters[0].get());
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->hooks(), unsigned{kFrames | kHandshake});
+  core::Worker worker(0, 4096);
+  http::Head head;
+  auto session = [&](const char* user, const char* ip) {
+    auto inst = f->instantiate();
+    HandshakeContext ctx{head, ip, "", cfg.routes[0], worker};
+    ctx.user = user;
+    EXPECT_EQ(inst->on_handshake(ctx).kind, HandshakeVerdict::Kind::proceed);
+    return inst;
+  };
+  const auto up = Direction::to_upstream;
+  ws::FrameHeader h;
+  h.opcode = ws::Opcode::text;
+  h.fin = true;
+  h.payload_len = 1;
+  auto a1 = session("alice", "10.0.0.1"), a2 = session("alice", "10.0.0.2"), b = session("bob", "10.0.0.1");
+  // Two per second for alice, over both of her sessions.
+  EXPECT_EQ(a1->on_frame_header(up, h, 0).kind, FrameVerdict::Kind::forward);
+  EXPECT_EQ(a2->on_frame_header(up, h, 0).kind, FrameVerdict::Kind::forward);
+  EXPECT_EQ(a1->on_frame_header(up, h, 0).kind, FrameVerdict::Kind::close);
+  EXPECT_EQ(a2->on_frame_header(up, h, 0).kind, FrameVerdict::Kind::close);
+  // Bob has his own; a session without a user is keyed on its address.
+  EXPECT_EQ(b->on_frame_header(up, h, 0).kind, FrameVerdict::Kind::forward);
+  auto anon1 = session("", "10.0.0.9"), anon2 = session("", "10.0.0.9");
+  EXPECT_EQ(anon1->on_frame_header(up, h, 0).kind, FrameVerdict::Kind::forward);
+  EXPECT_EQ(anon2->on_frame_header(up, h, 0).kind, FrameVerdict::Kind::forward);
+  EXPECT_EQ(anon1->on_frame_header(up, h, 0).kind, FrameVerdict::Kind::close);
+  // When every session of alice is gone, a new one starts full.
+  a1.reset();
+  a2.reset();
+  auto a3 = session("alice", "10.0.0.1");
+  EXPECT_EQ(a3->on_frame_header(up, h, 0).kind, FrameVerdict::Kind::forward);
+  EXPECT_EQ(error_of(route_with("    message_rate: {messages_per_second: 2, per: route}\n")).find("t.yaml:4:"), 0u);
+}
+
+}  // namespace
+}  // namespace weir::filters
