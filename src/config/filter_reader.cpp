@@ -56,6 +56,13 @@ std::vector<FilterReader> FilterReader::items(bool scalar_ok) const {
 std::string FilterReader::string(std::string_view expected) const {
   return impl_->loader->scalar(impl_->field, expected);
 }
+std::string FilterReader::path() const {
+  std::string p = string("a file path");
+  if (p.empty()) fail(label() + " must be a file path, got an empty string");
+  const std::string& dir = impl_->loader->base_dir();
+  if (p.front() != '/' && !dir.empty()) p = dir + "/" + p;
+  return p;
+}
 bool FilterReader::boolean() const { return impl_->loader->boolean(impl_->field); }
 Millis FilterReader::duration(bool zero_allowed) const {
   return impl_->loader->duration(impl_->field, zero_allowed);

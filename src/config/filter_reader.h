@@ -42,6 +42,9 @@ class FilterReader {
   std::uint64_t integer(std::uint64_t min, std::uint64_t max) const;
   double number(double min, double max) const;  // decimal, e.g. 0.5 or 100
   std::string choice(std::initializer_list<std::string_view> allowed) const;
+  // A file path: a relative one is taken from the config file's directory
+  // (the current one for a config given as a string). Not checked here.
+  std::string path() const;
 
   [[noreturn]] void fail(const std::string& message) const;
 

@@ -123,6 +123,7 @@ class Loader {
  public:
   Loader(std::string source, std::string base_dir)
       : source_(std::move(source)), base_dir_(std::move(base_dir)) {}
+  const std::string& base_dir() const { return base_dir_; }
 
   Config load(const std::string& yaml) const {
     try {

@@ -7,6 +7,7 @@
 #include "filters/authz/authz.h"
 #include "filters/connection_limits/connection_limits.h"
 #include "filters/ip_policy/ip_policy.h"
+#include "filters/json_schema/json_schema.h"
 #include "filters/jwt/jwt_filter.h"
 #include "filters/max_message/max_message.h"
 #include "filters/message_log/message_log.h"
@@ -30,6 +31,7 @@ constexpr FilterType kTypes[] = {
     {"authz", 50, &filters::AuthzFilter::parse},
     {"max_message", 60, &filters::MaxMessageFilter::parse},
     {"message_rate", 70, &filters::MessageRateFilter::parse},
+    {"json_schema", 80, &filters::JsonSchemaFilter::parse},
     {"sanitize", 90, &filters::SanitizeFilter::parse},
     // Last: it logs what the filters before it let through.
     {"log_messages", 95, &filters::MessageLogFilter::parse},

@@ -566,6 +566,8 @@ def traffic(module_weir, module_peers):
         while not conn.owner.stopped:
             time.sleep(0.1)
     stall_backend = module_peers.raw("record", on_open=on_open)
+    schema_file = module_weir.workdir / "traffic-schema.json"
+    schema_file.write_text('{"type": "object"}')
 
     w = module_weir.start(make_config(
         [
@@ -583,6 +585,9 @@ def traffic(module_weir, module_peers):
              "jwt": {"keys": [{"secret": "observability-test-secret-0123456789"}]},
              "authz": [{"claim": "roles", "any_of": ["chat"]}],
              "connection_limits": [{"per": "ip", "connections_per_second": 1000}]},
+            # Declares weir_json_schema_failures_total (no message is sent on it).
+            {"name": "schema", "match": {"path": "/schema"}, "upstreams": "echo",
+             "json_schema": {"client_to_upstream": str(schema_file)}},
             {"name": "dead", "match": {"path": "/dead"}, "upstreams": [f"127.0.0.1:{dead}"]},
             {"name": "stall", "match": {"path": "/stall"}, "upstreams": [stall_backend.addr],
              "limits": {"buffer_bytes": "4KiB"}},
@@ -742,6 +747,7 @@ def test_metrics_traffic_counts(traffic):
     assert v("weir_jwt_tokens_total", route="authed", result="accepted") == 0
     assert v("weir_authz_denied_total", route="authed") == 0  # the jwt filter refused first
     assert v("weir_limit_hits_total", route="authed", limit="connection_rate", per="ip") == 0
+    assert v("weir_json_schema_failures_total", route="schema", direction="client_to_upstream", reason="invalid") == 0
     assert m.total("weir_filter_closes_total") == 1
     assert v("weir_upstream_connect_failures_total", route="dead", upstream=dead, reason="refused") == 1
     assert m.total("weir_upstream_connect_failures_total") == 1  # probes are not counted here

@@ -1,0 +1,61 @@
+#pragma once
+// json_schema: text messages must be JSON that validates against a JSON
+// Schema (draft 7; `$ref` within the file and to sibling files), per
+// direction. Validation by valijson (Debian libvalijson-dev) over Boost.JSON
+// documents; schemas are loaded and compiled once per config generation and
+// shared read-only by every worker. Runs on the inspecting pump.
+//
+// YAML (on a route):
+//   json_schema:
+//     client_to_upstream: schemas/chat-in.json   # a file, relative to the config's directory
+//     upstream_to_client: schemas/chat-out.json  # optional; at least one direction
+//     on_failure: close     # close (default): 1007 not JSON, 1008 invalid | drop: counted, not relayed
+//     binary: allow         # allow (default) | refuse: a binary message fails (1003 with close)
+//     max_depth: 64         # deeper documents fail before validation (the parser stops there)
+//
+// Schemas using `pattern` or `patternProperties` are refused: valijson runs
+// them with std::regex, which backtracks, and Weir never lets a client's
+// bytes drive a backtracking regex.
+
+#include <memory>
+#include <string>
+
+#include "config/filter_reader.h"
+#include "filters/api.h"
+
+namespace weir::filters {
+
+class JsonSchemaFilter final : public Filter {
+ public:
+  struct Compiled;  // a loaded schema (valijson), json_schema.cpp
+  struct Settings {
+    std::shared_ptr<const Compiled> schema[2];  // by Direction; null = that way is not checked
+    std::string files[2];                       // for same_as and messages
+    bool close = true;
+    bool refuse_binary = false;
+    unsigned max_depth = 64;
+  };
+  explicit JsonSchemaFilter(Settings s);
+  ~JsonSchemaFilter() override;
+  static std::shared_ptr<config::FilterSettings> parse(const config::FilterReader& value);
+
+  unsigned hooks() const override { return kMessages; }
+  std::unique_ptr<Instance> instantiate() const override;
+  bool same_as(const config::FilterSettings& other) const override;
+  void declare_metrics(obs::Registry& reg, const std::string& route) const override;
+
+  // The verdict on one whole message (unmasked payload).
+  enum class Failure : std::uint8_t { none, not_json, invalid, binary };
+  Failure check(Direction d, const Message& m, std::string* why) const;
+  MessageVerdict verdict(Direction d, const Message& m, obs::CounterId* counted) const;
+
+ private:
+  Settings s_;
+  mutable obs::CounterId failures_[2][3];  // [direction][not_json, invalid, binary]
+};
+
+// Loads a schema file (and the sibling files it $refs) for validation;
+// null and *error ("file:line:col: what") when it cannot.
+std::shared_ptr<const JsonSchemaFilter::Compiled> load_json_schema(const std::string& path, std::string* error);
+
+}  // namespace weir::filters
