@@ -579,8 +579,10 @@ def traffic(module_weir, module_peers):
             {"name": "rated", "match": {"path": "/rated"}, "upstreams": "echo",
              "message_rate": {"messages_per_second": 1000}},
             # Declares weir_jwt_tokens_total; one request without a token is refused below.
+            # Its JWKS URL has nobody listening: weir_jwks_fetches_total counts failures.
             {"name": "authed", "match": {"path": "/authed"}, "upstreams": "echo",
-             "jwt": {"keys": [{"secret": "observability-test-secret-0123456789"}]}},
+             "jwt": {"keys": [{"secret": "observability-test-secret-0123456789"},
+                              {"jwks": f"https://127.0.0.1:{free_port()}/jwks.json"}]}},
             {"name": "dead", "match": {"path": "/dead"}, "upstreams": [f"127.0.0.1:{dead}"]},
             {"name": "stall", "match": {"path": "/stall"}, "upstreams": [stall_backend.addr],
              "limits": {"buffer_bytes": "4KiB"}},
@@ -738,6 +740,9 @@ def test_metrics_traffic_counts(traffic):
     assert v("weir_message_rate_exceeded_total", route="rated", direction="client_to_upstream", action="close") == 0
     assert v("weir_jwt_tokens_total", route="authed", result="rejected") == 1
     assert v("weir_jwt_tokens_total", route="authed", result="accepted") == 0
+    assert v("weir_jwks_fetches_total", route="authed", result="failed") >= 1  # at start; retried every 30s
+    assert v("weir_jwks_fetches_total", route="authed", result="ok") == 0
+    assert v("weir_jwks_fetches_total", route="authed", result="invalid") == 0
     assert m.total("weir_filter_closes_total") == 1
     assert v("weir_upstream_connect_failures_total", route="dead", upstream=dead, reason="refused") == 1
     assert m.total("weir_upstream_connect_failures_total") == 1  # probes are not counted here
