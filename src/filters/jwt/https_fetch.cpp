@@ -3,8 +3,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -12,7 +10,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -128,70 +125,108 @@ std::optional<std::int64_t> max_age(std::string_view cc) {
   return v;
 }
 
-asio::awaitable<void> exchange(Request req, std::function<void(Response)> done) {
-  Response res;
-  auto ex = co_await asio::this_coro::executor;
-  auto& ctx = *static_cast<asio::ssl::context*>(req.trust->native());
-  beast::ssl_stream<beast::tcp_stream> stream(ex, ctx);
-  // The resolver is not covered by tcp_stream's deadline: a timer cancels it.
-  auto resolver = std::make_shared<tcp::resolver>(ex);
-  auto timer = std::make_shared<asio::steady_timer>(ex, req.timeout);
-  timer->async_wait([resolver](boost::system::error_code ec) {
-    if (!ec) resolver->cancel();
-  });
-  try {
+// One request, as a chain of callbacks (not a coroutine: clang 14 cannot
+// emit debug info for Asio coroutines under the fuzz build's sanitizers).
+// Each step holds the Exchange alive through its handler.
+class Exchange : public std::enable_shared_from_this<Exchange> {
+ public:
+  Exchange(asio::io_context& io, Request req, std::function<void(Response)> done)
+      : req_(std::move(req)),
+        done_(std::move(done)),
+        stream_(io, *static_cast<asio::ssl::context*>(req_.trust->native())),
+        resolver_(io),
+        timer_(io) {}
+
+  void start() {
     boost::system::error_code ec;
-    asio::ip::make_address(req.url.host, ec);
+    asio::ip::make_address(req_.url.host, ec);
     const bool is_ip = !ec;
-    if (!is_ip && SSL_set_tlsext_host_name(stream.native_handle(), req.url.host.c_str()) != 1)
-      throw boost::system::system_error(boost::system::error_code(static_cast<int>(::ERR_get_error()),
-                                                                  asio::error::get_ssl_category()));
+    if (!is_ip && SSL_set_tlsext_host_name(stream_.native_handle(), req_.url.host.c_str()) != 1)
+      return finish(asio::error::invalid_argument);
     // Name (or address) check on top of the chain check: host_name_verification
     // matches a DNS name against the SANs, an IP against the IP SANs.
-    stream.set_verify_callback(asio::ssl::host_name_verification(req.url.host));
-    const auto deadline = std::chrono::steady_clock::now() + req.timeout;
-    const auto endpoints = co_await resolver->async_resolve(req.url.host, req.url.port, asio::use_awaitable);
-    timer->cancel();
-    beast::get_lowest_layer(stream).expires_at(deadline);
-    co_await beast::get_lowest_layer(stream).async_connect(endpoints, asio::use_awaitable);
-    co_await stream.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
-    const bool default_port = req.url.port == "443";
-    const std::string host = req.url.host.find(':') != std::string::npos ? "[" + req.url.host + "]" : req.url.host;
-    http::request<http::string_body> r{req.method == "POST" ? http::verb::post : http::verb::get, req.url.target, 11};
-    r.set(http::field::host, default_port ? host : host + ":" + req.url.port);
-    r.set(http::field::user_agent, "weir/" WEIR_VERSION);
-    r.set(http::field::connection, "close");
-    for (const auto& [name, value] : req.headers) r.set(name, value);
-    if (!req.body.empty() || r.method() == http::verb::post) r.body() = req.body;
-    r.prepare_payload();
-    co_await http::async_write(stream, r, asio::use_awaitable);
-    beast::flat_buffer buf;
-    http::response_parser<http::string_body> parser;
-    parser.header_limit(16 * 1024);
-    parser.body_limit(req.max_body_bytes);
-    co_await http::async_read(stream, buf, parser, asio::use_awaitable);
-    auto& msg = parser.get();
-    res.status = msg.result_int();
-    res.body = std::move(msg.body());
-    if (auto it = msg.find(http::field::cache_control); it != msg.end()) res.max_age_s = max_age(it->value());
-    // No TLS close_notify exchange: the answer is complete, the server closes.
-    beast::get_lowest_layer(stream).socket().close(ec);
-  } catch (const boost::system::system_error& e) {
-    const auto code = e.code();
-    if (code == http::error::body_limit) {
-      res.error = "response body larger than " + std::to_string(req.max_body_bytes) + " bytes";
-    } else if (code == beast::error::timeout || code == asio::error::operation_aborted) {
-      res.error = "timed out after " + std::to_string(req.timeout.count()) + " ms";
+    stream_.set_verify_callback(asio::ssl::host_name_verification(req_.url.host));
+    deadline_ = std::chrono::steady_clock::now() + req_.timeout;
+    // The resolver is not covered by tcp_stream's deadline: the timer cancels it.
+    timer_.expires_at(deadline_);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code e) {
+      if (!e) self->resolver_.cancel();
+    });
+    resolver_.async_resolve(req_.url.host, req_.url.port,
+                            [self = shared_from_this()](boost::system::error_code e, tcp::resolver::results_type r) {
+                              self->timer_.cancel();
+                              if (e) return self->finish(e == asio::error::operation_aborted ? beast::error::timeout : e);
+                              self->connect(r);
+                            });
+  }
+
+ private:
+  void connect(const tcp::resolver::results_type& endpoints) {
+    beast::get_lowest_layer(stream_).expires_at(deadline_);
+    beast::get_lowest_layer(stream_).async_connect(
+        endpoints, [self = shared_from_this()](boost::system::error_code e, const tcp::endpoint&) {
+          if (e) return self->finish(e);
+          self->stream_.async_handshake(asio::ssl::stream_base::client, [self](boost::system::error_code e2) {
+            if (e2) return self->finish(e2);
+            self->write();
+          });
+        });
+  }
+
+  void write() {
+    const bool default_port = req_.url.port == "443";
+    const std::string host = req_.url.host.find(':') != std::string::npos ? "[" + req_.url.host + "]" : req_.url.host;
+    request_ = {req_.method == "POST" ? http::verb::post : http::verb::get, req_.url.target, 11};
+    request_.set(http::field::host, default_port ? host : host + ":" + req_.url.port);
+    request_.set(http::field::user_agent, "weir/" WEIR_VERSION);
+    request_.set(http::field::connection, "close");
+    for (const auto& [name, value] : req_.headers) request_.set(name, value);
+    if (!req_.body.empty() || request_.method() == http::verb::post) request_.body() = req_.body;
+    request_.prepare_payload();
+    http::async_write(stream_, request_, [self = shared_from_this()](boost::system::error_code e, std::size_t) {
+      if (e) return self->finish(e);
+      self->parser_.header_limit(16 * 1024);
+      self->parser_.body_limit(self->req_.max_body_bytes);
+      http::async_read(self->stream_, self->buf_, self->parser_,
+                       [self](boost::system::error_code e2, std::size_t) { self->finish(e2); });
+    });
+  }
+
+  void finish(boost::system::error_code code) {
+    Response res;
+    if (!code) {
+      auto& msg = parser_.get();
+      res.status = msg.result_int();
+      res.body = std::move(msg.body());
+      if (auto it = msg.find(http::field::cache_control); it != msg.end()) res.max_age_s = max_age(it->value());
+    } else if (code == http::error::body_limit) {
+      res.error = "response body larger than " + std::to_string(req_.max_body_bytes) + " bytes";
+    } else if (code == beast::error::timeout) {
+      res.error = "timed out after " + std::to_string(req_.timeout.count()) + " ms";
     } else {
       res.error = code.message();
       // A certificate problem says which.
-      const long verify = SSL_get_verify_result(stream.native_handle());
+      const long verify = SSL_get_verify_result(stream_.native_handle());
       if (verify != X509_V_OK) res.error += std::string(" (certificate: ") + X509_verify_cert_error_string(verify) + ")";
     }
+    // No TLS close_notify exchange: the answer is complete (or failed), the
+    // socket just closes with this object.
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(stream_).socket().close(ignored);
+    timer_.cancel();
+    done_(std::move(res));
   }
-  timer->cancel();
-  done(std::move(res));
-}
+
+  Request req_;
+  std::function<void(Response)> done_;
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  tcp::resolver resolver_;
+  asio::steady_timer timer_;
+  std::chrono::steady_clock::time_point deadline_;
+  http::request<http::string_body> request_;
+  beast::flat_buffer buf_;
+  http::response_parser<http::string_body> parser_;
+};
 
 }  // namespace
 
@@ -202,7 +237,7 @@ struct Client::State {
 
 Client::Client() : st_(std::make_shared<State>()) {
   thread_ = std::thread([st = st_] {
-    // Exceptions never leave a handler here (exchange() catches its own).
+    // Handlers here report errors by code, never by exception.
     st->io.run();
   });
 }
@@ -227,7 +262,9 @@ std::shared_ptr<Client> Client::shared() {
 }
 
 void Client::fetch(Request req, std::function<void(Response)> done) {
-  asio::co_spawn(st_->io, exchange(std::move(req), std::move(done)), asio::detached);
+  asio::post(st_->io, [st = st_.get(), req = std::move(req), done = std::move(done)]() mutable {
+    std::make_shared<Exchange>(st->io, std::move(req), std::move(done))->start();
+  });
 }
 
 void Client::after(std::chrono::milliseconds delay, std::function<void()> f) {
