@@ -581,8 +581,10 @@ def traffic(module_weir, module_peers):
             {"name": "rated", "match": {"path": "/rated"}, "upstreams": "echo",
              "message_rate": {"messages_per_second": 1000}},
             # Declares weir_jwt_tokens_total; one request without a token is refused below.
+            # Its JWKS URL has nobody listening: weir_jwks_fetches_total counts failures.
             {"name": "authed", "match": {"path": "/authed"}, "upstreams": "echo",
-             "jwt": {"keys": [{"secret": "observability-test-secret-0123456789"}]},
+             "jwt": {"keys": [{"secret": "observability-test-secret-0123456789"},
+                              {"jwks": f"https://127.0.0.1:{free_port()}/jwks.json"}]},
              "authz": [{"claim": "roles", "any_of": ["chat"]}],
              "connection_limits": [{"per": "ip", "connections_per_second": 1000}]},
             # Declares weir_json_schema_failures_total (no message is sent on it).
@@ -748,6 +750,9 @@ def test_metrics_traffic_counts(traffic):
     assert v("weir_authz_denied_total", route="authed") == 0  # the jwt filter refused first
     assert v("weir_limit_hits_total", route="authed", limit="connection_rate", per="ip") == 0
     assert v("weir_json_schema_failures_total", route="schema", direction="client_to_upstream", reason="invalid") == 0
+    assert v("weir_jwks_fetches_total", route="authed", result="failed") >= 1  # at start; retried every 30s
+    assert v("weir_jwks_fetches_total", route="authed", result="ok") == 0
+    assert v("weir_jwks_fetches_total", route="authed", result="invalid") == 0
     assert m.total("weir_filter_closes_total") == 1
     assert v("weir_upstream_connect_failures_total", route="dead", upstream=dead, reason="refused") == 1
     assert m.total("weir_upstream_connect_failures_total") == 1  # probes are not counted here

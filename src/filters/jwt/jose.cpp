@@ -93,9 +93,10 @@ std::optional<std::string> base64url_decode(std::string_view in) {
   return out;
 }
 
-std::shared_ptr<const Key> Key::secret(std::string bytes, std::string kid) {
+std::shared_ptr<const Key> Key::secret(std::string bytes, std::string kid, std::optional<Alg> only) {
   std::shared_ptr<Key> k(new Key());
   k->kind_ = Kind::hmac;
+  k->only_ = only;
   k->secret_ = std::move(bytes);
   k->kid_ = std::move(kid);
   return k;
@@ -118,8 +119,17 @@ std::shared_ptr<const Key> Key::pem(std::string_view text, std::string kid, std:
     if (error) *error = "not a PEM public key or certificate";
     return nullptr;
   }
+  return adopt(pkey, std::move(kid), std::nullopt, error);
+}
+
+std::shared_ptr<const Key> Key::adopt(void* pkey_v, std::string kid, std::optional<Alg> only, std::string* error) {
+  auto* pkey = static_cast<EVP_PKEY*>(pkey_v);
+  if (pkey == nullptr) {
+    if (error) *error = "no key";
+    return nullptr;
+  }
   std::shared_ptr<Key> k(new Key());
-  k->pkey_ = pkey;
+  k->pkey_ = pkey;  // freed by ~Key from here on
   k->kid_ = std::move(kid);
   switch (EVP_PKEY_get_base_id(pkey)) {
     case EVP_PKEY_RSA:
@@ -146,12 +156,20 @@ std::shared_ptr<const Key> Key::pem(std::string_view text, std::string kid, std:
       if (error) *error = "unsupported key type (RSA, EC P-256/P-384 or Ed25519)";
       return nullptr;
   }
+  if (only) {
+    if (!k->allows(*only)) {
+      if (error) *error = "alg " + std::string(alg_name(*only)) + " does not fit this key type";
+      return nullptr;
+    }
+    k->only_ = only;
+  }
   return k;
 }
 
 Key::~Key() { EVP_PKEY_free(static_cast<EVP_PKEY*>(pkey_)); }
 
 bool Key::allows(Alg a) const {
+  if (only_ && *only_ != a) return false;
   switch (kind_) {
     case Kind::hmac: return a == Alg::HS256 || a == Alg::HS384 || a == Alg::HS512;
     case Kind::rsa: return a >= Alg::RS256 && a <= Alg::PS512;
@@ -241,7 +259,10 @@ std::optional<Verified> verify(std::string_view token, const std::vector<std::sh
       return v;
     }
   }
-  if (!any_key) return fail(kid.empty() ? "no key for this algorithm" : "unknown key id");
+  if (!any_key) {
+    why.no_key = true;
+    return fail(kid.empty() ? "no key for this algorithm" : "unknown key id");
+  }
   return fail("bad signature");
 }
 

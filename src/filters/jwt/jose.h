@@ -21,11 +21,17 @@ std::string_view alg_name(Alg a);
 
 class Key {
  public:
-  // An HMAC secret (raw bytes).
-  static std::shared_ptr<const Key> secret(std::string bytes, std::string kid = {});
+  // An HMAC secret (raw bytes). only: the one algorithm it may verify (a
+  // JWK's "alg"), else every HS*.
+  static std::shared_ptr<const Key> secret(std::string bytes, std::string kid = {},
+                                           std::optional<Alg> only = std::nullopt);
   // A PEM public key or certificate (RSA, EC P-256/P-384, Ed25519); null and
   // *error when it is none of those.
   static std::shared_ptr<const Key> pem(std::string_view text, std::string kid, std::string* error);
+  // A public key built elsewhere (jwks.cpp, from a JWK): takes ownership of
+  // pkey (an EVP_PKEY*, freed here even on failure). only: as for secret();
+  // it must be an algorithm of the key's type. Null and *error otherwise.
+  static std::shared_ptr<const Key> adopt(void* pkey, std::string kid, std::optional<Alg> only, std::string* error);
   ~Key();
 
   const std::string& kid() const { return kid_; }
@@ -36,6 +42,7 @@ class Key {
  private:
   Key() = default;
   enum class Kind : std::uint8_t { hmac, rsa, ec256, ec384, ed25519 } kind_ = Kind::hmac;
+  std::optional<Alg> only_;
   std::string secret_;
   void* pkey_ = nullptr;  // EVP_PKEY*
   std::string kid_;
@@ -49,6 +56,7 @@ struct Verified {
 
 struct Failure {
   std::string reason;  // for the 401's error_description and the log (never the token)
+  bool no_key = false; // no key fits the token's kid and alg (a key refetch may bring one)
 };
 
 // Splits, decodes, picks the key (by kid when the token has one; else every

@@ -6,6 +6,7 @@
 #include "core/clock.h"
 #include "filters/claims.h"
 #include "state/revocations.h"
+#include "core/worker.h"
 #include "http/head.h"
 
 namespace weir::filters {
@@ -116,18 +117,63 @@ std::optional<std::string> header_value(std::optional<std::string> s) {
   return s;
 }
 
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// One session's check. With JWKS sources it may wait for a fetch: the waiter
+// (run on the fetch thread) only posts to the session's worker, and the
+// worker finds this instance through a token that dies with it.
 class JwtInstance final : public Instance {
  public:
   explicit JwtInstance(const JwtFilter& f) : f_(f) {}
+  ~JwtInstance() override {
+    // Worker thread: a posted resume that is still queued finds null.
+    if (token_) token_->self = nullptr;
+    if (waiting_on_) waiting_on_->cancel(wait_id_);
+  }
+
   HandshakeVerdict on_handshake(HandshakeContext& ctx) override {
-    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count();
-    HandshakeVerdict v = f_.check(ctx, now_ms);
+    resume_ = ctx.resume;
+    ctx_ = &ctx;
+    return attempt();
+  }
+
+ private:
+  struct Alive {
+    JwtInstance* self;
+  };
+
+  HandshakeVerdict attempt() {
+    bool no_key = false;
+    HandshakeVerdict v = f_.check(*ctx_, wall_ms(), f_.current_keys(), &no_key);
+    if (v.kind != HandshakeVerdict::Kind::proceed && no_key) {
+      const auto& sources = f_.settings().sources;
+      // Each source is asked once per handshake: after its fetch, a kid it
+      // still lacks is refused.
+      for (std::size_t i = 0; i < sources.size() && i < 32; ++i) {
+        if ((asked_ & (1u << i)) != 0) continue;
+        asked_ |= 1u << i;
+        if (wait(sources[i])) return HandshakeVerdict::pending();
+      }
+      // Still no key: unless a source never had keys (the IdP has not
+      // answered), the token is at fault.
+      for (const auto& src : sources) {
+        if (src->keys() == nullptr) {
+          v = HandshakeVerdict::refuse(503, "signing keys unavailable (JWKS not fetched)",
+                                       {{"Retry-After", std::to_string(std::max<std::int64_t>(
+                                                            1, src->options().min_refetch.count() / 1000))}});
+          break;
+        }
+      }
+    }
     count(v.kind == HandshakeVerdict::Kind::proceed ? f_.accepted() : f_.rejected());
-    sub_ = ctx.user;
+    if (v.kind == HandshakeVerdict::Kind::proceed) sub_ = ctx_->user;
     return v;
   }
 
+ public:
   // In-band refresh (settings().refresh): only client text messages of the
   // configured shape are Weir's; everything else is forwarded untouched.
   MessageVerdict on_message(Direction d, Message& m) override {
@@ -148,14 +194,52 @@ class JwtInstance final : public Instance {
     return MessageVerdict::consume(t.deadline_ms > 0 ? t.deadline_ms : INT64_MAX / 4);
   }
 
+
  private:
+  bool wait(const std::shared_ptr<JwksSource>& src) {
+    if (!token_) token_ = std::make_shared<Alive>(Alive{this});
+    core::Worker* worker = &ctx_->worker;
+    const std::uint64_t id = src->wait_for_keys([worker, token = token_] {
+      worker->post([token] {
+        if (token->self != nullptr) token->self->resumed();
+      });
+    });
+    if (id == 0) return false;
+    waiting_on_ = src;
+    wait_id_ = id;
+    return true;
+  }
+
+  // On the worker, after the fetch ended (its waiter is gone).
+  void resumed() {
+    waiting_on_.reset();
+    wait_id_ = 0;
+    if (!resume_.alive()) return;  // the session gave up (client gone, handshake timeout)
+    HandshakeVerdict v = attempt();
+    if (v.kind != HandshakeVerdict::Kind::pending) resume_(std::move(v));
+  }
+
   const JwtFilter& f_;
-  std::string sub_;
+  Resume resume_;
+  HandshakeContext* ctx_ = nullptr;  // the session's, alive while resume_ is
+  std::shared_ptr<Alive> token_;
+  std::shared_ptr<JwksSource> waiting_on_;
+  std::uint64_t wait_id_ = 0;
+  std::uint32_t asked_ = 0;  // sources already waited for, by index
+  std::string sub_;          // the handshake's subject (a refresh must keep it)
 };
 
 }  // namespace
 
-HandshakeVerdict JwtFilter::check(HandshakeContext& ctx, std::int64_t now_ms) const {
+JwtFilter::Keys JwtFilter::current_keys() const {
+  if (s_.sources.empty()) return s_.keys;
+  Keys all = s_.keys;
+  for (const auto& src : s_.sources)
+    if (auto k = src->keys()) all.insert(all.end(), k->begin(), k->end());
+  return all;
+}
+
+HandshakeVerdict JwtFilter::check(HandshakeContext& ctx, std::int64_t now_ms, const Keys& keys, bool* no_key) const {
   std::optional<Found> found;
   for (Source s : s_.from) {
     switch (s) {
@@ -168,7 +252,7 @@ HandshakeVerdict JwtFilter::check(HandshakeContext& ctx, std::int64_t now_ms) co
   }
   if (!found) return unauthorized("token missing");
   Token t;
-  if (std::string why = verify_token(found->token, now_ms, t); !why.empty()) return unauthorized(std::move(why));
+  if (std::string why = verify_token(found->token, now_ms, keys, t, no_key); !why.empty()) return unauthorized(std::move(why));
   const Claims* claims = t.claims.get();
   for (const auto& [claim, header] : s_.claims_to_headers) {
     // Never let the client supply it: the backend trusts this header.
@@ -185,11 +269,15 @@ HandshakeVerdict JwtFilter::check(HandshakeContext& ctx, std::int64_t now_ms) co
   return HandshakeVerdict::proceed();
 }
 
-std::string JwtFilter::verify_token(std::string_view token, std::int64_t now_ms, Token& out) const {
+std::string JwtFilter::verify_token(std::string_view token, std::int64_t now_ms, const Keys& keys, Token& out,
+                                    bool* no_key) const {
   const std::int64_t now_s = now_ms / 1000;
   jose::Failure why;
-  const auto verified = jose::verify(token, s_.keys, s_.algorithms, s_.max_bytes, why);
-  if (!verified) return why.reason;
+  const auto verified = jose::verify(token, keys, s_.algorithms, s_.max_bytes, why);
+  if (!verified) {
+    if (no_key) *no_key = why.no_key;
+    return why.reason;
+  }
   std::string bad_claims;
   auto claims = Claims::parse(verified->payload_json, &bad_claims);
   if (!claims) return "token " + bad_claims;
@@ -242,12 +330,36 @@ std::shared_ptr<config::FilterSettings> JwtFilter::parse(const config::FilterRea
                  "refresh"});
   Settings s;
   for (const auto& k : v.require("keys").items(false)) {
-    k.expect_keys({"secret", "pem", "kid"});
+    k.expect_keys({"secret", "pem", "kid", "jwks", "ca", "refresh", "timeout", "min_refetch", "max_bytes"});
     std::string kid;
     if (auto id = k.find("kid")) kid = id->string();
-    const auto secret = k.find("secret"), pem = k.find("pem");
-    if (secret.has_value() == pem.has_value()) k.fail(k.label() + " needs exactly one of 'secret' and 'pem'");
-    if (secret) {
+    const auto secret = k.find("secret"), pem = k.find("pem"), jwks = k.find("jwks");
+    if (secret.has_value() + pem.has_value() + jwks.has_value() != 1)
+      k.fail(k.label() + " needs exactly one of 'secret', 'pem' and 'jwks'");
+    if (!jwks) {
+      for (const char* only : {"ca", "refresh", "timeout", "min_refetch", "max_bytes"})
+        if (auto o = k.find(only)) o->fail(o->label() + " only goes with 'jwks'");
+    }
+    if (jwks) {
+      if (auto id = k.find("kid")) id->fail(id->label() + ": a JWKS names its own keys' kids");
+      JwksSource::Options o;
+      o.url = jwks->string("an https:// URL of a JWK Set");
+      std::string error;
+      if (!fetch::parse_https_url(o.url, &error)) jwks->fail(jwks->label() + ": " + error);
+      if (auto ca = k.find("ca")) o.ca = ca->string("a CA bundle: a PEM file's path, or ${file:...}");
+      auto ms = [](const config::FilterReader& r, std::int64_t min_ms, std::int64_t max_ms, const char* range) {
+        const auto d = std::chrono::milliseconds(r.duration(false).count());
+        if (d.count() < min_ms || d.count() > max_ms) r.fail(r.label() + " must be " + range);
+        return d;
+      };
+      if (auto r = k.find("refresh")) o.refresh = ms(*r, 1000, 7 * 86'400'000LL, "from 1s to 7d");
+      if (auto t = k.find("timeout")) o.timeout = ms(*t, 100, 60'000, "from 100ms to 60s");
+      if (auto m = k.find("min_refetch")) o.min_refetch = ms(*m, 1000, 86'400'000LL, "from 1s to 24h");
+      if (auto b = k.find("max_bytes")) o.max_bytes = b->size(1024, 16 << 20, "from 1KiB to 16MiB");
+      auto src = JwksSource::get(o, &error);
+      if (!src) (k.find("ca") ? *k.find("ca") : *jwks).fail(k.label() + ": " + error);
+      s.sources.push_back(std::move(src));
+    } else if (secret) {
       std::string bytes = secret->string("a shared secret (at least 32 bytes; use ${VAR} or ${file:...})");
       if (bytes.size() < 32) secret->fail(secret->label() + " must be at least 32 bytes (RFC 7518 3.2)");
       s.keys.push_back(jose::Key::secret(std::move(bytes), std::move(kid)));
@@ -258,7 +370,7 @@ std::shared_ptr<config::FilterSettings> JwtFilter::parse(const config::FilterRea
       s.keys.push_back(std::move(key));
     }
   }
-  if (s.keys.empty()) v.fail(v.label() + ".keys needs at least one key");
+  if (s.keys.empty() && s.sources.empty()) v.fail(v.label() + ".keys needs at least one key");
   if (auto a = v.find("algorithms")) {
     for (const auto& item : a->items(true)) {
       const std::string name = item.string();
@@ -317,6 +429,17 @@ void JwtFilter::declare_metrics(obs::Registry& reg, const std::string& route) co
                           {{"route", route}, {"result", "rejected"}});
   refreshed_ = reg.counter("weir_jwt_tokens_total", "Tokens the jwt filter checked, by result",
                            {{"route", route}, {"result", "refreshed"}});
+  if (s_.sources.empty()) return;
+  constexpr std::string_view help = "JWKS fetches the jwt filter made, by result";
+  const JwksSource::Counters c{reg.counter("weir_jwks_fetches_total", help, {{"route", route}, {"result", "ok"}}),
+                               reg.counter("weir_jwks_fetches_total", help, {{"route", route}, {"result", "failed"}}),
+                               reg.counter("weir_jwks_fetches_total", help, {{"route", route}, {"result", "invalid"}})};
+  // The generation is about to serve: its sources fetch now (a source
+  // shared with the previous generation keeps its keys and schedule).
+  for (const auto& src : s_.sources) {
+    src->add_counters(c);
+    src->start();
+  }
 }
 
 }  // namespace weir::filters

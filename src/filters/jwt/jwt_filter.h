@@ -1,13 +1,23 @@
 #pragma once
 // jwt: the handshake needs a valid JSON Web Token (RFC 7519), verified with
-// configured keys (jose.h: HMAC secrets, PEM public keys; no fetching yet),
-// and the session ends with Close 1008 "token expired" when it expires.
+// configured keys (jose.h: HMAC secrets, PEM public keys, and JWKS URLs,
+// jwks_source.h), and the session ends with Close 1008 "token expired" when
+// it expires.
+//
+// With a JWKS URL the handshake may wait (pending) for a fetch: the first
+// one, or a refetch for a kid the cached set lacks (at most one per
+// min_refetch). If no key fits and a JWKS source has no keys at all (the IdP
+// never answered), the answer is 503 with Retry-After, not 401: the token
+// may well be good.
 //
 // YAML (on a route):
 //   jwt:
 //     keys:                          # at least one; kid optional
 //       - {secret: ${JWT_SECRET}}
 //       - {pem: ${file:keys/idp.pem}, kid: k1}
+//       - {jwks: https://idp.example/.well-known/jwks.json,
+//          ca: /etc/weir/idp-ca.pem,      # optional: a CA bundle (path or PEM); default the system's
+//          refresh: 10m, timeout: 3s, min_refetch: 30s, max_bytes: 1MiB}
 //     algorithms: [RS256, ES256]     # default: whatever each key allows
 //     issuer: https://idp.example    # iss must equal it (optional)
 //     audience: chat                 # aud must contain it (optional)
@@ -36,6 +46,7 @@
 #include "filters/api.h"
 #include "filters/claims.h"
 #include "filters/jwt/jose.h"
+#include "filters/jwt/jwks_source.h"
 
 namespace weir::filters {
 
@@ -43,7 +54,8 @@ class JwtFilter final : public Filter {
  public:
   enum class Source : std::uint8_t { header, subprotocol, query, cookie };
   struct Settings {
-    std::vector<std::shared_ptr<const jose::Key>> keys;
+    std::vector<std::shared_ptr<const jose::Key>> keys;   // inline
+    std::vector<std::shared_ptr<JwksSource>> sources;     // JWKS URLs
     std::vector<jose::Alg> algorithms;
     std::string issuer, audience;
     std::int64_t skew_s = 30;
@@ -79,12 +91,22 @@ class JwtFilter final : public Filter {
   obs::CounterId accepted() const { return accepted_; }
   obs::CounterId refreshed() const { return refreshed_; }
 
-  // The handshake's verdict at now_ms (ms since the epoch); on success ctx
-  // gets the claims' headers, the stripped request and the deadline.
-  HandshakeVerdict check(HandshakeContext& ctx, std::int64_t now_ms) const;
-  // Signature, claims and revocation of one token at now_ms: "" and `out`
-  // filled, or why not.
-  std::string verify_token(std::string_view token, std::int64_t now_ms, Token& out) const;
+  using Keys = std::vector<std::shared_ptr<const jose::Key>>;
+  // Inline keys and every source's current ones.
+  Keys current_keys() const;
+  // The handshake's verdict at now_ms (ms since the epoch) with these keys;
+  // on success ctx gets the claims' headers, the stripped request, the
+  // identity, claims and deadline. *no_key: refused because no key fits the
+  // token (a fetch may bring one).
+  HandshakeVerdict check(HandshakeContext& ctx, std::int64_t now_ms, const Keys& keys, bool* no_key = nullptr) const;
+  HandshakeVerdict check(HandshakeContext& ctx, std::int64_t now_ms) const { return check(ctx, now_ms, current_keys()); }
+  // Signature, claims and revocation of one token at now_ms with these keys:
+  // "" and `out` filled, or why not (*no_key as for check).
+  std::string verify_token(std::string_view token, std::int64_t now_ms, const Keys& keys, Token& out,
+                           bool* no_key = nullptr) const;
+  std::string verify_token(std::string_view token, std::int64_t now_ms, Token& out) const {
+    return verify_token(token, now_ms, current_keys(), out);
+  }
   // The token of an in-band refresh message, or nullopt: not one (forwarded).
   std::optional<std::string> refresh_token(std::string_view text_message) const;
 
