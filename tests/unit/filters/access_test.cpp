@@ -18,29 +18,15 @@
 #include "filters/origin/origin_filter.h"
 #include "http/head.h"
 #include "state/revocations.h"
+#include "support/test_support.h"
 
-std::string jose_test_b64url(std::string_view in);  // jose_test.cpp
 
 namespace weir::filters {
 namespace {
 
-std::string hs256(const std::string& secret, const std::string& payload) {
-  const std::string input = jose_test_b64url("{\"alg\":\"HS256\"}") + "." + jose_test_b64url(payload);
-  unsigned char mac[32];
-  unsigned int n = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(input.data()),
-       input.size(), mac, &n);
-  return input + "." + jose_test_b64url(std::string(reinterpret_cast<char*>(mac), n));
-}
+using test::config_error;
+using test::hs256;
 
-std::string config_error(const std::string& yaml) {
-  try {
-    config::load_string(yaml, "t.yaml");
-  } catch (const config::ConfigError& e) {
-    return e.what();
-  }
-  return {};
-}
 
 const std::string kHead = "listeners: [{address: 127.0.0.1, port: 0}]\nroutes:\n  - upstreams: [echo]\n";
 

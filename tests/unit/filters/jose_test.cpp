@@ -13,6 +13,7 @@
 #include <openssl/hmac.h>
 
 #include "config/config.h"
+#include "support/test_support.h"
 #include "filters/jwt/jwt_filter.h"
 #include "core/worker.h"
 #include "http/head.h"
@@ -185,14 +186,7 @@ TEST(Jose, MalformedTokensSayWhy) {
 namespace weir::filters {
 namespace {
 
-std::string sign_hs256(const std::string& secret, const std::string& payload) {
-  const std::string input = jose_test_b64url("{\"alg\":\"HS256\"}") + "." + jose_test_b64url(payload);
-  unsigned char mac[32];
-  unsigned int n = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(input.data()),
-       input.size(), mac, &n);
-  return input + "." + jose_test_b64url(std::string(reinterpret_cast<char*>(mac), n));
-}
+std::string sign_hs256(const std::string& secret, const std::string& payload) { return test::hs256(secret, payload); }
 
 TEST(JwtFilter, ClaimsAreCheckedWithSkewAndTheTokenIsStripped) {
   const std::string secret(32, 's');

@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "filters/connection_limits/connection_limits.h"
+#include "support/test_support.h"
 
 namespace weir::state {
 namespace {
@@ -83,14 +84,7 @@ TEST(LocalCounters, AFloodOfDistinctKeysIsSwept) {
   EXPECT_EQ(d->keys(), 0u);
 }
 
-std::string config_error(const std::string& yaml) {
-  try {
-    config::load_string(yaml, "t.yaml");
-  } catch (const config::ConfigError& e) {
-    return e.what();
-  }
-  return {};
-}
+using test::config_error;
 
 TEST(ConnectionLimits, RulesAndConfigErrors) {
   const std::string head = "listeners: [{address: 127.0.0.1, port: 0}]\nroutes:\n  - upstreams: [echo]\n";
