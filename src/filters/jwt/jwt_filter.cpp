@@ -146,10 +146,20 @@ class JwtInstance final : public Instance {
   };
 
   HandshakeVerdict attempt() {
+    const auto& sources = f_.settings().sources;
+    std::vector<std::shared_ptr<const JwksSource::Keys>> seen;  // the key sets this check used
+    seen.reserve(sources.size());
+    for (const auto& src : sources) seen.push_back(src->keys());
     bool no_key = false;
     HandshakeVerdict v = f_.check(*ctx_, wall_ms(), f_.current_keys(), &no_key);
+    // A fetch that ended between the snapshot above and wait_for_keys() below
+    // is not waited for (the rate limit says no): check once more with its keys.
+    const auto keys_changed = [&] {
+      for (std::size_t i = 0; i < sources.size(); ++i)
+        if (sources[i]->keys() != seen[i]) return true;
+      return false;
+    };
     if (v.kind != HandshakeVerdict::Kind::proceed && no_key) {
-      const auto& sources = f_.settings().sources;
       // Each source is asked once per handshake: after its fetch, a kid it
       // still lacks is refused.
       for (std::size_t i = 0; i < sources.size() && i < 32; ++i) {
@@ -157,9 +167,14 @@ class JwtInstance final : public Instance {
         asked_ |= 1u << i;
         if (wait(sources[i])) return HandshakeVerdict::pending();
       }
+      if (keys_changed()) {
+        no_key = false;
+        v = f_.check(*ctx_, wall_ms(), f_.current_keys(), &no_key);
+      }
       // Still no key: unless a source never had keys (the IdP has not
       // answered), the token is at fault.
       for (const auto& src : sources) {
+        if (v.kind == HandshakeVerdict::Kind::proceed || !no_key) break;
         if (src->keys() == nullptr) {
           v = HandshakeVerdict::refuse(503, "signing keys unavailable (JWKS not fetched)",
                                        {{"Retry-After", std::to_string(std::max<std::int64_t>(
