@@ -258,16 +258,16 @@ RouteMatch Loader::match(const Field& f) const {
   return m;
 }
 
-Loader::ParsedRoute Loader::route(const Field& item, std::size_t index,
-                                  const Route& defaults) const {
+Loader::ParsedRoute Loader::route(const Field& item, std::size_t index, const Route& defaults,
+                                  const NamedGroups& groups) const {
   if (!item.node.IsMap()) {
     fail(item.mark,
          item.label + " must be a mapping with at least 'upstreams', got " + describe(item.node));
   }
   const Fields fs = fields(
       item, "in route",
-      {"name", "match", "upstreams", "upstream_tls", "remask", "strict", "timeouts", "limits",
-       "keepalive"},
+      {"name", "match", "upstreams", "upstream_group", "upstream_tls", "remask", "strict", "timeouts",
+       "limits", "keepalive"},
       filter_keys());
   ParsedRoute parsed{defaults, item.mark, item.mark};
   Route& r = parsed.route;
@@ -288,28 +288,7 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index,
     r.match = match(*v);
   }
 
-  const Field& ups = require(fs, "upstreams", "in route");
-  for (const Field& u : list(ups, true)) {
-    const std::string text = scalar(u, "'host:port', 'wss://host:port' or 'echo'");
-    auto up = parse_upstream(text);
-    if (!up) {
-      fail(u.mark, "invalid upstream " + quote(text) +
-                       " (use host:port, [IPv6]:port, ws://host:port, wss://host:port or echo)");
-    }
-    r.upstreams.push_back(std::move(*up));
-  }
-  if (r.upstreams.empty()) {
-    fail(ups.mark, "'upstreams' must not be empty (add at least one host:port, or echo)");
-  }
-
-  if (const Field* v = fs.find("upstream_tls")) {
-    const bool any_tls = std::any_of(r.upstreams.begin(), r.upstreams.end(),
-                                     [](const Upstream& u) { return u.tls; });
-    if (!any_tls) {
-      fail(v->key_mark, "'upstream_tls' is set but no upstream of this route is wss://");
-    }
-    r.upstream_tls = upstream_tls(*v);
-  }
+  route_upstreams(fs, groups, r);
 
   // Filters, in chain order (FilterType::order, then as written).
   for (const auto& [k, field] : fs.entries) {
@@ -338,14 +317,14 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index,
   return parsed;
 }
 
-std::vector<Route> Loader::routes(const Field& f, const Route& defaults) const {
+std::vector<Route> Loader::routes(const Field& f, const Route& defaults, const NamedGroups& groups) const {
   const std::vector<Field> items = list(f, false);
   if (items.empty()) fail(f.mark, f.label + " must not be empty (add at least one route)");
   std::vector<Route> out;
   std::map<std::string, int> names;                            // name -> line of its route
   std::map<std::string, std::pair<std::string, int>> matches;  // match key -> (name, line)
   for (std::size_t i = 0; i < items.size(); ++i) {
-    ParsedRoute parsed = route(items[i], i, defaults);
+    ParsedRoute parsed = route(items[i], i, defaults, groups);
     const Route& r = parsed.route;
     const int line = items[i].mark.line + 1;
     if (const auto [it, inserted] = names.emplace(r.name, line); !inserted) {
@@ -399,7 +378,7 @@ Config Loader::load_unchecked(const std::string& yaml) const {
   const Fields fs = fields(
       root, "at top level",
       {"workers", "listeners", "timeouts", "limits", "keepalive", "shutdown", "reload", "log", "admin",
-       "trusted_proxies", "routes"});
+       "trusted_proxies", "upstream_groups", "routes"});
 
   Config config;
   config.source = source_;
@@ -458,7 +437,10 @@ Config Loader::load_unchecked(const std::string& yaml) const {
     }
   }
 
-  config.routes = routes(require(fs, "routes", "at top level"), defaults);
+  NamedGroups groups;
+  if (const Field* v = fs.find("upstream_groups")) groups = upstream_groups(*v);
+  for (const auto& g : groups) config.upstream_groups.push_back(g.group);
+  config.routes = routes(require(fs, "routes", "at top level"), defaults, groups);
   return config;
 }
 
@@ -490,7 +472,12 @@ Config demo_config(std::uint16_t port) {
   route.name = "echo";
   route.match.path = "/";
   route.match.path_prefix = true;
-  route.upstreams.push_back(*parse_upstream("echo"));
+  auto group = std::make_shared<UpstreamGroup>();
+  group->name = "echo";
+  group->anonymous = true;
+  group->members.push_back({*parse_upstream("echo")});
+  route.group = group;
+  route.upstreams.push_back(group->members.front().up);
   route.keepalive.interval = Millis{30'000};
   config.routes.push_back(std::move(route));
   config.source = "<demo>";

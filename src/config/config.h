@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "config/upstream_group.h"
 #include "net/cidr.h"
 
 namespace weir::config {
@@ -44,15 +45,6 @@ struct Keepalive {
   Millis interval{0};    // ping a peer silent for this long; 0 = off
   Millis timeout{10'000}; // no byte from it within this after the ping -> close
   bool operator==(const Keepalive&) const = default;
-};
-
-struct Upstream {
-  enum class Kind { tcp, echo };
-  Kind kind = Kind::tcp;
-  std::string host;      // DNS name or IP literal (tcp only)
-  std::uint16_t port = 0;
-  bool tls = false;      // wss://
-  std::string text;      // as written in the config, for logs
 };
 
 // Where a value came from, so that problems found after loading (a
@@ -120,6 +112,9 @@ struct RouteMatch {
 struct Route {
   std::string name;
   RouteMatch match;
+  // Its group (named in `upstream_groups`, or its own `upstreams:` list);
+  // upstreams are the group's members in order, for what only needs them.
+  std::shared_ptr<const UpstreamGroup> group;
   std::vector<Upstream> upstreams;   // never empty
   // Its filters in chain order (config/filter_types.h): each a filter type's
   // parsed settings, e.g. origins, message_rate, max_message.
@@ -162,6 +157,7 @@ struct Config {
   unsigned workers = 0;              // 0 = auto (one per core)
   std::vector<Listener> listeners;
   std::vector<Route> routes;
+  std::vector<std::shared_ptr<const UpstreamGroup>> upstream_groups;  // the named ones
   Admin admin;
   // Peers whose X-Forwarded-For is believed (net::client_from_forwarded):
   // the client address filters see is then the last untrusted hop.

@@ -290,8 +290,21 @@ class Loader {
     YAML::Mark name_mark;
     YAML::Mark match_mark;
   };
-  ParsedRoute route(const Field& item, std::size_t index, const Route& defaults) const;
-  std::vector<Route> routes(const Field& f, const Route& defaults) const;
+  // upstream_groups.cpp: the named groups, and a group's settings and
+  // members (a route's own `upstreams:` list is an anonymous group).
+  struct NamedGroup {
+    std::shared_ptr<const UpstreamGroup> group;
+    std::optional<UpstreamTls> tls;  // the group's upstream_tls, applied to the routes using it
+  };
+  using NamedGroups = std::vector<NamedGroup>;
+  NamedGroups upstream_groups(const Field& f) const;
+  NamedGroup upstream_group(const Field& item) const;
+  std::vector<GroupMember> members(const Field& f) const;
+  void group_settings(const Fields& fs, UpstreamGroup& g) const;
+  // A route's `upstream_group` or `upstreams` (exactly one), into r.group and r.upstreams.
+  void route_upstreams(const Fields& fs, const NamedGroups& groups, Route& r) const;
+  ParsedRoute route(const Field& item, std::size_t index, const Route& defaults, const NamedGroups& groups) const;
+  std::vector<Route> routes(const Field& f, const Route& defaults, const NamedGroups& groups) const;
 
   std::string source_;
   std::string base_dir_;

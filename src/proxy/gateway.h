@@ -8,14 +8,14 @@
 
 #include "core/worker.h"
 #include "proxy/runtime.h"
-#include "upstream/picker.h"
+#include "upstream/group.h"
 
 namespace weir::proxy {
 
 class WorkerGateway {
  public:
   WorkerGateway(core::Worker& worker, std::shared_ptr<const Runtime> runtime)
-      : worker_(worker), runtime_(std::move(runtime)), picker_(runtime_->routes.size()) {}
+      : worker_(worker), runtime_(std::move(runtime)), picker_(worker.index()) {}
   WorkerGateway(const WorkerGateway&) = delete;
   WorkerGateway& operator=(const WorkerGateway&) = delete;
 

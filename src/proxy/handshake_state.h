@@ -11,6 +11,7 @@
 #include "http/head.h"
 #include "proxy/session.h"
 #include "proxy/upstream_leg.h"
+#include "upstream/group.h"
 
 namespace weir::proxy {
 
@@ -39,11 +40,26 @@ struct Session::Handshake {
   // The upstream leg while it opens, and the filters' headers it sends.
   std::unique_ptr<UpstreamLeg> upstream;
   std::vector<http::Field> upstream_extra;
+  // Which members of the group to try (upstream/group.h), and what it picks by.
+  std::optional<upstream::Selection> selection;
+  std::string pick_key;         // the hash policy's key
+  bool had_sticky = false;      // the request carried a valid sticky cookie
   std::string proxied_ip;       // the client a trusted proxy's PROXY header named ("" = none)
   bool tls_after_proxy = false; // the PROXY header comes before the TLS handshake
   std::string client_ip;        // who filters see: the peer, or past trusted proxies (net/cidr.h)
   std::string trace_hex;        // the session's trace id, for filters (filter_ctx points into it)
   std::string traceparent;      // the one the backend gets (upstream_extra points into it)
 };
+
+// A filter's headers as fields for the HTTP builders; a name or value that
+// could split the head (CR, LF, NUL) is left out rather than sent.
+inline std::vector<http::Field> header_fields(const std::vector<filters::Header>* headers) {
+  std::vector<http::Field> out;
+  if (headers == nullptr) return out;
+  auto clean = [](std::string_view s) { return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos; };
+  for (const auto& h : *headers)
+    if (!h.name.empty() && clean(h.name) && clean(h.value)) out.push_back({h.name, h.value});
+  return out;
+}
 
 }  // namespace weir::proxy

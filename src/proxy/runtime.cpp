@@ -14,6 +14,7 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
   rt->tls = net::build_tls(*cfg);
   rt->buffer_bytes = 4096;
   rt->routes.reserve(cfg->routes.size());
+  for (const auto& g : cfg->upstream_groups) rt->groups.push_back(std::make_shared<const upstream::Group>(g));
   for (std::size_t i = 0; i < cfg->routes.size(); ++i) {
     CompiledRoute r;
     r.conf = &cfg->routes[i];
@@ -21,6 +22,13 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
     r.chain = filters::Chain(r.conf->filters);
     if (i < rt->tls->routes.size()) r.tls = rt->tls->routes[i];
     r.metrics = RouteMetrics::build(obs::Registry::global(), *r.conf);
+    if (r.conf->group->anonymous) {
+      rt->groups.push_back(std::make_shared<const upstream::Group>(r.conf->group));
+      r.group = rt->groups.back().get();
+    } else {
+      for (const auto& g : rt->groups)
+        if (&g->conf() == r.conf->group.get()) r.group = g.get();
+    }
     for (const auto& f : r.chain.filters()) f->declare_metrics(obs::Registry::global(), r.conf->name);
     rt->buffer_bytes = std::max<std::size_t>(rt->buffer_bytes, r.conf->limits.buffer_bytes);
     rt->routes.push_back(std::move(r));
@@ -52,6 +60,12 @@ std::size_t Runtime::listener_nth(std::size_t i) const {
 std::string listener_key(const config::Listener& l) {
   const bool v6 = l.address.find(':') != std::string::npos;
   return (v6 ? "[" + l.address + "]" : l.address) + ":" + std::to_string(l.port);
+}
+
+const upstream::Group* Runtime::find_group(std::string_view name) const {
+  for (const auto& g : groups)
+    if (!g->conf().anonymous && g->label() == name) return g.get();
+  return nullptr;
 }
 
 const CompiledRoute* Runtime::find(std::string_view name) const {

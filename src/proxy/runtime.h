@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "filters/api.h"
 #include "proxy/route_metrics.h"
+#include "upstream/group.h"
 
 namespace weir::net {
 class TlsServer;
@@ -37,6 +38,7 @@ struct CompiledRoute {
   std::size_t index = 0;                         // position in the config (route order)
   filters::Chain chain;                          // its filters, in order
   std::shared_ptr<const net::TlsClient> tls;     // for wss:// upstreams; null when none
+  const upstream::Group* group = nullptr;        // its upstream group (in Runtime::groups)
   RouteMetrics metrics;                          // its series (the same ones after a reload)
 };
 
@@ -52,6 +54,10 @@ class Runtime {
   std::shared_ptr<const net::TlsSet> tls;      // keeps every SSL_CTX alive
   std::size_t buffer_bytes = 0;                // the largest relay buffer a route asks for
   std::vector<ListenerMetrics> listener_metrics;  // by listener index
+  // Every upstream group of this generation: the named ones in config
+  // order, then the routes' own lists.
+  std::vector<std::shared_ptr<const upstream::Group>> groups;
+  const upstream::Group* find_group(std::string_view name) const;  // a named group
 
   // The listener's TLS server (null for a plain listener or an unknown index).
   const net::TlsServer* listener_tls(std::size_t listener) const;

@@ -77,7 +77,7 @@ class Session final : public core::RefCounted,
   void upstream_connected() override;
   void upstream_opened(UpstreamOpened outcome) override;
   core::Ref<core::RefCounted> hold() override { return core::Ref<core::RefCounted>(this); }
-  void upstream_chosen(const config::Upstream& up) override;
+  void upstream_chosen(std::size_t member) override;
 
   // Sessions come from a per-thread free list: they are many, all the same
   // size, and long-lived, so they neither fragment the heap around the
@@ -146,6 +146,9 @@ class Session final : public core::RefCounted,
   void on_filters_done(filters::HandshakeVerdict v);
   void apply_filter_changes(filters::HandshakeContext& ctx);
   void connect_upstream();
+  // session_upstream.cpp: a timed-out attempt moves to another member (true), or not.
+  bool retry_upstream(std::string_view why);
+  void release_member();  // out of its member's live count
   void check_client_during_setup();
   void on_response_sent();
   void on_refusal_sent();
@@ -238,6 +241,7 @@ class Session final : public core::RefCounted,
   obs::TraceParent trace_;          // from the client's traceparent, or new (trace_.trace.empty(): not yet)
   std::uint16_t upstream_index_ = 0;  // in route_->upstreams: the one chosen last
   bool remask_ = false;
+  bool member_live_ = false;        // counted in its member's live sessions (upstream::MemberState)
   bool refrag_ = false;             // re-fragment cut frames (no unknown extension negotiated)
   bool registered_ = false;         // the client socket is in the worker's ReadyPoller
   core::Ref<Session> poll_ref_;     // alive while registered there (released after finish)

@@ -150,6 +150,7 @@ void Session::finish() {
   const bool was_relay = phase_ == Phase::relay;
   phase_ = Phase::done;
   worker_.cancel_timer(this);
+  release_member();
   for (Side i : kSides) {
     Leg& s = legs_[i];
     // close_notify, best effort and only on a live, established TLS link
@@ -206,6 +207,7 @@ bool Session::describe(core::SessionInfo& out) const {
   out.client = client_addr_;
   out.route = route_ ? route_->name : "";
   out.upstream = std::string(upstream_addr_);
+  if (member_live_) out.member = &compiled_->group->state(upstream_index_);
   if (!trace_.trace.empty()) out.trace_id = trace_.trace.hex();
   if (identity_) {
     out.user = identity_->user;

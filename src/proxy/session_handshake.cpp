@@ -37,18 +37,6 @@
 
 namespace weir::proxy {
 
-namespace {
-// A filter's headers as fields for the HTTP builders; a name or value that
-// could split the head (CR, LF, NUL) is left out rather than sent.
-std::vector<http::Field> header_fields(const std::vector<filters::Header>* headers) {
-  std::vector<http::Field> out;
-  if (headers == nullptr) return out;
-  auto clean = [](std::string_view s) { return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos; };
-  for (const auto& h : *headers)
-    if (!h.name.empty() && clean(h.name) && clean(h.value)) out.push_back({h.name, h.value});
-  return out;
-}
-}  // namespace
 
 
 
@@ -417,47 +405,6 @@ void Session::apply_filter_changes(filters::HandshakeContext& ctx) {
   if (ctx.deadline_ms > 0) deadline_ms_ = ctx.deadline_ms;
   if (!ctx.user.empty() || !ctx.token_id.empty())
     identity_ = std::make_unique<Identity>(Identity{std::move(ctx.user), std::move(ctx.token_id)});
-}
-
-void Session::connect_upstream() {
-  phase_ = Phase::connecting;
-  close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.connect.count();
-  arm_timer();
-  auto& hs = *hs_;
-  hs.upstream = make_upstream_leg({*this, legs_[Side::upstream], worker_, *this, index(Side::upstream), *compiled_,
-                                   gateway_.picker().first(hs.route_index), gateway_.echo_port});
-  hs.upstream_extra = header_fields(hs.filter_ctx ? &hs.filter_ctx->upstream_headers : nullptr);
-  hs.traceparent = obs::make_traceparent(trace_);
-  hs.upstream_extra.push_back({"traceparent", hs.traceparent});
-  hs.upstream->open({&hs.req, hs.upstream_extra, client_ip(), legs_[Side::client].ssl != nullptr});
-}
-
-void Session::upstream_chosen(const config::Upstream& up) {
-  upstream_addr_ = up.text;
-  upstream_index_ = static_cast<std::uint16_t>(&up - route_->upstreams.data());
-}
-
-void Session::upstream_connected() {
-  phase_ = Phase::upstream_handshake;
-  close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.upstream_handshake.count();
-  arm_timer();
-}
-
-void Session::upstream_opened(UpstreamOpened o) {
-  // The leg is done. We are inside its call: it goes after this handler.
-  worker_.defer([leg = hs_->upstream.release()] { delete leg; });
-  if (o.status != 0) {
-    refuse(o.status, std::move(o.reason));
-    return;
-  }
-  hs_->allowed_rsv = o.allowed_rsv;
-  // Frames that came with the 101 are relayed first.
-  pumps_[Side::upstream].pending_in.assign(o.early);
-  const auto extra = header_fields(hs_->filter_ctx ? &hs_->filter_ctx->response_headers : nullptr);
-  hs_->out = http::build_switching_response(hs_->req, *o.response, extra);
-  hs_->out_pos = 0;
-  phase_ = Phase::responding;
-  send_out(&Session::on_response_sent);
 }
 
 // While the upstream is being set up nothing reads the client; without a

@@ -77,10 +77,12 @@ void Session::on_timer(std::int64_t now) {
         return;
       case Phase::connecting:
         count_upstream_failure(worker_.cells(), route_->name, upstream_addr_, "timeout");
+        if (retry_upstream("connect timeout")) return;
         upstream_failed(504, "upstream connect timeout");
         return;
       case Phase::upstream_handshake:
         count_upstream_failure(worker_.cells(), route_->name, upstream_addr_, "timeout");
+        if (retry_upstream("upstream handshake timeout")) return;
         upstream_failed(504, "upstream handshake timeout");
         return;
       default:

@@ -28,8 +28,8 @@ class ReadyTarget;
 class Worker;
 }  // namespace weir::core
 
-namespace weir::config {
-struct Upstream;
+namespace weir::upstream {
+class Selection;
 }
 
 namespace weir::proxy {
@@ -53,6 +53,7 @@ struct UpstreamOpened {
   const http::Head* response = nullptr;  // open: valid during the callback only
   std::string_view early;                // open: frame bytes after the head, valid during the callback
   std::uint8_t allowed_rsv = 0;
+  unsigned retry_after_s = 0;            // refused: a Retry-After for the client (no member available)
 };
 
 class UpstreamLeg {
@@ -66,8 +67,8 @@ class UpstreamLeg {
     virtual void upstream_opened(UpstreamOpened outcome) = 0;
     // Keeps the owner alive across an asynchronous step (a DNS answer).
     virtual core::Ref<core::RefCounted> hold() = 0;
-    // Which upstream is being tried (for logs), when it changes.
-    virtual void upstream_chosen(const config::Upstream& up) = 0;
+    // Which member of the route's group is being tried, when it changes.
+    virtual void upstream_chosen(std::size_t member) = 0;
 
    protected:
     ~Owner() = default;
@@ -79,6 +80,10 @@ class UpstreamLeg {
   virtual void on_ready() = 0;
   // The session gives up (a timeout, the client left): stop, report nothing.
   virtual void cancel() = 0;
+  // The attempt in progress timed out (`why`: for the log): true when another
+  // member is being tried now (the session re-arms its connect timeout),
+  // false when none is left (the session refuses the client).
+  virtual bool retry_elsewhere(std::string_view why) = 0;
 };
 
 // Everything an upstream kind may use.
@@ -89,7 +94,7 @@ struct UpstreamContext {
   core::ReadyTarget& target;     // registers the socket in the worker's poller
   unsigned tag;                  // with this tag
   const CompiledRoute& route;
-  std::uint32_t first;           // the picker's choice: first upstream to try
+  upstream::Selection& selection;  // the members to try, in order (the session's)
   std::uint16_t echo_port;       // the built-in echo upstream on 127.0.0.1
 };
 

@@ -1,8 +1,12 @@
-// The WebSocket upstream kind: tries the route's upstreams in the picker's
-// order, each once (each of its addresses in turn), until one accepts TCP;
-// then TLS for wss://, the upgrade request (the client's, with forwarding
-// headers and the filters' additions) and the upstream's 101, checked
-// against what the client asked for.
+// The WebSocket upstream kind: tries the members of the route's group in
+// the session's Selection order (upstream/group.h; each of a member's
+// addresses in turn), then TLS for wss://, the upgrade request (the
+// client's, with forwarding headers and the filters' additions) and the
+// upstream's 101, checked against what the client asked for. A refused or
+// timed-out connect, a failed TLS handshake, an upstream that closes, sends
+// garbage or answers 5xx is retried on another member (group `retries`),
+// and reported to the group's passive health; a 4xx answer is the backend's
+// decision and goes to the client.
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -27,6 +31,7 @@
 #include "proxy/leg.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream_leg.h"
+#include "upstream/group.h"
 
 namespace weir::proxy {
 
@@ -62,6 +67,20 @@ class WsUpstream final : public UpstreamLeg {
     if (resolver_) resolver_->cancel();
   }
 
+  bool retry_elsewhere(std::string_view why) override {
+    if (done_) return false;
+    last_error_ = std::string(why);
+    report(false);
+    wait_next_ = nullptr;
+    if (resolver_) resolver_->cancel();
+    endpoints_.clear();
+    endpoint_index_ = 0;
+    ctx_.leg.close();
+    if (!pick_next()) return false;
+    start_member();
+    return true;
+  }
+
  private:
   using Step = void (WsUpstream::*)();
 
@@ -89,6 +108,24 @@ class WsUpstream final : public UpstreamLeg {
       last_error_ = reason;
       count_failure(metric);
     }
+    finish_failed(status, std::move(reason));
+  }
+  // The member being tried failed past TCP (TLS, the upgrade exchange):
+  // counted, reported, and retried on another member when one is left.
+  void fail_member(std::string reason, const char* metric) {
+    last_error_ = reason;
+    count_failure(metric);
+    report(false);
+    ctx_.leg.close();
+    resp_ = {};
+    in_.clear();
+    if (pick_next()) {
+      start_member();
+      return;
+    }
+    finish_failed(502, std::move(reason));
+  }
+  void finish_failed(unsigned status, std::string reason) {
     ctx_.leg.close();
     UpstreamOpened o;
     o.status = status;
@@ -116,6 +153,30 @@ class WsUpstream final : public UpstreamLeg {
                                                                   : "other");
     connect_next();
   }
+  // Passive health: the member being tried worked, or failed.
+  void report(bool ok) {
+    if (member_ == upstream::Group::npos) return;
+    const auto now = core::coarse_now_ms();
+    if (ctx_.route.group->report(member_, ok, now)) {
+      count_group_event(ctx_.worker.cells(), "weir_upstream_ejections_total",
+                        "Members ejected by passive health (consecutive failures)", ctx_.route.group->label(),
+                        "upstream", upstream_->text);
+    }
+  }
+  // The next member from the selection into member_/upstream_; false when none is left.
+  bool pick_next() {
+    if (member_ != upstream::Group::npos) {
+      count_group_event(ctx_.worker.cells(), "weir_upstream_retries_total",
+                        "Attempts moved to another member after one failed, by the member that failed",
+                        ctx_.route.group->label(), "upstream", upstream_->text);
+    }
+    member_ = ctx_.selection.next(core::coarse_now_ms());
+    if (member_ == upstream::Group::npos) return false;
+    upstream_ = &ctx_.route.conf->upstreams[member_];
+    ctx_.owner.upstream_chosen(member_);
+    return true;
+  }
+  void start_member();
   // TCP (and TLS) is up: the connect duration, once per session.
   void established() {
     if (connect_start_us_ == 0 || upstream_ == nullptr) return;
@@ -143,10 +204,10 @@ class WsUpstream final : public UpstreamLeg {
   std::optional<tcp::resolver> resolver_;  // only for upstreams given by name
   std::vector<tcp::endpoint> endpoints_;
   std::size_t endpoint_index_ = 0;
-  std::size_t attempts_ = 0;
   std::string last_error_;
   std::int64_t connect_start_us_ = 0;  // of the attempt in progress (0: none, or measured)
   const config::Upstream* upstream_ = nullptr;  // being tried
+  std::size_t member_ = upstream::Group::npos;  // its index in the group
   std::string out_;                             // the upgrade request
   std::size_t out_pos_ = 0;
   std::string in_;                              // the response head (+ early frames)
@@ -157,7 +218,6 @@ class WsUpstream final : public UpstreamLeg {
 };
 
 void WsUpstream::connect_next() {
-  const auto& route = *ctx_.route.conf;
   if (endpoint_index_ < endpoints_.size()) {
     const tcp::endpoint ep = endpoints_[endpoint_index_++];
     ctx_.leg.close();
@@ -188,13 +248,27 @@ void WsUpstream::connect_next() {
     }
     return;
   }
-  if (attempts_ >= route.upstreams.size()) {
-    fail(502, "no upstream reachable: " + last_error_, nullptr);
+  // Every address of the member being tried failed (or it had none).
+  if (member_ != upstream::Group::npos) report(false);
+  if (!pick_next()) {
+    if (ctx_.selection.none_available()) {
+      UpstreamOpened o;
+      o.status = 503;
+      o.reason = "no healthy upstream in group " + ctx_.route.group->label();
+      o.retry_after_s = 1;
+      ctx_.leg.close();
+      finish(std::move(o));
+      return;
+    }
+    fail(502, last_error_.empty() ? "no upstream reachable" : "no upstream reachable: " + last_error_, nullptr);
     return;
   }
-  const auto& up = route.upstreams[(ctx_.first + attempts_++) % route.upstreams.size()];
-  upstream_ = &up;
-  ctx_.owner.upstream_chosen(up);
+  start_member();
+}
+
+// Resolves the member in upstream_ (if it is a name) and connects to its addresses.
+void WsUpstream::start_member() {
+  const auto& up = *upstream_;
   endpoints_.clear();
   endpoint_index_ = 0;
   if (up.kind == config::Upstream::Kind::echo) {
@@ -273,7 +347,7 @@ void WsUpstream::tls_connect() {
     const long verify = SSL_get_verify_result(ssl);
     const bool verifying = ctx_.route.tls && ctx_.route.tls->verify();
     if (verifying && verify != X509_V_OK) why = std::string("certificate: ") + X509_verify_cert_error_string(verify);
-    fail(502, "upstream TLS handshake failed: " + why, "tls");
+    fail_member("upstream TLS handshake failed: " + why, "tls");
     return;
   }
   send_request();
@@ -299,7 +373,7 @@ void WsUpstream::continue_send() {
       wait(r.status, &WsUpstream::continue_send);
       return;
     }
-    fail(502, "upstream write failed: " + net::describe(r), "handshake");
+    fail_member("upstream write failed: " + net::describe(r), "handshake");
     return;
   }
   std::string().swap(out_);
@@ -314,7 +388,7 @@ void WsUpstream::read_response() {
       return;
     }
     if (r.status != net::Io::done) {
-      fail(502, "upstream closed during handshake: " + net::describe(r), "handshake");
+      fail_member("upstream closed during handshake: " + net::describe(r), "handshake");
       return;
     }
     if (!on_response_bytes()) return;
@@ -326,18 +400,26 @@ bool WsUpstream::on_response_bytes() {
   switch (http::parse_response_head(in_, kMaxUpstreamHead, resp_, &err)) {
     case http::ParseStatus::need_more: return true;
     case http::ParseStatus::too_large:
-      fail(502, "upstream response header too large", "handshake");
+      fail_member("upstream response header too large", "handshake");
       return false;
     case http::ParseStatus::bad:
-      fail(502, "malformed upstream response: " + err, "handshake");
+      fail_member("malformed upstream response: " + err, "handshake");
       return false;
     case http::ParseStatus::complete: break;
   }
   auto verdict = http::check_upstream_response(resp_, *what_.request);
   if (verdict.refusal) {
-    fail(verdict.refusal.status, std::move(verdict.refusal.reason), "handshake");
+    // 5xx: this member is in trouble, another may not be. Anything else is
+    // the backend's answer to this request (or a protocol mismatch).
+    if (resp_.status >= 500 && resp_.status <= 599) {
+      fail_member(std::move(verdict.refusal.reason), "handshake");
+    } else {
+      report(true);
+      fail(verdict.refusal.status, std::move(verdict.refusal.reason), "handshake");
+    }
     return false;
   }
+  report(true);
   UpstreamOpened o;
   o.response = &resp_;
   o.early = std::string_view(in_).substr(resp_.size);

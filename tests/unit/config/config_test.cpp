@@ -498,7 +498,7 @@ TEST(ConfigErrors, MissingRequiredKeysPointAtTheMapping) {
   EXPECT_EQ(error_of("listeners:\n  - address: ::1\nroutes: [{upstreams: echo}]\n"),
             "t.yaml:2:5: missing required key 'port' in listener");
   EXPECT_EQ(error_of(with_route("name: x\n    match: {path: /}\n")),
-            "t.yaml:4:5: missing required key 'upstreams' in route");
+            "t.yaml:4:5: missing required key 'upstreams' (or 'upstream_group') in route");
 }
 
 TEST(ConfigErrors, EmptyLists) {
@@ -516,7 +516,7 @@ TEST(ConfigErrors, EmptyLists) {
             "t.yaml:3:3: entry 2 of 'routes' must be a mapping with at least 'upstreams', got an "
             "empty value");
   EXPECT_EQ(error_of(with_route("upstreams:\n      - echo\n      -\n")),
-            "t.yaml:5:7: entry 2 of 'upstreams' must be 'host:port', 'wss://host:port' or 'echo', got an empty value");
+            "t.yaml:5:7: entry 2 of 'upstreams' must be host:port, [IPv6]:port, ws://host:port, wss://host:port or echo (or a mapping with 'address'), got an empty value");
 }
 
 TEST(ConfigErrors, WrongTypes) {
@@ -539,7 +539,7 @@ TEST(ConfigErrors, WrongTypes) {
   EXPECT_EQ(error_of(with_route("upstreams: {a: b}\n")),
             "t.yaml:4:16: 'upstreams' must be a list, got a mapping");
   EXPECT_EQ(error_of(with_route("upstreams: [[a]]\n")),
-            "t.yaml:4:17: each entry of 'upstreams' must be 'host:port', 'wss://host:port' or 'echo', got a list");
+            "t.yaml:4:17: each entry of 'upstreams' must be host:port, [IPv6]:port, ws://host:port, wss://host:port or echo (or a mapping with 'address'), got a list");
   EXPECT_EQ(error_of(with_route("upstreams: echo\n    match: /chat\n")),
             "t.yaml:5:12: 'match' must be a mapping, got '/chat'");
   EXPECT_EQ(error_of(with_route("upstreams: echo\n    match: {headers: [a]}\n")),
