@@ -1,4 +1,5 @@
 #include "admin/admin_api.h"
+#include "admin/responses.h"
 
 #include <boost/json.hpp>
 #include <openssl/crypto.h>
@@ -24,13 +25,7 @@ namespace {
 
 constexpr const char* kDirections[] = {"client_to_upstream", "upstream_to_client"};
 
-Response json_response(unsigned status, const json::value& v) {
-  return {status, "application/json", json::serialize(v) + "\n", {}};
-}
 
-Response error(unsigned status, std::string_view what) {
-  return json_response(status, json::object{{"error", what}});
-}
 
 std::string label(const obs::Labels& labels, std::string_view key) {
   for (const auto& [k, v] : labels)
@@ -237,21 +232,6 @@ json::array revocation_list() {
   return a;
 }
 
-// A TTL: seconds as a number, or a string with a unit ("90s", "15m", "1h", "7d").
-std::optional<std::int64_t> ttl_seconds(const json::value& v) {
-  if (v.is_int64()) return v.as_int64();
-  if (!v.is_string()) return std::nullopt;
-  const std::string_view s = v.as_string();
-  std::int64_t n = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-  if (ec != std::errc() || end == s.data()) return std::nullopt;
-  const std::string_view unit(end, static_cast<std::size_t>(s.data() + s.size() - end));
-  if (unit == "s" || unit.empty()) return n;
-  if (unit == "m") return n * 60;
-  if (unit == "h") return n * 3600;
-  if (unit == "d") return n * 86400;
-  return std::nullopt;
-}
 
 // POST /admin/revoke {"sub": "...", "jti": "...", "ttl": "1h"}: new handshakes
 // with such a token get 401, live sessions get Close 1008 "token revoked".
@@ -306,11 +286,6 @@ bool authorized(const std::string& token, const Request& r) {
   return CRYPTO_memcmp(r.authorization.data() + kBearer.size(), token.data(), token.size()) == 0;
 }
 
-Response method_not_allowed(const char* allow) {
-  Response r = error(405, "method not allowed");
-  r.headers.emplace_back("Allow", allow);
-  return r;
-}
 
 }  // namespace
 
@@ -343,6 +318,20 @@ std::vector<std::string> not_ready(const Gateway& g) {
       why += (why.empty() ? "" : ", ") + u.text + ": " + (probed ? err : "not probed yet");
     }
     if (!any) reasons.push_back("route " + r.name + ": no healthy upstream (" + why + ")");
+  }
+  // Groups whose every member is down (active checks), ejected or draining.
+  for (const auto& gs : g.upstream_groups()) {
+    if (gs.available > 0) continue;
+    std::string why;
+    for (const auto& m : gs.members) {
+      why += (why.empty() ? "" : ", ") + m.text + ": " +
+             (!m.healthy ? "unhealthy" + (m.last_check.empty() ? std::string() : " (" + m.last_check + ")")
+              : m.ejected ? std::string("ejected")
+              : m.draining ? std::string("draining")
+                           : std::string("at max_connections"));
+    }
+    reasons.push_back("upstream group " + std::string(gs.anonymous ? "route/" : "") + gs.name +
+                      ": no available member (" + why + ")");
   }
   return reasons;
 }
@@ -401,6 +390,7 @@ Handler make_handler(Gateway& g) {
       if (!get) return reply(method_not_allowed("GET, POST"));
       return reply(json_response(200, json::object{{"revocations", revocation_list()}}));
     }
+    if (handle_upstreams(g, r, reply)) return;
     static constexpr std::string_view kConn = "/admin/connections/";
     static constexpr std::string_view kClose = "/close";
     if (r.path.rfind(kConn, 0) == 0 && r.path.size() > kConn.size() + kClose.size() &&

@@ -13,6 +13,7 @@
 #include "admin/http_server.h"
 #include "config/config.h"
 #include "core/worker.h"
+#include "upstream/supervisor.h"
 
 namespace weir::admin {
 
@@ -56,7 +57,15 @@ class Gateway {
   virtual double uptime_seconds() const = 0;
   virtual std::size_t open_sessions() const = 0;
   virtual std::vector<UpstreamHealth> upstream_health() const = 0;
+  // Upstream groups of the running generation, with each member's state.
+  virtual std::vector<upstream::Supervisor::GroupStatus> upstream_groups() const = 0;
+  // Drains or takes back a member (upstream::Supervisor::drain); false: no such member.
+  virtual bool drain_member(const std::string& group, const std::string& member, bool on,
+                            std::chrono::milliseconds timeout) = 0;
 };
+
+// upstreams_api.cpp: /admin/upstreams...; false when the path is not one of them.
+bool handle_upstreams(Gateway& g, const Request& r, Reply& reply);
 
 // Builds the request handler for an HttpServer. The bearer token is the
 // running config's admin.token ("" = none), so a reload can rotate it.

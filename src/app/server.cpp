@@ -27,6 +27,7 @@
 #include "proxy/session.h"
 #include "upstream/echo_server.h"
 #include "upstream/probe.h"
+#include "upstream/supervisor.h"
 
 namespace weir::app {
 
@@ -61,6 +62,13 @@ class Server final : public admin::Gateway {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   }
   std::size_t open_sessions() const override { return live(); }
+  std::vector<upstream::Supervisor::GroupStatus> upstream_groups() const override {
+    return supervisor_ ? supervisor_->status() : std::vector<upstream::Supervisor::GroupStatus>{};
+  }
+  bool drain_member(const std::string& group, const std::string& member, bool on,
+                    std::chrono::milliseconds timeout) override {
+    return supervisor_ && supervisor_->drain(group, member, on, timeout);
+  }
   std::vector<admin::UpstreamHealth> upstream_health() const override {
     std::vector<admin::UpstreamHealth> out;
     if (!prober_) return out;
@@ -109,6 +117,12 @@ class Server final : public admin::Gateway {
     add_collectors();
     prober_ = std::make_unique<upstream::Prober>(main_io);
     prober_->set_config(*cfg_);
+    supervisor_ = std::make_unique<upstream::Supervisor>(
+        main_io, [this](const upstream::MemberState* m, std::size_t max, std::int64_t min_age, std::uint16_t code,
+                        std::string reason, std::function<void(std::size_t)> done) {
+          app::close_member(workers_, *main_io_, m, max, min_age, code, std::move(reason), std::move(done));
+        });
+    supervisor_->set_groups(runtime_->groups);
     listening_ = true;
     log::Line(log::Level::info, "started")
         .num("workers", n)
@@ -131,6 +145,7 @@ class Server final : public admin::Gateway {
     if (admin_) admin_->stop();
     admin_.reset();
     prober_.reset();
+    supervisor_.reset();
     for (auto& w : workers_) w->stop();
     for (auto& w : workers_) w->join();
     // Listeners and echo servers belong to worker io_contexts: drop them first.
@@ -389,6 +404,7 @@ class Server final : public admin::Gateway {
     runtime_ = std::move(rt);
     ++reloads_ok_;
     if (prober_) prober_->set_config(*cfg_);
+    if (supervisor_) supervisor_->set_groups(runtime_->groups);
     if (!runtime_->tls->empty()) {
       log::Line(log::Level::info, "tls.reload").num("certificates", static_cast<std::int64_t>(runtime_->tls->certificates));
     }
@@ -512,6 +528,7 @@ class Server final : public admin::Gateway {
   std::size_t status_sent_ = 0;  // connections in the last STATUS= sent
   std::unique_ptr<admin::HttpServer> admin_;
   std::unique_ptr<upstream::Prober> prober_;
+  std::unique_ptr<upstream::Supervisor> supervisor_;
   std::vector<std::size_t> collectors_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::uint64_t reloads_ok_ = 0, reloads_failed_ = 0;

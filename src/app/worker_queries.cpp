@@ -6,6 +6,7 @@
 
 #include <chrono>
 
+#include "core/clock.h"
 #include "observability/log.h"
 
 namespace weir::app {
@@ -137,30 +138,100 @@ void close_session(Workers& workers, asio::io_context& io, std::uint64_t id, std
       });
 }
 
+namespace {
+
+using Match = std::function<bool(const core::SessionInfo&)>;
+
+// On a worker: every session `match` accepts, at most `max` (picked at
+// random when there are more), is asked to close. Returns how many.
+std::size_t close_on_worker(core::Worker& w, const Match& match, std::size_t max, std::uint16_t code,
+                            const std::string& reason, const char* event) {
+  std::vector<core::Closable*> targets;
+  w.for_each([&](core::Closable& c) {
+    core::SessionInfo i;
+    if (c.session_id() == 0 || !c.describe(i)) return;
+    if (match(i)) targets.push_back(&c);
+  });
+  if (targets.size() > max) {
+    // A random `max` of them (partial Fisher-Yates).
+    std::uint64_t x = 0x9e3779b97f4a7c15ull ^ static_cast<std::uint64_t>(core::coarse_now_ms()) ^ targets.size();
+    for (std::size_t k = 0; k < max; ++k) {
+      x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+      const std::size_t j = k + static_cast<std::size_t>((x * 0x2545f4914f6cdd1dull) % (targets.size() - k));
+      std::swap(targets[k], targets[j]);
+    }
+    targets.resize(max);
+  }
+  // Not while walking the list: a shutdown may end a session.
+  for (core::Closable* c : targets) {
+    log::Line(log::Level::info, event).unum("id", c->session_id()).num("code", code).str("reason", reason);
+    c->shutdown(code, reason);
+  }
+  return targets.size();
+}
+
+// One worker after the other (from a random one), each closing what is
+// left of `max`, so that the total never exceeds it.
+struct Walk : std::enable_shared_from_this<Walk> {
+  Workers* workers;
+  asio::io_context* io;
+  Match match;
+  std::size_t left, next, steps = 0, closed = 0;
+  std::uint16_t code;
+  std::string reason;
+  std::function<void(std::size_t)> done;
+
+  void step() {
+    if (left == 0 || steps == workers->size()) return done(closed);
+    core::Worker* w = (*workers)[next % workers->size()].get();
+    ++next;
+    ++steps;
+    w->post([self = shared_from_this(), w] {
+      const std::size_t n = close_on_worker(*w, self->match, self->left, self->code, self->reason, "upstream.close");
+      asio::post(*self->io, [self, n] {
+        self->left -= n;
+        self->closed += n;
+        self->step();
+      });
+    });
+  }
+};
+
+}  // namespace
+
 void close_identity(Workers& workers, asio::io_context& io, std::string sub, std::string jti, std::uint16_t code,
                     std::string reason, std::function<void(std::size_t)> done) {
+  Match match = [sub = std::move(sub), jti = std::move(jti)](const core::SessionInfo& i) {
+    return (!sub.empty() && i.user == sub) || (!jti.empty() && i.token_id == jti);
+  };
   gather<std::size_t>(
       workers, io,
-      [sub, jti, code, reason](core::Worker& w) -> std::size_t {
-        std::vector<core::Closable*> targets;
-        w.for_each([&](core::Closable& c) {
-          core::SessionInfo i;
-          if (c.session_id() == 0 || !c.describe(i)) return;
-          if ((!sub.empty() && i.user == sub) || (!jti.empty() && i.token_id == jti)) targets.push_back(&c);
-        });
-        // Not while walking the list: a shutdown may end a session.
-        for (core::Closable* c : targets) {
-          log::Line(log::Level::info, "admin.revoke_close").unum("id", c->session_id()).num("code", code)
-              .str("reason", reason);
-          c->shutdown(code, reason);
-        }
-        return targets.size();
+      [match = std::move(match), code, reason](core::Worker& w) -> std::size_t {
+        return close_on_worker(w, match, SIZE_MAX, code, reason, "admin.revoke_close");
       },
       [done = std::move(done)](Gather<std::size_t>& g) {
         std::size_t n = 0;
         for (std::size_t c : g.parts) n += c;
         done(n);
       });
+}
+
+void close_member(Workers& workers, asio::io_context& io, const void* member, std::size_t max,
+                  std::int64_t min_age_ms, std::uint16_t code, std::string reason,
+                  std::function<void(std::size_t)> done) {
+  if (workers.empty()) return done(0);
+  auto walk = std::make_shared<Walk>();
+  walk->workers = &workers;
+  walk->io = &io;
+  walk->match = [member, min_age_ms](const core::SessionInfo& i) {
+    return i.member == member && i.age_ms >= min_age_ms && std::string_view(i.state) == "relay";
+  };
+  walk->left = max;
+  walk->next = static_cast<std::size_t>(core::coarse_now_ms());
+  walk->code = code;
+  walk->reason = std::move(reason);
+  walk->done = std::move(done);
+  walk->step();
 }
 
 }  // namespace weir::app

@@ -35,4 +35,10 @@ void close_session(Workers& workers, boost::asio::io_context& io, std::uint64_t 
 void close_identity(Workers& workers, boost::asio::io_context& io, std::string sub, std::string jti,
                     std::uint16_t code, std::string reason, std::function<void(std::size_t)> done);
 
+// Up to `max` relaying sessions on an upstream member (SessionInfo::member),
+// at least min_age_ms old, chosen at random, are asked to close; done(how many).
+void close_member(Workers& workers, boost::asio::io_context& io, const void* member, std::size_t max,
+                  std::int64_t min_age_ms, std::uint16_t code, std::string reason,
+                  std::function<void(std::size_t)> done);
+
 }  // namespace weir::app

@@ -265,6 +265,10 @@ void Loader::route_upstreams(const Fields& fs, const NamedGroups& groups, Route&
     r.group = it->group;
     if (it->tls) r.upstream_tls = *it->tls;
   } else {
+    if (std::any_of(groups.begin(), groups.end(), [&](const NamedGroup& g) { return g.group->name == r.name; })) {
+      fail(own->key_mark, "route " + quote(r.name) + " lists its own upstreams and an upstream group has the same name; "
+                          "rename one (metrics and the admin API name both by it)");
+    }
     auto g = std::make_shared<UpstreamGroup>();
     g->name = r.name;
     g->anonymous = true;

@@ -36,6 +36,7 @@ class Group {
   const std::string& label() const { return label_; }
   std::size_t size() const { return states_.size(); }
   MemberState& state(std::size_t i) const { return *states_[i]; }
+  const std::shared_ptr<MemberState>& state_ptr(std::size_t i) const { return states_[i]; }
   const config::GroupMember& member(std::size_t i) const { return conf_->members[i]; }
   std::uint64_t serial() const { return serial_; }
 

@@ -13,6 +13,8 @@ Modes:
   close     after the first message, closes with --code/--reason
   refuse    answers the upgrade with HTTP --status (default 403)
   flood     sends --count messages of --size bytes (flood_payload pattern), then echoes
+Options: --name (in `headers` mode's first message), --port (default 0: any), and GET
+/healthz without an Upgrade answers 200 (for HTTP health checks).
 """
 
 import argparse
@@ -45,6 +47,7 @@ def main():
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--size", type=int, default=1 << 20)
     ap.add_argument("--no-compression", action="store_true")
+    ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
 
     counter = {"n": 0}
@@ -89,6 +92,9 @@ def main():
                  received=received)
 
     async def process_request(path, headers):
+        # A plain GET of /healthz (an HTTP health check) is answered here.
+        if path == "/healthz" and "upgrade" not in headers.get("Connection", "").lower():
+            return (http.HTTPStatus.OK, [("Content-Type", "text/plain")], b"ok\n")
         if args.mode == "refuse":
             return (http.HTTPStatus(args.status), [("Content-Type", "text/plain")],
                     b"refused by the test backend\n")
@@ -97,7 +103,7 @@ def main():
     async def run():
         subprotocols = [p for p in args.subprotocols.split(",") if p] or None
         server = await websockets.serve(
-            handler, "127.0.0.1", 0, max_size=None, ping_interval=None,
+            handler, "127.0.0.1", args.port, max_size=None, ping_interval=None,
             subprotocols=subprotocols, process_request=process_request,
             compression=None if args.no_compression else "deflate")
         port = server.sockets[0].getsockname()[1]
