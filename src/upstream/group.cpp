@@ -86,7 +86,12 @@ bool Group::report(std::size_t i, bool ok, std::int64_t now_ms) const {
 
 std::vector<double>& Picker::rr_state(const Group& g) {
   auto& v = rr_[g.serial()];
-  if (v.size() != g.size()) v.assign(g.size(), 0.0);
+  if (v.size() != g.size()) {
+    // Each worker starts its sequence at another member (a head start of
+    // less than any weight), so the first sessions of N workers spread.
+    v.assign(g.size(), 0.0);
+    if (!v.empty()) v[worker_ % v.size()] = 0.5;
+  }
   if (rr_.size() > 256) {
     // Groups of older generations: start over (positions are only a spread).
     std::vector<double> keep = std::move(v);
