@@ -131,14 +131,6 @@ void count_upstream_failure(obs::Cell* cells, std::string_view route, std::strin
   cells[at].add();
 }
 
-void count_group_event(obs::Cell* cells, std::string_view family, std::string_view help, std::string_view group,
-                       std::string_view key, std::string_view value) {
-  const auto at = cached(fmt::format("ge\x1f{}\x1f{}\x1f{}\x1f{}", family, group, key, value), [&] {
-    return reg().counter(family, help, {{"group", std::string(group)}, {std::string(key), std::string(value)}}).at;
-  });
-  cells[at].add();
-}
-
 void count_filter(obs::Cell* cells, std::string_view route, std::string_view filter, bool refusal) {
   const auto at = cached(fmt::format("fl\x1f{}\x1f{}\x1f{}", route, filter, refusal), [&] {
     const obs::Labels l{{"route", std::string(route)}, {"filter", std::string(filter)}};

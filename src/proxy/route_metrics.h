@@ -64,9 +64,6 @@ void count_close_frame(obs::Cell* cells, std::string_view route, Side side, bool
 void count_upstream_failure(obs::Cell* cells, std::string_view route, std::string_view upstream,
                             std::string_view reason);
 void count_filter(obs::Cell* cells, std::string_view route, std::string_view filter, bool refusal);
-// An upstream group's event: `family` with labels {group, key=value}.
-void count_group_event(obs::Cell* cells, std::string_view family, std::string_view help, std::string_view group,
-                       std::string_view key, std::string_view value);
 
 // The code label of weir_close_frames_total: RFC codes as themselves, the
 // first 64 application codes (3000-4999) too, later ones "3xxx"/"4xxx".

@@ -4,6 +4,7 @@
 
 #include "config/filter_types.h"
 #include "net/tls.h"
+#include "upstream/group_metrics.h"
 
 namespace weir::proxy {
 
@@ -33,6 +34,7 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
     rt->buffer_bytes = std::max<std::size_t>(rt->buffer_bytes, r.conf->limits.buffer_bytes);
     rt->routes.push_back(std::move(r));
   }
+  for (const auto& g : rt->groups) upstream::declare_group_metrics(*g);
   for (const auto& l : cfg->listeners)
     rt->listener_metrics.push_back(ListenerMetrics::build(obs::Registry::global(), listener_key(l)));
   rt->config = std::move(cfg);

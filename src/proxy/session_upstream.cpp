@@ -10,6 +10,7 @@
 #include "proxy/handshake_state.h"
 #include "proxy/runtime.h"
 #include "proxy/session.h"
+#include "upstream/group_metrics.h"
 #include "upstream/sticky.h"
 
 namespace weir::proxy {
@@ -54,10 +55,7 @@ std::string_view query_value(std::string_view target, std::string_view name) {
 }
 
 void count_sticky(obs::Cell* cells, std::string_view group, std::string_view result) {
-  count_group_event(cells, "weir_upstream_sticky_total",
-                    "Sticky cookie outcomes: hit (its member took the session), new (no cookie), forged (bad "
-                    "signature, ignored), moved (its member was unavailable: re-stuck)",
-                    group, "result", result);
+  upstream::count_group_event(cells, upstream::GroupEvent::sticky, group, result);
 }
 
 }  // namespace

@@ -32,6 +32,7 @@
 #include "proxy/runtime.h"
 #include "proxy/upstream_leg.h"
 #include "upstream/group.h"
+#include "upstream/group_metrics.h"
 
 namespace weir::proxy {
 
@@ -158,17 +159,15 @@ class WsUpstream final : public UpstreamLeg {
     if (member_ == upstream::Group::npos) return;
     const auto now = core::coarse_now_ms();
     if (ctx_.route.group->report(member_, ok, now)) {
-      count_group_event(ctx_.worker.cells(), "weir_upstream_ejections_total",
-                        "Members ejected by passive health (consecutive failures)", ctx_.route.group->label(),
-                        "upstream", upstream_->text);
+      upstream::count_group_event(ctx_.worker.cells(), upstream::GroupEvent::ejection, ctx_.route.group->label(),
+                                  upstream_->text);
     }
   }
   // The next member from the selection into member_/upstream_; false when none is left.
   bool pick_next() {
     if (member_ != upstream::Group::npos) {
-      count_group_event(ctx_.worker.cells(), "weir_upstream_retries_total",
-                        "Attempts moved to another member after one failed, by the member that failed",
-                        ctx_.route.group->label(), "upstream", upstream_->text);
+      upstream::count_group_event(ctx_.worker.cells(), upstream::GroupEvent::retry, ctx_.route.group->label(),
+                                  upstream_->text);
     }
     member_ = ctx_.selection.next(core::coarse_now_ms());
     if (member_ == upstream::Group::npos) return false;

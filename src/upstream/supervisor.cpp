@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "observability/log.h"
 #include "observability/metrics.h"
+#include "upstream/group_metrics.h"
 #include "upstream/health_check.h"
 
 namespace weir::upstream {
@@ -29,12 +30,6 @@ const char* policy_name(config::UpstreamGroup::Policy p) {
   return "?";
 }
 
-void count(std::string_view family, std::string_view help, const std::string& group, const std::string& member,
-           std::uint64_t n) {
-  auto& reg = obs::Registry::global();
-  const auto id = reg.counter(family, help, {{"group", group}, {"upstream", member}});
-  reg.slot(obs::Registry::kMainSlot)[id.at].add(n);
-}
 
 }  // namespace
 
@@ -214,8 +209,8 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
         .unum("moves", moves);
     close(&s, moves, rb.min_age.count(), 1012, "rebalancing: upstream over its share",
           [group = s.group, text = s.text](std::size_t n) {
-            count("weir_upstream_rebalanced_total", "Sessions closed with 1012 to move them off a member above its share",
-                  group, text, n);
+            count_group_event(obs::Registry::global().slot(obs::Registry::kMainSlot), GroupEvent::rebalanced, group,
+                              text, n);
           });
   }
 

@@ -593,7 +593,12 @@ def traffic(module_weir, module_peers):
             {"name": "dead", "match": {"path": "/dead"}, "upstreams": [f"127.0.0.1:{dead}"]},
             {"name": "stall", "match": {"path": "/stall"}, "upstreams": [stall_backend.addr],
              "limits": {"buffer_bytes": "4KiB"}},
+            # A named group: declares the sticky and rebalancing series.
+            {"name": "pooled", "match": {"path": "/pooled"}, "upstream_group": "pool"},
         ],
+        upstream_groups=[{"name": "pool", "members": ["echo"],
+                          "sticky": {"cookie": {"key": "observability-sticky-key"}},
+                          "rebalance": {"max_ratio": 2}}],
         admin={"address": "127.0.0.1", "port": 0, "upstream_probe_interval": "1s"},
     ), name="traffic")
     t_started = time.time()
