@@ -88,7 +88,7 @@ bool AuthzFilter::same_as(const config::FilterSettings& other) const {
 
 std::string_view AuthzFilter::needs() const {
   const bool claims = std::any_of(rules_.begin(), rules_.end(), [](const Rule& r) { return !r.claim.empty(); });
-  return claims ? "jwt" : "";
+  return claims ? "jwt|introspection" : "";
 }
 
 void AuthzFilter::declare_metrics(obs::Registry& reg, const std::string& route) const {

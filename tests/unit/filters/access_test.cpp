@@ -123,7 +123,7 @@ TEST(Authz, AnyOfAllOfOnClaimsAndTheCertificateSubject) {
 }
 
 TEST(Authz, ConfigErrors) {
-  EXPECT_NE(config_error(kHead + "    authz: [{claim: roles, any_of: [a]}]\n").find("t.yaml:4:5: 'authz' needs 'jwt' on the same route"),
+  EXPECT_NE(config_error(kHead + "    authz: [{claim: roles, any_of: [a]}]\n").find("t.yaml:4:5: 'authz' needs 'jwt' or 'introspection' on the same route"),
             std::string::npos)
       << config_error(kHead + "    authz: [{claim: roles, any_of: [a]}]\n");
   EXPECT_NE(config_error(kHead + "    authz: [{claim: roles}]\n").find("needs 'any_of' or 'all_of'"), std::string::npos);
