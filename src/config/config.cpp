@@ -304,9 +304,18 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index, const Ro
     return find_filter_type(a->key)->order < find_filter_type(b->key)->order;
   });
   for (const auto& f : r.filters) {
-    const std::string_view need = f->needs();
-    if (!need.empty() && fs.find(std::string(need)) == nullptr)
-      fail(fs.find(f->key)->key_mark, "'" + f->key + "' needs '" + std::string(need) + "' on the same route");
+    std::string_view need = f->needs();
+    if (need.empty()) continue;
+    bool have = false;
+    std::string names;
+    while (!need.empty()) {
+      const auto bar = need.find('|');
+      const std::string one(need.substr(0, bar));
+      need = bar == std::string_view::npos ? std::string_view() : need.substr(bar + 1);
+      have = have || fs.find(one) != nullptr;
+      names += (names.empty() ? "'" : need.empty() ? " or '" : ", '") + one + "'";
+    }
+    if (!have) fail(fs.find(f->key)->key_mark, "'" + f->key + "' needs " + names + " on the same route");
   }
 
   if (const Field* v = fs.find("remask")) r.remask = boolean(*v);

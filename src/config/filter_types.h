@@ -27,8 +27,9 @@ struct FilterSettings {
   // Same behaviour (for reload summaries); where it was written does not count.
   virtual bool same_as(const FilterSettings& other) const = 0;
   // The key of a filter this one needs before it on the same route (authz
-  // reads the claims jwt verified), or "": the loader refuses the route
-  // without it, at this filter's key.
+  // reads the claims jwt or introspection verified), or "": the loader
+  // refuses the route without it, at this filter's key. Alternatives are
+  // separated by '|' ("jwt|introspection": either will do).
   virtual std::string_view needs() const { return {}; }
 };
 

@@ -32,6 +32,7 @@
 
 #include "config/filter_types.h"
 #include "http/head.h"
+#include "net/cert_identity.h"
 #include "observability/metrics.h"
 #include "ws/frame.h"
 
@@ -110,6 +111,9 @@ struct HandshakeContext {
   // The verified token's claims, set by the authenticating filter (jwt) for
   // the ones after it (authz); null when none authenticated the request.
   std::shared_ptr<const Claims> claims = {};
+  // The verified TLS client certificate's subject CN and SANs (mTLS); null
+  // or !present() without one. The session's, alive while the context is.
+  const net::CertIdentity* client_cert_names = nullptr;
 };
 
 struct FrameVerdict {

@@ -144,6 +144,12 @@ std::optional<std::int64_t> Claims::number(std::string_view path, bool* bad) con
   return std::nullopt;
 }
 
+std::optional<bool> Claims::boolean(std::string_view path) const {
+  const json::value* v = impl_->find(path);
+  if (v == nullptr || !v->is_bool()) return std::nullopt;
+  return v->as_bool();
+}
+
 std::vector<std::string> Claims::strings(std::string_view path) const {
   std::vector<std::string> out;
   const json::value* v = impl_->find(path);

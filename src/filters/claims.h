@@ -32,6 +32,9 @@ class Claims {
   // A numeric claim (NumericDate), truncated to an integer; absent: nullopt;
   // present but not a number: nullopt and *bad = true.
   std::optional<std::int64_t> number(std::string_view path, bool* bad) const;
+  // A boolean member; nullopt when absent or another type (RFC 7662's
+  // `active` must be a JSON true, not "true" or 1).
+  std::optional<bool> boolean(std::string_view path) const;
   // The strings of a claim: an array's string members, or a string's
   // space-separated words (OAuth 2 `scope`); absent or another type: empty.
   std::vector<std::string> strings(std::string_view path) const;

@@ -6,6 +6,7 @@
 #include "config/filter_types.h"
 #include "filters/authz/authz.h"
 #include "filters/connection_limits/connection_limits.h"
+#include "filters/introspection/introspection_filter.h"
 #include "filters/ip_policy/ip_policy.h"
 #include "filters/json_schema/json_schema.h"
 #include "filters/jwt/jwt_filter.h"
@@ -27,6 +28,7 @@ constexpr FilterType kTypes[] = {
     {"origins", 20, &filters::OriginFilter::parse},
     {"connection_limits", 30, &filters::ConnectionLimitsFilter::parse_connection},
     {"jwt", 40, &filters::JwtFilter::parse},
+    {"introspection", 41, &filters::IntrospectionFilter::parse},
     {"user_limits", 45, &filters::ConnectionLimitsFilter::parse_user},
     {"authz", 50, &filters::AuthzFilter::parse},
     {"max_message", 60, &filters::MaxMessageFilter::parse},

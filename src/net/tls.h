@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "net/cert_identity.h"
 
 struct ssl_st;
 struct ssl_ctx_st;
@@ -95,6 +96,8 @@ std::shared_ptr<const TlsSet> build_tls(const config::Config& cfg);
 
 // The subject of the peer's verified certificate (RFC 2253), or "".
 std::string peer_subject(ssl_st* ssl);
+// Its subject, CN and SANs; empty (present() false) without a verified one.
+CertIdentity peer_identity(ssl_st* ssl);
 // The newest OpenSSL error on this thread as text ("" when none); clears the queue.
 std::string last_tls_error();
 

@@ -52,6 +52,42 @@ std::string peer_subject(SSL* ssl) {
   return out;
 }
 
+namespace {
+// An ASN1 string as UTF-8 text; "" when it cannot be converted or holds a
+// NUL (a name with an embedded NUL must not match a shorter one).
+std::string utf8(const ASN1_STRING* a) {
+  unsigned char* out = nullptr;
+  const int n = ASN1_STRING_to_UTF8(&out, a);
+  if (n < 0) return {};
+  std::string s(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n));
+  OPENSSL_free(out);
+  if (s.find('\0') != std::string::npos) return {};
+  return s;
+}
+}  // namespace
+
+CertIdentity peer_identity(SSL* ssl) {
+  CertIdentity id;
+  id.subject = peer_subject(ssl);
+  if (id.subject.empty()) return id;
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  const X509_NAME* name = X509_get_subject_name(cert);
+  for (int i = -1; (i = X509_NAME_get_index_by_NID(name, NID_commonName, i)) >= 0;)
+    id.cn = utf8(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (sans == nullptr) return id;
+  for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+    const GENERAL_NAME* g = sk_GENERAL_NAME_value(sans, i);
+    std::vector<std::string>* to = g->type == GEN_DNS ? &id.dns : g->type == GEN_URI ? &id.uri
+                                  : g->type == GEN_EMAIL ? &id.email : nullptr;
+    if (to == nullptr) continue;
+    std::string v = utf8(g->d.ia5);
+    if (!v.empty()) to->push_back(std::move(v));
+  }
+  GENERAL_NAMES_free(sans);
+  return id;
+}
+
 config::ConfigError tls_config_error(const std::string& source, const config::SourcePos& pos,
                                      const std::string& message) {
   ERR_clear_error();

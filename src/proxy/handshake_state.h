@@ -33,7 +33,7 @@ struct Session::Handshake {
   // Client-side TLS, once its handshake is done.
   const char* tls_version = nullptr;
   std::string sni;
-  std::string client_cert;      // verified subject (RFC 2253)
+  net::CertIdentity client_cert; // the verified client certificate's names (subject "" = none)
   // What the route's handshake filters see and add (headers to the upstream
   // request and to the 101); set while and after they run.
   std::optional<filters::HandshakeContext> filter_ctx;

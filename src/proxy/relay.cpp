@@ -171,7 +171,7 @@ void Session::start_relay() {
     if (!hs_->client_ip.empty() && hs_->client_ip != client_ip()) l.str("client_ip", hs_->client_ip);
     if (hs_->tls_version != nullptr) l.str("tls", hs_->tls_version);
     if (!hs_->sni.empty()) l.str("sni", hs_->sni);
-    if (!hs_->client_cert.empty()) l.str("client_cert", hs_->client_cert);
+    if (hs_->client_cert.present()) l.str("client_cert", hs_->client_cert.subject);
   }
   hs_.reset();
   arm_timer();

@@ -363,7 +363,8 @@ void Session::route_and_connect() {
     filters_ = std::make_unique<filters::SessionFilters>(compiled_->chain, worker_.cells());
     if ((compiled_->chain.hooks() & filters::kHandshake) != 0) {
       auto& ctx = hs_->filter_ctx.emplace(
-          filters::HandshakeContext{req, hs_->client_ip, hs_->client_cert, *route_, worker_});
+          filters::HandshakeContext{req, hs_->client_ip, hs_->client_cert.subject, *route_, worker_});
+      ctx.client_cert_names = &hs_->client_cert;
       hs_->trace_hex = trace_.trace.hex();
       ctx.session_id = id_;
       ctx.trace_id = hs_->trace_hex;

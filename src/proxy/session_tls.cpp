@@ -120,7 +120,7 @@ void Session::tls_accept() {
   if (SSL_session_reused(c.ssl)) stats.tls_resumed.add();
   hs_->tls_version = SSL_get_version(c.ssl);
   if (const char* sni = SSL_get_servername(c.ssl, TLSEXT_NAMETYPE_host_name)) hs_->sni = sni;
-  hs_->client_cert = net::peer_subject(c.ssl);
+  hs_->client_cert = net::peer_identity(c.ssl);
   phase_ = Phase::request;
   close_deadline_ms_ = core::coarse_now_ms() + runtime_->config->handshake_timeout.count();
   arm_timer();

@@ -1,7 +1,8 @@
 """Access control after authentication, on the real binary with real peers: roles and scopes
 (authz) from the token's claims, revocation through the admin API (live sessions closed with
 1008, new handshakes refused), in-band token refresh on a live session, duplicate claims,
-and origin wildcards with the missing-Origin policy."""
+origin wildcards with the missing-Origin policy, and authz on the mTLS client certificate's
+subject CN and SANs (certificates from tlscerts.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
+import ssl
 import time
 
 from aiohelp import connect, run
-from weirlib import OP_TEXT, RawClient, build_request, http_exchange, new_key
+from tlscerts import certs, client_context  # noqa: F401  (fixture)
+from weirlib import OP_TEXT, RawClient, build_request, http_exchange, make_config, new_key, read_response
 
 SECRET = "0123456789abcdef0123456789abcdef"
 
@@ -182,3 +186,53 @@ def test_origin_wildcards_and_requests_without_an_origin(weir, peers):
     assert status("/m", None) == 101
     assert status("/m", "https://app.example.com") == 101
     assert status("/m", "https://evil.example") == 403
+
+
+def tls_status(port: int, path: str, ctx: ssl.SSLContext) -> tuple[int, bytes]:
+    """One upgrade request over TLS (SNI localhost) to path; the answer's status and body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(build_request(path, host=f"localhost:{port}", key=new_key()))
+            r = read_response(s)
+            return r.status, r.body
+
+
+def test_authz_on_the_client_certificate_cn_and_sans(weir, peers, certs):  # noqa: F811
+    rb = peers.raw("echo")
+
+    def route(name: str, rule: dict) -> dict:
+        return {"name": name, "match": {"path": f"/{name}"}, "upstreams": [rb.addr],
+                "authz": [{"client_cert": rule}]}
+
+    listener = {"address": "127.0.0.1", "port": 0,
+                "tls": {"certificates": [{"cert": str(certs.default.cert), "key": str(certs.default.key)}],
+                        "client_ca": str(certs.ca), "client_cert": "optional"}}
+    w = weir.start(make_config([
+        route("cn", {"subject_cn_any_of": ["client1", "*.ops.weir.test"]}),
+        route("dns", {"san_any_of": ["*.svc.weir.test"]}),
+        route("uri", {"san_any_of": ["spiffe://weir.test/ns/chat"]}),
+        route("email", {"subject_cn_any_of": ["nobody"], "san_any_of": ["ops@weir.test"]}),
+    ], listeners=[listener]))
+    client1 = client_context(certs, client=certs.client1)   # CN=client1, no SAN
+    svc = client_context(certs, client=certs.client_svc)     # CN=chat-svc, DNS/URI/email SANs
+    deep = client_context(certs, client=certs.client_deep)   # DNS:a.chat.svc.weir.test
+    anon = client_context(certs)
+
+    assert tls_status(w.port, "/cn", client1)[0] == 101
+    status, body = tls_status(w.port, "/cn", svc)
+    assert status == 403 and b"client certificate has no subject CN one of client1" in body, (status, body)
+    status, body = tls_status(w.port, "/cn", anon)
+    assert status == 403 and b"client certificate required" in body, (status, body)
+
+    assert tls_status(w.port, "/dns", svc)[0] == 101
+    assert tls_status(w.port, "/dns", deep)[0] == 403      # *.x matches one label only
+    assert tls_status(w.port, "/dns", client1)[0] == 403   # no SAN at all
+    assert tls_status(w.port, "/uri", svc)[0] == 101
+    assert tls_status(w.port, "/uri", deep)[0] == 403
+    assert tls_status(w.port, "/email", svc)[0] == 101
+    assert tls_status(w.port, "/email", client1)[0] == 403
+
+    m = w.metrics()
+    for r, n in (("cn", 2), ("dns", 2), ("uri", 1), ("email", 1)):
+        assert m[f'weir_authz_denied_total{{route="{r}"}}'] == n, r
+    assert m['weir_handshakes_failed_total{route="cn",status="403",reason="authz"}'] == 2

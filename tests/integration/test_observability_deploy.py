@@ -587,6 +587,10 @@ def traffic(module_weir, module_peers):
                               {"jwks": f"https://127.0.0.1:{free_port()}/jwks.json"}]},
              "authz": [{"claim": "roles", "any_of": ["chat"]}],
              "connection_limits": [{"per": "ip", "connections_per_second": 1000}]},
+            # Declares weir_introspection_requests_total; its endpoint has nobody listening:
+            # one handshake with a token below is 503 and counted as an error.
+            {"name": "introspected", "match": {"path": "/introspected"}, "upstreams": "echo",
+             "introspection": {"url": f"http://127.0.0.1:{free_port()}/introspect", "timeout": "2s"}},
             # Declares weir_json_schema_failures_total (no message is sent on it).
             {"name": "schema", "match": {"path": "/schema"}, "upstreams": "echo",
              "json_schema": {"client_to_upstream": str(schema_file)}},
@@ -631,6 +635,9 @@ def traffic(module_weir, module_peers):
         c.close()
     # 4b. no token on a jwt route: 401.
     assert http_exchange(w.port, build_request("/authed")).status == 401
+    # 4c. a token on an introspection route whose endpoint is down: 503.
+    assert http_exchange(w.port, build_request("/introspected",
+                                               headers=[("Authorization", "Bearer opaque")])).status == 503
     # 5. the upstream refuses: 502.   6. no route: 404.
     assert http_exchange(w.port, build_request("/dead")).status == 502
     assert http_exchange(w.port, build_request("/nope")).status == 404
@@ -729,7 +736,7 @@ def test_metrics_traffic_counts(traffic):
     assert m.total("weir_config_reloads_total") == 0
     assert v("weir_accept_errors_total") == 0
     assert v("weir_log_lines_dropped_total") == 0
-    assert m.total("weir_connections_accepted_total") == 8  # 8 TCP connections
+    assert m.total("weir_connections_accepted_total") == 9  # 9 TCP connections
     assert len(m.series("weir_connections_accepted_total")) == 1  # one listener
     assert v("weir_connections_open") == 1  # the stalled session
     assert v("weir_connections_active", route="stall") == 1
@@ -743,10 +750,12 @@ def test_metrics_traffic_counts(traffic):
     assert v("weir_handshakes_failed_total", route="guarded", status="403", reason="origins") == 1
     assert v("weir_handshakes_failed_total", route="dead", status="502", reason="upstream_failed") == 1
     assert v("weir_handshakes_failed_total", route="authed", status="401", reason="jwt") == 1
-    assert m.total("weir_handshakes_failed_total") == 4
+    assert v("weir_handshakes_failed_total", route="introspected", status="503", reason="introspection") == 1
+    assert m.total("weir_handshakes_failed_total") == 5
     assert v("weir_filter_refusals_total", route="guarded", filter="origins") == 1
     assert v("weir_filter_refusals_total", route="authed", filter="jwt") == 1
-    assert m.total("weir_filter_refusals_total") == 2
+    assert v("weir_filter_refusals_total", route="introspected", filter="introspection") == 1
+    assert m.total("weir_filter_refusals_total") == 3
     assert v("weir_filter_closes_total", route="small", filter="max_message") == 1
     assert v("weir_max_message_exceeded_total", route="small", direction="client_to_upstream") == 1
     assert v("weir_message_rate_exceeded_total", route="rated", direction="client_to_upstream", action="close") == 0
@@ -758,6 +767,9 @@ def test_metrics_traffic_counts(traffic):
     assert v("weir_jwks_fetches_total", route="authed", result="failed") >= 1  # at start; retried every 30s
     assert v("weir_jwks_fetches_total", route="authed", result="ok") == 0
     assert v("weir_jwks_fetches_total", route="authed", result="invalid") == 0
+    assert v("weir_introspection_requests_total", route="introspected", result="error") == 1
+    for result in ("active", "inactive", "cached"):
+        assert v("weir_introspection_requests_total", route="introspected", result=result) == 0
     assert m.total("weir_filter_closes_total") == 1
     assert v("weir_upstream_connect_failures_total", route="dead", upstream=dead, reason="refused") == 1
     assert m.total("weir_upstream_connect_failures_total") == 1  # probes are not counted here

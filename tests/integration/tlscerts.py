@@ -13,6 +13,10 @@ session (the `certs` fixture below; EC P-256 keys, a fraction of a second in all
     wrong           CN=weir-wrong-ca    SAN DNS:localhost, IP:127.0.0.1, signed by ca2
     client1         CN=client1,O=Weir Test   clientAuth, signed by ca
     client_wrong    CN=client-wrong     clientAuth, signed by ca2
+    client_svc      CN=chat-svc         clientAuth, SAN DNS:chat.svc.weir.test,
+                                        URI:spiffe://weir.test/ns/chat, email:ops@weir.test
+    client_deep     CN=deep-svc         clientAuth, SAN DNS:a.chat.svc.weir.test (two labels
+                                        under svc.weir.test: no *.svc.weir.test match)
     default_ocsp    a DER OCSP response from ca: `default` is good (for stapling)
 
 Each leaf is a `Pair(cert, key)` of paths (`cert` holds the leaf only; the CA is one level).
@@ -53,6 +57,8 @@ class Certs:
     wrong: Pair
     client1: Pair
     client_wrong: Pair
+    client_svc: Pair
+    client_deep: Pair
     default_ocsp: Path
 
 
@@ -135,6 +141,11 @@ def generate(d: Path) -> Certs:
         wrong=_make_leaf(d, "wrong", "/CN=weir-wrong-ca", ca2, sans=LOCAL),
         client1=_make_leaf(d, "client1", "/O=Weir Test/CN=client1", ca, client=True),
         client_wrong=_make_leaf(d, "client_wrong", "/CN=client-wrong", ca2, client=True),
+        client_svc=_make_leaf(d, "client_svc", "/CN=chat-svc", ca, client=True,
+                              sans=["DNS:chat.svc.weir.test", "URI:spiffe://weir.test/ns/chat",
+                                    "email:ops@weir.test"]),
+        client_deep=_make_leaf(d, "client_deep", "/CN=deep-svc", ca, client=True,
+                               sans=["DNS:a.chat.svc.weir.test"]),
         default_ocsp=_make_ocsp(d, "default-ocsp", ca, default),
     )
     for p in d.glob("*.key"):

@@ -15,6 +15,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include <cctype>
+#include <type_traits>
 #include <mutex>
 
 #include "observability/log.h"
@@ -26,19 +27,24 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-std::optional<Url> parse_https_url(std::string_view s, std::string* error) {
+std::optional<Url> parse_https_url(std::string_view s, std::string* error) { return parse_url(s, false, error); }
+
+std::optional<Url> parse_url(std::string_view s, bool allow_http, std::string* error) {
   auto fail = [error](std::string why) -> std::optional<Url> {
     if (error) *error = std::move(why);
     return std::nullopt;
   };
-  constexpr std::string_view scheme = "https://";
+  const bool http = allow_http && s.substr(0, 7) == "http://";
+  const std::string_view scheme = http ? "http://" : "https://";
   if (s.size() < scheme.size() || s.substr(0, scheme.size()) != scheme)
-    return fail("must be an https:// URL (keys are only fetched over verified TLS)");
+    return fail(allow_http ? "must be an http:// or https:// URL"
+                           : "must be an https:// URL (keys are only fetched over verified TLS)");
   for (unsigned char c : s)
     if (c <= 0x20 || c == 0x7f) return fail("URL has a space or a control character");
   if (s.find('#') != std::string_view::npos) return fail("URL has a fragment");
   Url u;
   u.text = std::string(s);
+  u.tls = !http;
   std::string_view rest = s.substr(scheme.size());
   const auto slash = rest.find_first_of("/?");
   std::string_view authority = rest.substr(0, slash);
@@ -60,7 +66,7 @@ std::optional<Url> parse_https_url(std::string_view s, std::string* error) {
   }
   if (u.host.empty()) return fail("URL has no host");
   if (port.empty()) {
-    u.port = "443";
+    u.port = http ? "80" : "443";
   } else {
     if (port.size() > 5) return fail("URL port is not a number from 1 to 65535");
     unsigned p = 0;
@@ -125,27 +131,33 @@ std::optional<std::int64_t> max_age(std::string_view cc) {
   return v;
 }
 
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using PlainStream = beast::tcp_stream;
+
 // One request, as a chain of callbacks (not a coroutine: clang 14 cannot
 // emit debug info for Asio coroutines under the fuzz build's sanitizers).
-// Each step holds the Exchange alive through its handler.
-class Exchange : public std::enable_shared_from_this<Exchange> {
+// Each step holds the Exchange alive through its handler. Stream: TlsStream
+// (https://) or PlainStream (http://).
+template <class Stream>
+class Exchange : public std::enable_shared_from_this<Exchange<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+  using std::enable_shared_from_this<Exchange<Stream>>::shared_from_this;
+
  public:
   Exchange(asio::io_context& io, Request req, std::function<void(Response)> done)
-      : req_(std::move(req)),
-        done_(std::move(done)),
-        stream_(io, *static_cast<asio::ssl::context*>(req_.trust->native())),
-        resolver_(io),
-        timer_(io) {}
+      : req_(std::move(req)), done_(std::move(done)), stream_(make_stream(io, req_)), resolver_(io), timer_(io) {}
 
   void start() {
-    boost::system::error_code ec;
-    asio::ip::make_address(req_.url.host, ec);
-    const bool is_ip = !ec;
-    if (!is_ip && SSL_set_tlsext_host_name(stream_.native_handle(), req_.url.host.c_str()) != 1)
-      return finish(asio::error::invalid_argument);
-    // Name (or address) check on top of the chain check: host_name_verification
-    // matches a DNS name against the SANs, an IP against the IP SANs.
-    stream_.set_verify_callback(asio::ssl::host_name_verification(req_.url.host));
+    if constexpr (kTls) {
+      boost::system::error_code ec;
+      asio::ip::make_address(req_.url.host, ec);
+      const bool is_ip = !ec;
+      if (!is_ip && SSL_set_tlsext_host_name(stream_.native_handle(), req_.url.host.c_str()) != 1)
+        return finish(asio::error::invalid_argument);
+      // Name (or address) check on top of the chain check: host_name_verification
+      // matches a DNS name against the SANs, an IP against the IP SANs.
+      stream_.set_verify_callback(asio::ssl::host_name_verification(req_.url.host));
+    }
     deadline_ = std::chrono::steady_clock::now() + req_.timeout;
     // The resolver is not covered by tcp_stream's deadline: the timer cancels it.
     timer_.expires_at(deadline_);
@@ -166,15 +178,27 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     beast::get_lowest_layer(stream_).async_connect(
         endpoints, [self = shared_from_this()](boost::system::error_code e, const tcp::endpoint&) {
           if (e) return self->finish(e);
-          self->stream_.async_handshake(asio::ssl::stream_base::client, [self](boost::system::error_code e2) {
-            if (e2) return self->finish(e2);
+          if constexpr (kTls) {
+            self->stream_.async_handshake(asio::ssl::stream_base::client, [self](boost::system::error_code e2) {
+              if (e2) return self->finish(e2);
+              self->write();
+            });
+          } else {
             self->write();
-          });
+          }
         });
   }
 
+  static Stream make_stream(asio::io_context& io, const Request& req) {
+    if constexpr (kTls) {
+      return Stream(io, *static_cast<asio::ssl::context*>(req.trust->native()));
+    } else {
+      return Stream(io);
+    }
+  }
+
   void write() {
-    const bool default_port = req_.url.port == "443";
+    const bool default_port = req_.url.port == (kTls ? "443" : "80");
     const std::string host = req_.url.host.find(':') != std::string::npos ? "[" + req_.url.host + "]" : req_.url.host;
     request_ = {req_.method == "POST" ? http::verb::post : http::verb::get, req_.url.target, 11};
     request_.set(http::field::host, default_port ? host : host + ":" + req_.url.port);
@@ -205,9 +229,12 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       res.error = "timed out after " + std::to_string(req_.timeout.count()) + " ms";
     } else {
       res.error = code.message();
-      // A certificate problem says which.
-      const long verify = SSL_get_verify_result(stream_.native_handle());
-      if (verify != X509_V_OK) res.error += std::string(" (certificate: ") + X509_verify_cert_error_string(verify) + ")";
+      if constexpr (kTls) {
+        // A certificate problem says which.
+        const long verify = SSL_get_verify_result(stream_.native_handle());
+        if (verify != X509_V_OK)
+          res.error += std::string(" (certificate: ") + X509_verify_cert_error_string(verify) + ")";
+      }
     }
     // No TLS close_notify exchange: the answer is complete (or failed), the
     // socket just closes with this object.
@@ -219,7 +246,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   Request req_;
   std::function<void(Response)> done_;
-  beast::ssl_stream<beast::tcp_stream> stream_;
+  Stream stream_;
   tcp::resolver resolver_;
   asio::steady_timer timer_;
   std::chrono::steady_clock::time_point deadline_;
@@ -263,7 +290,11 @@ std::shared_ptr<Client> Client::shared() {
 
 void Client::fetch(Request req, std::function<void(Response)> done) {
   asio::post(st_->io, [st = st_.get(), req = std::move(req), done = std::move(done)]() mutable {
-    std::make_shared<Exchange>(st->io, std::move(req), std::move(done))->start();
+    if (req.url.tls) {
+      std::make_shared<Exchange<TlsStream>>(st->io, std::move(req), std::move(done))->start();
+    } else {
+      std::make_shared<Exchange<PlainStream>>(st->io, std::move(req), std::move(done))->start();
+    }
   });
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// A small HTTPS client for key material and token checks (JWKS, later
+// A small HTTP(S) client for key material and token checks (JWKS,
 // introspection): one dedicated thread with its own io_context, so a fetch
 // never runs on, or blocks, a worker (design: threads). The server's
 // certificate is verified against the given CA bundle (or the system's) and
@@ -25,13 +25,17 @@ namespace weir::fetch {
 
 struct Url {
   std::string host;    // without brackets for IPv6
-  std::string port;    // "443" unless given
+  std::string port;    // "443" ("80" for http://) unless given
   std::string target;  // path and query, "/" at least
   std::string text;    // as given, for logs
+  bool tls = true;     // https:// (http:// only where the caller allows it)
 };
 // https://host[:port][/path][?query]; nullopt and *error otherwise (other
 // schemes, user info, fragments, an empty host).
 std::optional<Url> parse_https_url(std::string_view text, std::string* error);
+// The same, and also http:// when allow_http (e.g. an introspection
+// endpoint on a private network or a sidecar).
+std::optional<Url> parse_url(std::string_view text, bool allow_http, std::string* error);
 
 // Whom the client trusts: a CA bundle (a path to a PEM file, or the PEM text
 // itself, as ${file:...} gives it) or, when empty, the system's store. Built
@@ -49,7 +53,7 @@ class Trust {
 
 struct Request {
   Url url;
-  std::shared_ptr<const Trust> trust;
+  std::shared_ptr<const Trust> trust;  // required for https://, unused for http://
   std::string method = "GET";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;

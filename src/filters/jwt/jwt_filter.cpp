@@ -13,102 +13,6 @@ namespace weir::filters {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// Where a token was found, and the request without it.
-struct Found {
-  std::string token;
-  Headers rewrite;
-  std::string target;  // rewritten target ("" = unchanged)
-};
-
-std::optional<Found> from_header(const http::Head& req) {
-  const std::string_view v = trim(req.get("authorization"));
-  if (v.size() < 7 || !http::iequals(v.substr(0, 7), "bearer ")) return std::nullopt;
-  Found f{std::string(trim(v.substr(7))), {{"Authorization", ""}}, {}};
-  if (f.token.empty()) return std::nullopt;
-  return f;
-}
-
-// Browsers cannot set headers on a WebSocket: the token rides as one of the
-// offered subprotocols ("bearer.<token>"); the others are offered on.
-std::optional<Found> from_subprotocol(const http::Head& req, const std::string& prefix) {
-  std::optional<Found> f;
-  std::string rest;
-  for (const auto& field : req.fields) {
-    if (!http::iequals(field.name, "sec-websocket-protocol")) continue;
-    std::string_view list = field.value;
-    while (!list.empty()) {
-      const auto comma = list.find(',');
-      const std::string_view item = trim(list.substr(0, comma));
-      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-      if (!f && item.size() > prefix.size() && item.substr(0, prefix.size()) == prefix) {
-        f = Found{std::string(item.substr(prefix.size())), {}, {}};
-      } else if (!item.empty()) {
-        rest += (rest.empty() ? "" : ", ") + std::string(item);
-      }
-    }
-  }
-  if (f) f->rewrite.push_back({"Sec-WebSocket-Protocol", rest});
-  return f;
-}
-
-std::optional<Found> from_query(const http::Head& req, const std::string& param) {
-  const std::string_view target = req.target;
-  const auto q = target.find('?');
-  if (q == std::string_view::npos) return std::nullopt;
-  std::string_view query = target.substr(q + 1);
-  std::optional<Found> f;
-  std::string kept;
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view part = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    const auto eq = part.find('=');
-    if (!f && eq != std::string_view::npos && part.substr(0, eq) == param) {
-      f = Found{std::string(part.substr(eq + 1)), {}, {}};
-    } else if (!part.empty()) {
-      kept += (kept.empty() ? "" : "&") + std::string(part);
-    }
-  }
-  if (!f || f->token.empty()) return std::nullopt;
-  f->target = std::string(target.substr(0, q)) + (kept.empty() ? "" : "?" + kept);
-  return f;
-}
-
-std::optional<Found> from_cookie(const http::Head& req, const std::string& name) {
-  std::optional<Found> f;
-  std::string kept;
-  for (const auto& field : req.fields) {
-    if (!http::iequals(field.name, "cookie")) continue;
-    std::string_view list = field.value;
-    while (!list.empty()) {
-      const auto semi = list.find(';');
-      const std::string_view item = trim(list.substr(0, semi));
-      list = semi == std::string_view::npos ? std::string_view() : list.substr(semi + 1);
-      const auto eq = item.find('=');
-      if (!f && eq != std::string_view::npos && item.substr(0, eq) == name) {
-        f = Found{std::string(item.substr(eq + 1)), {}, {}};
-      } else if (!item.empty()) {
-        kept += (kept.empty() ? "" : "; ") + std::string(item);
-      }
-    }
-  }
-  if (!f || f->token.empty()) return std::nullopt;
-  f->rewrite.push_back({"Cookie", kept});
-  return f;
-}
-
-HandshakeVerdict unauthorized(std::string why) {
-  std::string challenge = "Bearer realm=\"weir\"";
-  if (why != "token missing") challenge += ", error=\"invalid_token\", error_description=\"" + why + "\"";
-  return HandshakeVerdict::refuse(401, std::move(why), {{"WWW-Authenticate", std::move(challenge)}});
-}
-
 // A claim as text for a header (strings and numbers only, no control bytes).
 std::optional<std::string> header_value(std::optional<std::string> s) {
   if (!s) return std::nullopt;
@@ -255,28 +159,16 @@ JwtFilter::Keys JwtFilter::current_keys() const {
 }
 
 HandshakeVerdict JwtFilter::check(HandshakeContext& ctx, std::int64_t now_ms, const Keys& keys, bool* no_key) const {
-  std::optional<Found> found;
-  for (Source s : s_.from) {
-    switch (s) {
-      case Source::header: found = from_header(ctx.request); break;
-      case Source::subprotocol: found = from_subprotocol(ctx.request, s_.subprotocol_prefix); break;
-      case Source::query: found = from_query(ctx.request, s_.query_param); break;
-      case Source::cookie: found = from_cookie(ctx.request, s_.cookie); break;
-    }
-    if (found) break;
-  }
-  if (!found) return unauthorized("token missing");
+  std::optional<FoundToken> found = find_bearer_token(ctx.request, s_.bearer);
+  if (!found) return bearer_unauthorized("token missing");
   Token t;
-  if (std::string why = verify_token(found->token, now_ms, keys, t, no_key); !why.empty()) return unauthorized(std::move(why));
+  if (std::string why = verify_token(found->token, now_ms, keys, t, no_key); !why.empty()) return bearer_unauthorized(std::move(why));
   const Claims* claims = t.claims.get();
   for (const auto& [claim, header] : s_.claims_to_headers) {
     // Never let the client supply it: the backend trusts this header.
     ctx.rewrite_headers.push_back({header, header_value(claims->text(claim)).value_or("")});
   }
-  if (s_.strip) {
-    for (auto& h : found->rewrite) ctx.rewrite_headers.push_back(std::move(h));
-    if (!found->target.empty()) ctx.rewrite_target = std::move(found->target);
-  }
+  if (s_.strip) strip_bearer_token(ctx, *found);
   ctx.user = std::move(t.sub);
   ctx.token_id = std::move(t.jti);
   ctx.deadline_ms = t.deadline_ms;
@@ -397,19 +289,7 @@ std::shared_ptr<config::FilterSettings> JwtFilter::parse(const config::FilterRea
   if (auto i = v.find("issuer")) s.issuer = i->string();
   if (auto a = v.find("audience")) s.audience = a->string();
   if (auto c = v.find("clock_skew")) s.skew_s = c->duration(true).count() / 1000;
-  if (auto f = v.find("from")) {
-    s.from.clear();
-    for (const auto& item : f->items(true)) {
-      const std::string c = item.choice({"header", "subprotocol", "query", "cookie"});
-      s.from.push_back(c == "header" ? Source::header
-                       : c == "subprotocol" ? Source::subprotocol
-                       : c == "query" ? Source::query
-                                      : Source::cookie);
-    }
-  }
-  if (auto p = v.find("subprotocol_prefix")) s.subprotocol_prefix = p->string();
-  if (auto q = v.find("query_param")) s.query_param = q->string();
-  if (auto c = v.find("cookie")) s.cookie = c->string();
+  s.bearer.parse(v);
   if (auto m = v.find("claims_to_headers")) {
     for (const auto& item : m->items(false)) {
       item.expect_keys({"claim", "header"});

@@ -44,6 +44,7 @@
 
 #include "config/filter_reader.h"
 #include "filters/api.h"
+#include "filters/bearer_token.h"
 #include "filters/claims.h"
 #include "filters/jwt/jose.h"
 #include "filters/jwt/jwks_source.h"
@@ -52,17 +53,13 @@ namespace weir::filters {
 
 class JwtFilter final : public Filter {
  public:
-  enum class Source : std::uint8_t { header, subprotocol, query, cookie };
   struct Settings {
     std::vector<std::shared_ptr<const jose::Key>> keys;   // inline
     std::vector<std::shared_ptr<JwksSource>> sources;     // JWKS URLs
     std::vector<jose::Alg> algorithms;
     std::string issuer, audience;
     std::int64_t skew_s = 30;
-    std::vector<Source> from{Source::header};
-    std::string subprotocol_prefix = "bearer.";
-    std::string query_param = "access_token";
-    std::string cookie = "access_token";
+    BearerSources bearer;                                 // where the token is (filters/bearer_token.h)
     std::vector<std::pair<std::string, std::string>> claims_to_headers;  // claim -> header
     bool strip = true;
     bool close_on_expiry = true;

@@ -105,25 +105,77 @@ TEST(Authz, AnyOfAllOfOnClaimsAndTheCertificateSubject) {
   ASSERT_NE(f, nullptr);
   std::string err;
   auto claims = [&](const char* json) { return Claims::parse(json, &err); };
-  EXPECT_EQ(f->check(claims(R"({"realm_access":{"roles":["support"]},"scope":"chat:write chat:read"})").get(), ""), "");
-  EXPECT_EQ(f->check(claims(R"({"realm_access":{"roles":["user"]},"scope":"chat:write chat:read"})").get(), ""),
+  EXPECT_EQ(f->check(claims(R"({"realm_access":{"roles":["support"]},"scope":"chat:write chat:read"})").get(), nullptr), "");
+  EXPECT_EQ(f->check(claims(R"({"realm_access":{"roles":["user"]},"scope":"chat:write chat:read"})").get(), nullptr),
             "forbidden: claim realm_access.roles has none of admin, support");
-  EXPECT_EQ(f->check(claims(R"({"realm_access":{"roles":["admin"]},"scope":"chat:read"})").get(), ""),
+  EXPECT_EQ(f->check(claims(R"({"realm_access":{"roles":["admin"]},"scope":"chat:read"})").get(), nullptr),
             "forbidden: claim scope lacks chat:write");
-  EXPECT_EQ(f->check(claims(R"({"realm_access":{"roles":"admin"},"scope":["chat:read","chat:write"]})").get(), ""),
+  EXPECT_EQ(f->check(claims(R"({"realm_access":{"roles":"admin"},"scope":["chat:read","chat:write"]})").get(), nullptr),
             "");
-  EXPECT_NE(f->check(nullptr, ""), "");
+  EXPECT_NE(f->check(nullptr, nullptr), "");
 
   const auto mtls = config::load_string(kHead + "    authz: [{cert: subject, any_of: ['CN=ops,O=Example']}]\n", "t.yaml");
   const auto* m = dynamic_cast<const AuthzFilter*>(mtls.routes[0].filters[0].get());
   ASSERT_NE(m, nullptr);
-  EXPECT_EQ(m->check(nullptr, "CN=ops,O=Example"), "");
-  EXPECT_EQ(m->check(nullptr, "CN=eve,O=Example"), "forbidden: the client certificate subject has none of CN=ops,O=Example");
-  EXPECT_NE(m->check(nullptr, ""), "");
+  const net::CertIdentity ops{"CN=ops,O=Example", "ops", {}, {}, {}}, eve{"CN=eve,O=Example", "eve", {}, {}, {}};
+  EXPECT_EQ(m->check(nullptr, &ops), "");
+  EXPECT_EQ(m->check(nullptr, &eve), "forbidden: the client certificate subject has none of CN=ops,O=Example");
+  EXPECT_NE(m->check(nullptr, nullptr), "");
+  const net::CertIdentity none;
+  EXPECT_NE(m->check(nullptr, &none), "");
+}
+
+TEST(Authz, ClientCertificateCnAndSans) {
+  const auto cfg = config::load_string(kHead +
+                                           "    authz:\n"
+                                           "      - client_cert:\n"
+                                           "          subject_cn_any_of: [ops, '*.ops.example']\n"
+                                           "          san_any_of: ['*.svc.example', 'spiffe://example/ns/chat', 'me@example.com']\n",
+                                       "t.yaml");
+  const auto* f = dynamic_cast<const AuthzFilter*>(cfg.routes[0].filters[0].get());
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->needs(), "");
+  auto cert = [](std::string cn, std::vector<std::string> dns = {}, std::vector<std::string> uri = {},
+                 std::vector<std::string> email = {}) {
+    return net::CertIdentity{"CN=" + cn, cn, std::move(dns), std::move(uri), std::move(email)};
+  };
+  auto ok = [&](const net::CertIdentity& c) { return f->check(nullptr, &c).empty(); };
+  EXPECT_TRUE(ok(cert("ops")));
+  EXPECT_TRUE(ok(cert("OPS")));                  // names are case-insensitive
+  EXPECT_TRUE(ok(cert("a.ops.example")));
+  EXPECT_FALSE(ok(cert("a.b.ops.example")));     // one label, as in TLS
+  EXPECT_FALSE(ok(cert("ops.example")));
+  EXPECT_FALSE(ok(cert("xops")));
+  EXPECT_TRUE(ok(cert("someone", {"other.example", "chat.svc.example"})));
+  EXPECT_FALSE(ok(cert("someone", {"svc.example", "a.b.svc.example"})));
+  EXPECT_TRUE(ok(cert("someone", {}, {"spiffe://example/ns/chat"})));
+  EXPECT_FALSE(ok(cert("someone", {}, {"spiffe://example/ns/chat/x", "SPIFFE://example/ns/chat"})));
+  // Wildcards are for DNS names: a URI or email SAN matches exactly.
+  EXPECT_FALSE(ok(cert("someone", {}, {"spiffe://x.svc.example"}, {"x.svc.example"})));
+  EXPECT_TRUE(ok(cert("someone", {}, {}, {"me@example.com"})));
+  // A SAN list entry never matches the CN, nor a CN entry a SAN.
+  EXPECT_FALSE(ok(cert("me@example.com", {"ops"})));
+  const auto no = cert("eve", {"eve.example"});
+  EXPECT_EQ(f->check(nullptr, &no),
+            "forbidden: the client certificate has no subject CN one of ops, *.ops.example or SAN one of "
+            "*.svc.example, spiffe://example/ns/chat, me@example.com");
+  EXPECT_EQ(f->check(nullptr, nullptr), "forbidden: client certificate required");
+  const net::CertIdentity none;
+  EXPECT_EQ(f->check(nullptr, &none), "forbidden: client certificate required");
+
+  auto err = [](const std::string& rule) { return config_error(kHead + "    authz:\n      - " + rule + "\n"); };
+  EXPECT_NE(err("client_cert: {}").find("needs 'subject_cn_any_of' or 'san_any_of'"), std::string::npos);
+  EXPECT_NE(err("client_cert: {san_any_of: []}").find("at least one value"), std::string::npos);
+  EXPECT_NE(err("client_cert: {san_any_of: ['a.*.example']}").find("t.yaml:5:36:"), std::string::npos)
+      << err("client_cert: {san_any_of: ['a.*.example']}");
+  EXPECT_NE(err("{client_cert: {san_any_of: [a]}, any_of: [b]}").find("does not go with 'client_cert'"),
+            std::string::npos);
+  EXPECT_NE(err("{client_cert: {san_any_of: [a]}, cert: subject}").find("exactly one of"), std::string::npos);
+  EXPECT_NE(err("client_cert: {sans: [a]}").find("sans"), std::string::npos);
 }
 
 TEST(Authz, ConfigErrors) {
-  EXPECT_NE(config_error(kHead + "    authz: [{claim: roles, any_of: [a]}]\n").find("t.yaml:4:5: 'authz' needs 'jwt' on the same route"),
+  EXPECT_NE(config_error(kHead + "    authz: [{claim: roles, any_of: [a]}]\n").find("t.yaml:4:5: 'authz' needs 'jwt' or 'introspection' on the same route"),
             std::string::npos)
       << config_error(kHead + "    authz: [{claim: roles, any_of: [a]}]\n");
   EXPECT_NE(config_error(kHead + "    authz: [{claim: roles}]\n").find("needs 'any_of' or 'all_of'"), std::string::npos);
