@@ -89,6 +89,19 @@ class RedisCounters final : public SharedCounters {
     });
   }
 
+  void lease(std::string key, double rate, double burst, double want,
+             std::function<void(double, std::int64_t, bool)> done) override {
+    enqueue([this, key = std::move(key), rate, burst, want, done = std::move(done)]() mutable {
+      if (ac_ == nullptr || !up_.load(std::memory_order_relaxed)) return done(0, 0, false);
+      send(grant_call(s_.key_prefix, key, rate, burst, want), [this, done = std::move(done)](redisReply* r) {
+        if (r != nullptr && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+          return done(static_cast<double>(r->element[0]->integer), r->element[1]->integer, true);
+        if (r != nullptr) log_error("grant", r);
+        done(0, 0, false);
+      });
+    });
+  }
+
   void release(std::vector<std::string> keys) override {
     enqueue([this, keys = std::move(keys)] {
       std::vector<std::string> held;

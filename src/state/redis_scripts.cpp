@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 
 namespace weir::state::redis {
@@ -72,6 +73,27 @@ for i = 2, #KEYS do redis.call('HSET', KEYS[i], ARGV[2], ARGV[i + 2]) end
 return 0
 )lua";
 
+// KEYS: bucket. ARGV: rate, burst, want. The same GCRA as admit, taking k
+// tokens at once: the most that fit, at most want. Returns {k, ms until the
+// next token}.
+const std::string kGrant = std::string(kNow) + R"lua(
+local rate, burst, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local interval = 1000 / rate
+local tolerance = math.max(burst, 1) * interval
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local k = math.floor((tolerance - (tat - now)) / interval + 1e-9)
+if k > want then k = want end
+if k < 0 then k = 0 end
+if k > 0 then
+  tat = tat + k * interval
+  redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 1000)
+end
+local wait = math.ceil(tat + interval - tolerance - now)
+if wait < 0 then wait = 0 end
+return {k, wait}
+)lua";
+
 std::string sha1_hex(const std::string& s) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
@@ -87,20 +109,20 @@ std::string sha1_hex(const std::string& s) {
 
 std::string number(double v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
+  std::snprintf(buf, sizeof buf, "%.17g", v);
   return buf;
 }
 
 }  // namespace
 
 const std::string& script_source(Script s) {
-  static const std::array<const std::string*, kScripts> all{&kAdmit, &kRelease, &kRenew, &kResync};
+  static const std::array<const std::string*, kScripts> all{&kAdmit, &kRelease, &kRenew, &kResync, &kGrant};
   return *all[static_cast<std::size_t>(s)];
 }
 
 const std::string& script_sha1(Script s) {
   static const std::array<std::string, kScripts> shas{sha1_hex(kAdmit), sha1_hex(kRelease), sha1_hex(kRenew),
-                                                      sha1_hex(kResync)};
+                                                      sha1_hex(kResync), sha1_hex(kGrant)};
   return shas[static_cast<std::size_t>(s)];
 }
 
@@ -131,6 +153,10 @@ AdmissionResult admission_result(std::int64_t kind, std::int64_t index, std::int
     default: r.kind = AdmissionResult::Kind::unavailable; break;
   }
   return r;
+}
+
+Call grant_call(const std::string& prefix, const std::string& key, double rate, double burst, double want) {
+  return {Script::grant, {counter_key(prefix, key)}, {number(rate), number(burst), number(std::floor(want))}};
 }
 
 Call release_call(const std::string& prefix, const std::string& lease_id, const std::vector<std::string>& keys) {

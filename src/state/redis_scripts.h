@@ -21,8 +21,8 @@
 
 namespace weir::state::redis {
 
-enum class Script : std::uint8_t { admit, release, renew, resync };
-constexpr std::size_t kScripts = 4;
+enum class Script : std::uint8_t { admit, release, renew, resync, grant };
+constexpr std::size_t kScripts = 5;
 const std::string& script_source(Script s);
 const std::string& script_sha1(Script s);  // hex, for EVALSHA
 
@@ -38,6 +38,8 @@ std::string counter_key(const std::string& prefix, const std::string& key);
 Call admit_call(const std::string& prefix, const std::string& lease_id, const Admission& a);
 // The script's reply {kind, 1-based index, retry ms} as a result.
 AdmissionResult admission_result(std::int64_t kind, std::int64_t index, std::int64_t retry_ms);
+// Up to `want` tokens at once from one bucket: reply {granted, wait_ms}.
+Call grant_call(const std::string& prefix, const std::string& key, double rate, double burst, double want);
 Call release_call(const std::string& prefix, const std::string& lease_id, const std::vector<std::string>& keys);
 Call renew_call(const std::string& prefix, const std::string& lease_id, std::int64_t lease_ttl_ms);
 

@@ -55,6 +55,13 @@ class SharedCounters {
   // the slots are held until release(). unavailable: Redis could not answer
   // (nothing is held).
   virtual void admit(Admission a, core::Worker& worker, std::function<void(AdmissionResult)> done) = 0;
+  // Any thread: up to `want` tokens of the bucket `key` (refilled at `rate`
+  // per second up to `burst`, GCRA in Redis), for a local budget spent
+  // without a round trip (message_rate per: user). `done` runs on the Redis
+  // thread (keep it short: take a lock, add, return) with what was granted
+  // and the ms until the bucket has a token again; ok false: no answer.
+  virtual void lease(std::string key, double rate, double burst, double want,
+                     std::function<void(double granted, std::int64_t wait_ms, bool ok)> done) = 0;
   // Any thread: gives back slots an admitted Admission took.
   virtual void release(std::vector<std::string> keys) = 0;
   // Connected, scripts loaded, this instance's leases in place.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -149,3 +150,39 @@ def test_killed_instance_slots_expire_with_its_lease(weir, peers, redis):
         c.close()
     assert status(b) == 429  # a's lease (3s, renewed every 1s) has not run out yet
     assert wait_until(lambda: status(b) == 101, 8)
+
+
+def echoed(c, timeout=0.5) -> int:
+    n = 0
+    while True:
+        try:
+            c.recv_message(timeout=timeout)
+        except (AssertionError, TimeoutError, OSError):
+            return n
+        n += 1
+
+
+def test_per_user_message_rate_is_shared_across_two_instances(weir, peers, redis):
+    rule = {"message_rate": {"messages_per_second": 5, "burst_messages": 10, "action": "drop", "per": "user"}}
+    a = shared(weir, peers, redis, "a", rule)
+    b = shared(weir, peers, redis, "b", rule)
+    ca, cb = RawClient(a.port, "/", headers=ALICE), RawClient(b.port, "/", headers=ALICE)
+    try:
+        for c in (ca, cb):  # the first message also fetches each instance's first batch
+            c.send(OP_TEXT, b"hello")
+            assert c.recv_message() == (OP_TEXT, b"hello")
+        time.sleep(0.3)
+        # 20 messages from each side in 0.4 s: alone, each instance would pass its own
+        # burst and more (about 12); together they share one bucket of 10 + 5/s.
+        for i in range(20):
+            ca.send(OP_TEXT, b"a%d" % i)
+            cb.send(OP_TEXT, b"b%d" % i)
+            time.sleep(0.02)
+        total = echoed(ca) + echoed(cb)
+        assert 8 <= total <= 16, total  # about 13; unshared it would be about 26
+        dropped = sum(v for k, v in a.metrics().items() if k.startswith("weir_message_rate_exceeded_total")) + \
+            sum(v for k, v in b.metrics().items() if k.startswith("weir_message_rate_exceeded_total"))
+        assert dropped == 40 - total
+    finally:
+        ca.close()
+        cb.close()
