@@ -89,6 +89,9 @@ def test_redis_lost_falls_back_to_local_then_shared_limits_resume(weir, peers, r
     w = shared(weir, peers, redis, "a", {"user_limits": [{"concurrent": 3}]})
     st, body = readyz(w)
     assert st == 200 and body["detail"]["redis"] == {"state": "up", "on_redis_down": "local", "limits": "shared"}
+    cfg = w.admin_json("/admin/config")["state"]
+    assert cfg == {"backend": "redis", "url": f"redis://127.0.0.1:{redis.port}/0", "password": None,
+                   "on_redis_down": "local", "lease_ttl_seconds": 3, "key_prefix": "weir:"}
     held = [RawClient(w.port, "/", headers=ALICE) for _ in range(2)]  # 2 slots in Redis
     try:
         redis.kill()
