@@ -279,7 +279,10 @@ class RedisCounters final : public SharedCounters {
     redisAsyncFree(ac);
   }
 
+  // Not again while down: a reconnect that fails the same way (a wrong
+  // password) every few seconds says nothing new.
   void log_error(const char* what, redisReply* r) {
+    if (down_logged_) return;
     log::Line(log::Level::warn, "redis.error").str("command", what).str("error", std::string_view(r->str, r->len));
   }
 

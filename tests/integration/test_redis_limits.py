@@ -189,3 +189,41 @@ def test_per_user_message_rate_is_shared_across_two_instances(weir, peers, redis
     finally:
         ca.close()
         cb.close()
+
+
+def test_password_from_the_environment_and_a_wrong_one(weir, peers):
+    r = RedisServer(password="s3cret-redis-pw")
+    try:
+        rb = peers.raw("echo")
+        route = {"name": "chat", "upstreams": [rb.addr], "connection_limits": [{"per": "global", "concurrent": 1}]}
+        state = {"backend": "redis", "url": r.url, "password": "${WEIR_TEST_REDIS_PW}"}
+        good = weir.start(make_config([route], state=state), name="good", env={"WEIR_TEST_REDIS_PW": "s3cret-redis-pw"})
+        bad = weir.start(make_config([route], state=state), name="bad", env={"WEIR_TEST_REDIS_PW": "wrong"})
+        assert wait_until(lambda: redis_up(good) == 1, 10)
+        err = bad.log.wait("redis.error", timeout=10)[0]
+        assert err["command"] == "AUTH" and "WRONGPASS" in err["error"]
+        assert redis_up(bad) == 0 and bad.log.wait("redis.down", timeout=5)
+        time.sleep(1)  # several reconnects (100, 200, 400 ms): logged once
+        assert len(bad.log.find("redis.error")) == 1 and len(bad.log.find("redis.down")) == 1
+        assert readyz(bad)[1]["detail"]["redis"]["limits"] == "local"
+        c = RawClient(good.port, "/")
+        try:
+            assert status(good, []) == 429  # the global slot is taken, in Redis
+            assert status(bad, []) == 101   # bad counts alone
+        finally:
+            c.close()
+    finally:
+        r.kill()
+
+
+def test_a_hung_redis_counts_as_down_after_a_second(weir, peers, redis):
+    w = shared(weir, peers, redis, "a", {"user_limits": [{"concurrent": 3}]})
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        assert status(w) == 101  # answered from the local counters once the reply is overdue
+        assert time.monotonic() - t0 < 3
+        assert redis_up(w) == 0
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+    assert wait_until(lambda: redis_up(w) == 1, 15)

@@ -898,8 +898,9 @@ class RedisServer:
     """A real `redis-server` on 127.0.0.1:port, no persistence; kill() and start() again
     on the same port (the shared-limits tests lose and regain it)."""
 
-    def __init__(self, port: Optional[int] = None) -> None:
+    def __init__(self, port: Optional[int] = None, password: Optional[str] = None) -> None:
         self.port = port or free_port()
+        self.password = password
         self.proc: Optional[subprocess.Popen] = None
         self.start()
 
@@ -908,15 +909,16 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        auth = ["--requirepass", self.password] if self.password else []
         self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no"],
+                                      "--save", "", "--appendonly", "no", *auth],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):
                         return
             except OSError:
                 pass
