@@ -15,6 +15,7 @@
 #include "observability/log.h"
 #include "observability/metrics.h"
 #include "state/revocations.h"
+#include "state/shared_counters.h"
 #include "ws/frame.h"
 
 namespace weir::admin {
@@ -293,6 +294,8 @@ std::vector<std::string> not_ready(const Gateway& g) {
   std::vector<std::string> reasons;
   if (g.draining()) reasons.emplace_back("draining");
   if (!g.listening()) reasons.emplace_back("listeners not bound yet");
+  if (const auto* shared = state::SharedCounters::get(); shared && shared->refuse_when_down() && !shared->up())
+    reasons.emplace_back("redis down (on_redis_down: refuse): new connections are refused with 503");
   const auto cfg = g.config();
   if (!cfg) {
     reasons.emplace_back("no configuration loaded");
@@ -353,12 +356,23 @@ Handler make_handler(Gateway& g) {
     if (r.path == "/readyz") {
       if (!get) return reply(method_not_allowed("GET"));
       const auto reasons = not_ready(g);
-      if (reasons.empty()) return reply(json_response(200, json::object{{"status", "ready"}}));
+      json::object out{{"status", reasons.empty() ? "ready" : "not_ready"}};
+      if (const auto* shared = state::SharedCounters::get()) {
+        // Where the limits are counted: Redis while it is up, else this
+        // process alone (or nowhere: refuse).
+        const bool up = shared->up();
+        out["detail"] = json::object{
+            {"redis", json::object{{"state", up ? "up" : "down"},
+                                   {"on_redis_down", shared->refuse_when_down() ? "refuse" : "local"},
+                                   {"limits", up ? "shared" : shared->refuse_when_down() ? "refusing" : "local"}}}};
+      }
+      if (reasons.empty()) return reply(json_response(200, out));
       // The reasons name upstream addresses: only for those the API trusts.
-      if (!authorized(token, r)) return reply(json_response(503, json::object{{"status", "not_ready"}}));
+      if (!authorized(token, r)) return reply(json_response(503, out));
       json::array a;
       for (const auto& s : reasons) a.push_back(json::string(s));
-      return reply(json_response(503, json::object{{"status", "not_ready"}, {"reasons", std::move(a)}}));
+      out["reasons"] = std::move(a);
+      return reply(json_response(503, out));
     }
     if (const Asset* asset = find_asset(r.path)) {
       if (!get) return reply(method_not_allowed("GET"));

@@ -85,10 +85,20 @@ std::string config_json(const config::Config& c) {
                      {"port", c.admin.port},
                      {"token", c.admin.token.empty() ? json::value(nullptr) : json::value(kRedacted)},
                      {"upstream_probe_interval_seconds", seconds(c.admin.upstream_probe_interval)}};
+  json::object state{{"backend", c.state.backend == config::SharedState::Backend::redis ? "redis" : "local"}};
+  if (c.state.backend == config::SharedState::Backend::redis) {
+    state["url"] = "redis://" + (c.state.host.find(':') != std::string::npos ? "[" + c.state.host + "]" : c.state.host) +
+                   ":" + std::to_string(c.state.port) + "/" + std::to_string(c.state.db);
+    state["password"] = c.state.password.empty() ? json::value(nullptr) : json::value(kRedacted);
+    state["on_redis_down"] = c.state.refuse_when_down ? "refuse" : "local";
+    state["lease_ttl_seconds"] = seconds(c.state.lease_ttl);
+    state["key_prefix"] = c.state.key_prefix;
+  }
   json::object o{{"source", c.path.empty() ? c.source : c.path},
                  {"workers", c.workers == 0 ? json::value("auto") : json::value(c.workers)},
                  {"listeners", std::move(listeners)},
                  {"admin", std::move(admin)},
+                 {"state", std::move(state)},
                  {"log", json::object{{"level", c.log_level}}},
                  {"drain_seconds", seconds(c.drain)},
                  {"handshake_timeout_seconds", seconds(c.handshake_timeout)},

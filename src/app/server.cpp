@@ -25,6 +25,7 @@
 #include "proxy/gateway.h"
 #include "proxy/runtime.h"
 #include "proxy/session.h"
+#include "state/shared_counters.h"
 #include "upstream/echo_server.h"
 #include "upstream/probe.h"
 #include "upstream/supervisor.h"
@@ -89,6 +90,11 @@ class Server final : public admin::Gateway {
     // so a bad one is a config error (file:line:col), thrown to the caller.
     runtime_ = proxy::Runtime::build(cfg_, 1);
     warn_insecure_upstreams(*cfg_);
+    // Before any worker runs: the limits find it from their first handshake.
+    if (cfg_->state.backend == config::SharedState::Backend::redis) {
+      shared_ = state::start_redis_counters(cfg_->state);
+      state::SharedCounters::set(shared_.get());
+    }
     unsigned n = cfg_->workers ? cfg_->workers : available_cpus();
     const unsigned long fds = raise_fd_limit();
     for (unsigned i = 0; i < n; ++i) {
@@ -148,6 +154,8 @@ class Server final : public admin::Gateway {
     supervisor_.reset();
     for (auto& w : workers_) w->stop();
     for (auto& w : workers_) w->join();
+    state::SharedCounters::set(nullptr);
+    shared_.reset();
     // Listeners and echo servers belong to worker io_contexts: drop them first.
     bound_.clear();
     retired_.clear();
@@ -323,6 +331,9 @@ class Server final : public admin::Gateway {
           {{"state", "cached"}});
       add("weir_log_lines_dropped_total", "Log lines dropped because the log queue was full", "counter",
           static_cast<double>(log::dropped()));
+      if (const auto* shared = state::SharedCounters::get())
+        add("weir_redis_up", "1 while the shared limits' Redis is connected (state.backend: redis)", "gauge",
+            shared->up() ? 1 : 0);
       add_process_metrics(out);
     }));
   }
@@ -347,6 +358,10 @@ class Server final : public admin::Gateway {
       log::Line(log::Level::warn, "admin_unchanged")
           .str("detail", "admin.address and admin.port take effect at restart; the admin listener stays as it is "
                          "(admin.token and upstream_probe_interval do change)");
+    }
+    if (changed(cfg->state, cfg_->state)) {
+      log::Line(log::Level::warn, "state_unchanged")
+          .str("detail", "the state block (Redis) takes effect at restart; the limits keep the store they have");
     }
     const proxy::ReloadSummary diff = proxy::compare(*runtime_, *rt);
     // New listeners are bound before anything changes: an address that
@@ -518,6 +533,13 @@ class Server final : public admin::Gateway {
 
   std::shared_ptr<const config::Config> cfg_;        // main thread: the running config
   std::shared_ptr<const proxy::Runtime> runtime_;   // main thread: the running generation
+  static bool changed(const config::SharedState& a, const config::SharedState& b) {
+    return a.backend != b.backend || a.host != b.host || a.port != b.port || a.db != b.db ||
+           a.password != b.password || a.refuse_when_down != b.refuse_when_down || a.lease_ttl != b.lease_ttl ||
+           a.key_prefix != b.key_prefix;
+  }
+
+  std::unique_ptr<state::SharedCounters> shared_;  // state.backend: redis; outlives the workers' use
   std::vector<std::unique_ptr<core::Worker>> workers_;
   std::vector<std::unique_ptr<proxy::WorkerGateway>> gateways_;  // one per worker, same order
   std::vector<Bound> bound_;    // the current generation's listeners

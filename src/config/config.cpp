@@ -387,13 +387,14 @@ Config Loader::load_unchecked(const std::string& yaml) const {
   const Fields fs = fields(
       root, "at top level",
       {"workers", "listeners", "timeouts", "limits", "keepalive", "shutdown", "reload", "log", "admin",
-       "trusted_proxies", "upstream_groups", "routes"});
+       "state", "trusted_proxies", "upstream_groups", "routes"});
 
   Config config;
   config.source = source_;
   if (const Field* v = fs.find("workers")) config.workers = workers(*v);
   config.listeners = listeners(require(fs, "listeners", "at top level"));
   if (const Field* v = fs.find("admin")) config.admin = admin(*v);
+  if (const Field* v = fs.find("state")) config.state = shared_state(*v);
   if (const Field* v = fs.find("trusted_proxies")) {
     for (const Field& item : list(*v, true)) {
       const std::string text = scalar(item, "a CIDR block such as 10.0.0.0/8, or an address");

@@ -153,12 +153,28 @@ struct Admin {
   SourcePos pos;
 };
 
+// Where the limits' counters live (top-level `state`, docs/configuration.md).
+// Read at start only: a reload that changes it is logged and not applied.
+struct SharedState {
+  enum class Backend : std::uint8_t { local, redis };
+  Backend backend = Backend::local;
+  std::string host;                  // redis: name or address literal (no brackets)
+  std::uint16_t port = 6379;
+  unsigned db = 0;                   // SELECT
+  std::string password;              // AUTH; empty = none
+  bool refuse_when_down = false;     // on_redis_down: refuse (503) | local (default)
+  Millis lease_ttl{15'000};          // a dead instance's slots expire after this
+  std::string key_prefix = "weir:";
+  SourcePos pos;
+};
+
 struct Config {
   unsigned workers = 0;              // 0 = auto (one per core)
   std::vector<Listener> listeners;
   std::vector<Route> routes;
   std::vector<std::shared_ptr<const UpstreamGroup>> upstream_groups;  // the named ones
   Admin admin;
+  SharedState state;
   // Peers whose X-Forwarded-For is believed (net::client_from_forwarded):
   // the client address filters see is then the last untrusted hop.
   std::vector<net::Cidr> trusted_proxies;
@@ -204,5 +220,7 @@ std::optional<Millis> parse_duration(const std::string& s);   // "250ms" "10s" "
 std::optional<std::uint64_t> parse_size(const std::string& s); // "512" "8KiB" "16MiB" "1GiB" "4k"
 // "host:port" "[::1]:80" "ws://host:port" "wss://host:port" "echo"
 std::optional<Upstream> parse_upstream(const std::string& s);
+// "redis://host[:port][/db]" into host, port and db of `out`; else why.
+bool parse_redis_url(const std::string& s, SharedState& out, std::string& why);
 
 }  // namespace weir::config

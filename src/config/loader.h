@@ -270,6 +270,7 @@ class Loader {
 
   std::vector<Listener> listeners(const Field& f) const;
   Admin admin(const Field& f) const;
+  SharedState shared_state(const Field& f) const;  // state_config.cpp
   // filter_reader.cpp: a filter type's view of its value.
   FilterReader filter_reader(const Field& f) const;
   // tls.cpp

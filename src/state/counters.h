@@ -1,9 +1,10 @@
 #pragma once
 // Shared counters for the limits (docs/limits.md): token buckets (GCRA) for
-// rates and slot counts for concurrency, by key. One interface, so a Redis
-// implementation (shared across instances) can stand where the local one
-// stands today. The local one is process-wide: every worker's sessions of
-// one client share it, whatever worker accepted them.
+// rates and slot counts for concurrency, by key. Process-wide: every
+// worker's sessions of one client share it, whatever worker accepted them.
+// Synchronous, so it is local only; the same operations across instances
+// are state/shared_counters.h (Redis, answered asynchronously), which falls
+// back to this one while Redis is down.
 
 #include <cstdint>
 #include <memory>
@@ -25,7 +26,7 @@ class Counters {
   // Keys kept (memory: a flood of distinct keys must not grow it for ever).
   virtual std::size_t keys() const = 0;
 
-  // The process's store (local; replaced by the Redis one where configured).
+  // The process's store.
   static Counters& local();
 };
 

@@ -38,7 +38,7 @@ import pytest
 import yaml
 
 from aiohelp import connect, run
-from weirlib import (OP_CLOSE, OP_TEXT, REPO, RawClient, build_request, close_payload,
+from weirlib import (OP_CLOSE, OP_TEXT, REPO, RawClient, RedisServer, build_request, close_payload,
                      encode_frame, free_port, http_exchange, make_config)
 
 PROMTOOL = "/usr/bin/promtool"
@@ -568,6 +568,8 @@ def traffic(module_weir, module_peers):
     stall_backend = module_peers.raw("record", on_open=on_open)
     schema_file = module_weir.workdir / "traffic-schema.json"
     schema_file.write_text('{"type": "object"}')
+    # The connection limits count in a real Redis: weir_redis_up is exposed.
+    redis = RedisServer()
 
     w = module_weir.start(make_config(
         [
@@ -604,6 +606,7 @@ def traffic(module_weir, module_peers):
                           "sticky": {"cookie": {"key": "observability-sticky-key"}},
                           "rebalance": {"max_ratio": 2}}],
         admin={"address": "127.0.0.1", "port": 0, "upstream_probe_interval": "1s"},
+        state={"backend": "redis", "url": redis.url},
     ), name="traffic")
     t_started = time.time()
     port = admin_port(w)
@@ -655,7 +658,8 @@ def traffic(module_weir, module_peers):
                   and m.value("weir_connection_duration_seconds_count", route="proto") == 1
                   and m.value("weir_connection_duration_seconds_count", route="small") == 1
                   and m.value("weir_upstream_healthy", upstream=f"127.0.0.1:{dead}") is not None
-                  and m.value("weir_upstream_healthy", upstream=stall_backend.addr) is not None)
+                  and m.value("weir_upstream_healthy", upstream=stall_backend.addr) is not None
+                  and m.value("weir_redis_up") == 1)
             return m if ok else None
         try:
             wait_for("backpressure, sessions ended, upstreams probed", settled, timeout=15)
@@ -665,8 +669,9 @@ def traffic(module_weir, module_peers):
         assert status == 200, (status, body[:500])
     finally:
         stall.close()
-    return {"weir": w, "headers": headers, "body": body, "m": Exposition(body),
-            "dead": f"127.0.0.1:{dead}", "stall": stall_backend.addr, "t_started": t_started}
+    yield {"weir": w, "headers": headers, "body": body, "m": Exposition(body),
+           "dead": f"127.0.0.1:{dead}", "stall": stall_backend.addr, "t_started": t_started}
+    redis.kill()
 
 
 def test_metrics_content_type(traffic):

@@ -889,3 +889,44 @@ def random_text(rng, size: int) -> str:
     alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?-_"
     raw = rng.randbytes(size)
     return raw.translate(bytes(alphabet[b % len(alphabet)] for b in range(256))).decode("ascii")
+
+
+# --------------------------------------------------------------------------- redis
+
+
+class RedisServer:
+    """A real `redis-server` on 127.0.0.1:port, no persistence; kill() and start() again
+    on the same port (the shared-limits tests lose and regain it)."""
+
+    def __init__(self, port: Optional[int] = None, password: Optional[str] = None) -> None:
+        self.port = port or free_port()
+        self.password = password
+        self.proc: Optional[subprocess.Popen] = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        auth = ["--requirepass", self.password] if self.password else []
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", *auth],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise AssertionError(f"redis-server did not start on port {self.port}")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)

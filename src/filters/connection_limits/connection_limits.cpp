@@ -5,6 +5,7 @@
 #include "core/clock.h"
 #include "observability/log.h"
 #include "state/counters.h"
+#include "state/shared_counters.h"
 
 namespace weir::filters {
 
@@ -26,10 +27,26 @@ class LimitsInstance final : public Instance {
  public:
   explicit LimitsInstance(const ConnectionLimitsFilter& f) : f_(f) {}
   ~LimitsInstance() override {
-    for (const auto& k : held_) state::Counters::local().release(k);
+    if (token_) token_->self = nullptr;  // a queued answer finds nobody
+    give_back();
   }
 
   HandshakeVerdict on_handshake(HandshakeContext& ctx) override {
+    // Shared across instances when Redis is configured and up; otherwise
+    // this process's counters (on_redis_down: local), or 503 (refuse).
+    if (state::SharedCounters* shared = state::SharedCounters::get()) {
+      if (shared->up()) return ask(*shared, ctx);
+      if (shared->refuse_when_down()) return unavailable(ctx);
+    }
+    return check_local(ctx);
+  }
+
+ private:
+  struct Alive {
+    LimitsInstance* self;
+  };
+
+  HandshakeVerdict check_local(const HandshakeContext& ctx) {
     auto& store = state::Counters::local();
     const auto& rules = f_.rules();
     // Rates first: every attempt spends its token, even one refused for
@@ -38,10 +55,8 @@ class LimitsInstance final : public Instance {
       const auto& r = rules[i];
       if (r.rate <= 0) continue;
       const std::string key = key_of(r, ctx) + "|rate";
-      if (const std::int64_t wait_ms = store.take(key, r.rate, r.burst, core::coarse_now_ms()); wait_ms > 0) {
-        const std::int64_t after_s = std::max<std::int64_t>(1, (wait_ms + 999) / 1000);
-        return refuse(ctx, i, false, "connection rate exceeded", after_s);
-      }
+      if (const std::int64_t wait_ms = store.take(key, r.rate, r.burst, core::coarse_now_ms()); wait_ms > 0)
+        return refuse(ctx, i, false, "connection rate exceeded", retry_after_s(wait_ms));
     }
     for (std::size_t i = 0; i < rules.size(); ++i) {
       const auto& r = rules[i];
@@ -53,7 +68,83 @@ class LimitsInstance final : public Instance {
     return HandshakeVerdict::proceed();
   }
 
- private:
+  // One script call for every rule; the answer resumes the handshake.
+  HandshakeVerdict ask(state::SharedCounters& shared, HandshakeContext& ctx) {
+    state::Admission a;
+    for (std::size_t i = 0; i < f_.rules().size(); ++i) {
+      const auto& r = f_.rules()[i];
+      if (r.rate > 0) {
+        a.rates.push_back({key_of(r, ctx) + "|rate", r.rate, r.burst});
+        rate_rule_.push_back(i);
+      }
+      if (r.concurrent > 0) {
+        a.slots.push_back({key_of(r, ctx) + "|conn", r.concurrent});
+        slot_rule_.push_back(i);
+      }
+    }
+    std::vector<std::string> slots;
+    for (const auto& s : a.slots) slots.push_back(s.key);
+    token_ = std::make_shared<Alive>(Alive{this});
+    ctx_ = &ctx;
+    resume_ = ctx.resume;
+    shared.admit(std::move(a), ctx.worker,
+                 [token = token_, &shared, slots = std::move(slots)](state::AdmissionResult r) mutable {
+                   LimitsInstance* self = token->self;
+                   if (self == nullptr || !self->resume_.alive()) {
+                     // The session went while Redis answered: nobody holds these.
+                     if (r.kind == state::AdmissionResult::Kind::admitted) shared.release(std::move(slots));
+                     return;
+                   }
+                   self->answered(r, std::move(slots));
+                 });
+    return HandshakeVerdict::pending();
+  }
+
+  void answered(const state::AdmissionResult& r, std::vector<std::string> slots) {
+    using K = state::AdmissionResult::Kind;
+    HandshakeVerdict v;
+    switch (r.kind) {
+      case K::admitted:
+        held_ = std::move(slots);
+        shared_held_ = true;
+        v = HandshakeVerdict::proceed();
+        break;
+      case K::rate_refused:
+        v = refuse(*ctx_, rate_rule_[r.index], false, "connection rate exceeded", retry_after_s(r.retry_ms));
+        break;
+      case K::slot_refused:
+        v = refuse(*ctx_, slot_rule_[r.index], true, "too many concurrent connections", 1);
+        break;
+      case K::unavailable:
+        // Lost with the connection: as if Redis had been down when asked.
+        v = state::SharedCounters::get()->refuse_when_down() ? unavailable(*ctx_) : check_local(*ctx_);
+        break;
+    }
+    resume_(std::move(v));
+  }
+
+  static std::int64_t retry_after_s(std::int64_t wait_ms) { return std::max<std::int64_t>(1, (wait_ms + 999) / 1000); }
+
+  HandshakeVerdict unavailable(const HandshakeContext& ctx) {
+    log::Line(log::Level::info, "limit.unavailable")
+        .unum("id", ctx.session_id)
+        .str("trace_id", ctx.trace_id)
+        .str("route", ctx.route.name)
+        .str("filter", f_.name())
+        .str("reason", "redis down (on_redis_down: refuse)");
+    return HandshakeVerdict::refuse(503, "shared limits unavailable", {{"Retry-After", "1"}});
+  }
+
+  void give_back() {
+    if (held_.empty()) return;
+    if (shared_held_) {
+      if (auto* shared = state::SharedCounters::get()) shared->release(std::move(held_));
+    } else {
+      for (const auto& k : held_) state::Counters::local().release(k);
+    }
+    held_.clear();
+  }
+
   std::string key_of(const ConnectionLimitsFilter::Rule& r, const HandshakeContext& ctx) const {
     switch (r.per) {
       case Per::ip: return "r|" + ctx.route.name + "|ip|" + std::string(ctx.client_ip);
@@ -69,8 +160,7 @@ class LimitsInstance final : public Instance {
   HandshakeVerdict refuse(const HandshakeContext& ctx, std::size_t rule, bool concurrent, std::string what,
                           std::int64_t retry_after_s) {
     // Slots taken by earlier rules go back now, not when the session ends.
-    for (const auto& k : held_) state::Counters::local().release(k);
-    held_.clear();
+    give_back();
     const auto& r = f_.rules()[rule];
     count(f_.hits(rule, concurrent));
     const std::string_view per = per_name(r.per);
@@ -92,6 +182,11 @@ class LimitsInstance final : public Instance {
 
   const ConnectionLimitsFilter& f_;
   std::vector<std::string> held_;
+  bool shared_held_ = false;          // held_ is in Redis, not Counters::local()
+  std::shared_ptr<Alive> token_;
+  Resume resume_;
+  HandshakeContext* ctx_ = nullptr;   // the session's, alive while resume_ is
+  std::vector<std::size_t> rate_rule_, slot_rule_;  // Admission index -> rule
 };
 
 std::vector<ConnectionLimitsFilter::Rule> parse_rules(const config::FilterReader& v, bool user) {

@@ -2,8 +2,9 @@
 // connection_limits and user_limits: how many connections a key may open per
 // second (a token bucket: rate + burst) and hold at once, refused with 429
 // and Retry-After before any upstream is contacted. Counted in the process's
-// state::Counters (shared by every worker; the Redis store of the limits
-// issue will share them across instances).
+// state::Counters (shared by every worker), or with state.backend redis in
+// state::SharedCounters (shared by every instance; the handshake is pending
+// until Redis answers).
 //
 //   connection_limits (runs early, before authentication, so failed logins
 //   spend the budget too): per ip | route | global

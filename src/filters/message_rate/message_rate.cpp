@@ -1,8 +1,11 @@
 #include "filters/message_rate/message_rate.h"
 
 #include <algorithm>
+#include <cmath>
 
+#include "core/clock.h"
 #include "filters/message_rate/token_bucket.h"
+#include "state/shared_counters.h"
 
 namespace weir::filters {
 
@@ -13,12 +16,68 @@ struct Buckets {
   bool started = false;
 };
 
+// per: user with state.backend redis: tokens leased from the user's bucket
+// in Redis, a batch at a time, and spent here without a round trip. The
+// same interface as TokenBucket, so judge() runs on either.
+class LeasedBudget {
+ public:
+  bool try_take(double n, std::int64_t) {
+    if (tokens_ < n) {
+      want_ = std::max(want_, n - tokens_);
+      return false;
+    }
+    tokens_ -= n;
+    return true;
+  }
+  std::int64_t take(double n, std::int64_t now_ms) {
+    tokens_ -= n;
+    if (tokens_ >= 0) return now_ms;
+    // Paused until the debt could have been paid at the rate (at least one
+    // round trip's worth, so the next batch can arrive).
+    return now_ms + std::max<std::int64_t>(10, static_cast<std::int64_t>(std::ceil(-tokens_ * 1000 / rate_)));
+  }
+
+  double rate_ = 1, burst_ = 1, batch_ = 1;
+  double tokens_ = 0, want_ = 0;  // want_: what a refused take lacked
+  bool asking_ = false, primed_ = false;
+  std::int64_t retry_at_ = 0;     // no request before (the bucket was empty)
+  std::string key;
+};
+
+// 100 ms of the rate, within the burst: how much one instance takes at once
+// (docs/configuration.md: the accuracy this gives up).
+double batch_of(double rate, double burst) { return std::max(1.0, std::min(burst, std::ceil(rate / 10))); }
+
 }  // namespace
 
 struct MessageRateFilter::Shared {
   std::mutex mu;  // the user's sessions may be on several workers
   Buckets buckets[2];
+  LeasedBudget messages[2], bytes[2];  // Redis-leased, per direction
+  bool leased_set_up = false;
 };
+
+namespace {
+
+// Asks Redis for the next batch when the budget runs low (shared->mu held).
+void refill(const std::shared_ptr<MessageRateFilter::Shared>& shared, LeasedBudget& b, std::int64_t now) {
+  if (b.asking_ || now < b.retry_at_ || b.tokens_ - b.want_ >= b.batch_ / 2) return;
+  state::SharedCounters* store = state::SharedCounters::get();
+  if (store == nullptr || !store->up()) return;
+  b.asking_ = true;
+  const double want = b.batch_ + std::max(0.0, b.want_ - b.tokens_);
+  store->lease(b.key, b.rate_, b.burst_, want, [shared, &b](double granted, std::int64_t wait_ms, bool ok) {
+    std::lock_guard lock(shared->mu);  // Redis thread; b lives as long as shared
+    b.asking_ = false;
+    if (!ok) return;
+    b.primed_ = true;
+    b.tokens_ += granted;
+    b.want_ = 0;
+    if (granted == 0) b.retry_at_ = core::coarse_now_ms() + std::max<std::int64_t>(wait_ms, 1);
+  });
+}
+
+}  // namespace
 
 namespace {
 
@@ -28,7 +87,9 @@ class MessageRateInstance final : public Instance {
 
   HandshakeVerdict on_handshake(HandshakeContext& ctx) override {
     if (s_.per_user) {
-      shared_ = f_.shared_for(ctx.user.empty() ? "ip|" + std::string(ctx.client_ip) : "user|" + ctx.user);
+      const std::string who = ctx.user.empty() ? "ip|" + std::string(ctx.client_ip) : "user|" + ctx.user;
+      shared_ = f_.shared_for(who);
+      if (state::SharedCounters::get() != nullptr) set_up_leases("m|" + ctx.route.name + "|" + who);
     }
     return HandshakeVerdict::proceed();
   }
@@ -37,23 +98,60 @@ class MessageRateInstance final : public Instance {
     FrameVerdict v;
     if (shared_) {
       std::lock_guard lock(shared_->mu);
-      v = judge(d, h, now, shared_->buckets[static_cast<int>(d)]);
+      const int i = static_cast<int>(d);
+      const state::SharedCounters* store = state::SharedCounters::get();
+      LeasedBudget& m = shared_->messages[i];
+      LeasedBudget& b = shared_->bytes[i];
+      // Redis's budget once a first batch came; this process's buckets
+      // before that and while Redis is down.
+      const bool leased = shared_->leased_set_up && store != nullptr && store->up() &&
+                          (s_.messages_per_second == 0 || m.primed_) && (s_.bytes_per_second == 0 || b.primed_);
+      v = leased ? judge(d, h, now, m, b) : judge(d, h, now, shared_->buckets[i].messages, shared_->buckets[i].bytes,
+                                                     &shared_->buckets[i]);
+      if (shared_->leased_set_up && (d == Direction::to_upstream ? s_.limit_client : s_.limit_upstream)) {
+        if (s_.messages_per_second > 0) refill(shared_, m, core::coarse_now_ms());
+        if (s_.bytes_per_second > 0) refill(shared_, b, core::coarse_now_ms());
+      }
     } else {
-      v = judge(d, h, now, buckets_[static_cast<int>(d)]);
+      Buckets& b = buckets_[static_cast<int>(d)];
+      v = judge(d, h, now, b.messages, b.bytes, &b);
     }
     if (v.kind != FrameVerdict::Kind::forward) count(f_.exceeded(d));
     return v;
   }
 
  private:
-  FrameVerdict judge(Direction d, const ws::FrameHeader& h, std::int64_t now, Buckets& b) {
+  void set_up_leases(const std::string& key) {
+    std::lock_guard lock(shared_->mu);
+    if (shared_->leased_set_up) return;
+    shared_->leased_set_up = true;
+    for (int i = 0; i < 2; ++i) {
+      const char* dir = i == 0 ? "|in" : "|out";
+      LeasedBudget& m = shared_->messages[i];
+      m.rate_ = s_.messages_per_second;
+      m.burst_ = s_.burst_messages;
+      m.batch_ = batch_of(m.rate_, m.burst_);
+      m.key = key + dir + "|msgs";
+      LeasedBudget& b = shared_->bytes[i];
+      b.rate_ = s_.bytes_per_second;
+      b.burst_ = s_.burst_bytes;
+      b.batch_ = batch_of(b.rate_, b.burst_);
+      b.key = key + dir + "|bytes";
+    }
+  }
+
+  // Over TokenBuckets (`local` set: started at the first frame) or
+  // LeasedBudgets.
+  template <class Bucket>
+  FrameVerdict judge(Direction d, const ws::FrameHeader& h, std::int64_t now, Bucket& messages, Bucket& bytes,
+                     Buckets* local = nullptr) {
     const bool limited = d == Direction::to_upstream ? s_.limit_client : s_.limit_upstream;
     if (!limited) return FrameVerdict::forward();
-    if (!b.started) {
+    if (local != nullptr && !local->started) {
       // Lazily, at the first frame: a session that never sends pays nothing.
-      if (s_.messages_per_second > 0) b.messages = TokenBucket(s_.messages_per_second, s_.burst_messages, now);
-      if (s_.bytes_per_second > 0) b.bytes = TokenBucket(s_.bytes_per_second, s_.burst_bytes, now);
-      b.started = true;
+      if (s_.messages_per_second > 0) local->messages = TokenBucket(s_.messages_per_second, s_.burst_messages, now);
+      if (s_.bytes_per_second > 0) local->bytes = TokenBucket(s_.bytes_per_second, s_.burst_bytes, now);
+      local->started = true;
     }
     const bool first = h.opcode != ws::Opcode::continuation;
     const auto len = static_cast<double>(h.payload_len);
@@ -62,8 +160,8 @@ class MessageRateInstance final : public Instance {
     switch (s_.action) {
       case MessageRateFilter::Action::throttle: {
         std::int64_t until = now;
-        if (count_msgs) until = std::max(until, b.messages.take(1, now));
-        if (count_bytes) until = std::max(until, b.bytes.take(len, now));
+        if (count_msgs) until = std::max(until, messages.take(1, now));
+        if (count_bytes) until = std::max(until, bytes.take(len, now));
         return until > now ? FrameVerdict::pause(until) : FrameVerdict::forward();
       }
       case MessageRateFilter::Action::close:
@@ -72,14 +170,14 @@ class MessageRateInstance final : public Instance {
         // bytes); later fragments only charge their bytes, since what went
         // before is already relayed: an overdraft is paid by the next message.
         if (!first) {
-          if (count_bytes) b.bytes.take(len, now);
+          if (count_bytes) bytes.take(len, now);
           return FrameVerdict::forward();
         }
         bool ok = true;
-        if (count_msgs && !b.messages.try_take(1, now)) ok = false;
-        if (ok && count_bytes && !b.bytes.try_take(len, now)) {
+        if (count_msgs && !messages.try_take(1, now)) ok = false;
+        if (ok && count_bytes && !bytes.try_take(len, now)) {
           ok = false;
-          if (count_msgs) b.messages.take(-1, now);  // give the message token back
+          if (count_msgs) messages.take(-1, now);  // give the message token back
         }
         if (ok) return FrameVerdict::forward();
         if (s_.action == MessageRateFilter::Action::drop) return FrameVerdict::drop();

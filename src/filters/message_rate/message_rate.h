@@ -9,8 +9,9 @@
 //               nothing is lost.
 // Per connection, or (per: user) one pair of buckets for all the sessions of
 // one user on the route (the token's subject; the client address when there
-// is none), shared by every worker. Local to this instance (Redis-shared
-// limits are not built yet).
+// is none), shared by every worker; with state.backend redis, by every
+// instance too, through budgets leased from Redis in batches (a round trip
+// per batch, not per message; docs/configuration.md says what that costs).
 //
 // YAML (on a route):
 //   message_rate:

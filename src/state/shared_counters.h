@@ -1,0 +1,81 @@
+#pragma once
+// The limits' counters shared by several Weir instances through Redis
+// (state: {backend: redis}). Asynchronous: a handshake's rate and slot checks
+// go to Redis as one script call and the answer comes back on the asking
+// worker, so the connection-limit filters answer pending meanwhile. hiredis
+// stays in redis_counters.cpp; this header is all the filters see.
+//
+// While Redis is down (up() false, or an answer lost with the connection)
+// the caller falls back to Counters::local() or refuses with 503, as
+// on_redis_down says; this store reconnects with backoff on its own.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace weir::core {
+class Worker;
+}
+namespace weir::config {
+struct SharedState;
+}
+
+namespace weir::state {
+
+// One handshake's limits, checked and taken at once: every rate in order
+// (each spends its token; the first that has none refuses), then every slot
+// (all taken, or none when one is full). Keys are the filters' own
+// (connection_limits: "r|route|ip|1.2.3.4|rate"); the store prefixes them.
+struct Admission {
+  struct Rate {
+    std::string key;
+    double rate = 0, burst = 1;  // events per second; bucket size
+  };
+  struct Slot {
+    std::string key;
+    std::uint32_t max = 0;
+  };
+  std::vector<Rate> rates;
+  std::vector<Slot> slots;
+};
+
+struct AdmissionResult {
+  enum class Kind : std::uint8_t { admitted, rate_refused, slot_refused, unavailable };
+  Kind kind = Kind::unavailable;
+  std::size_t index = 0;        // refused: which rate or slot of the Admission
+  std::int64_t retry_ms = 0;    // rate_refused: until its next token
+};
+
+class SharedCounters {
+ public:
+  virtual ~SharedCounters() = default;
+  // Worker thread. `done` runs later on `worker`, never inline; on admitted
+  // the slots are held until release(). unavailable: Redis could not answer
+  // (nothing is held).
+  virtual void admit(Admission a, core::Worker& worker, std::function<void(AdmissionResult)> done) = 0;
+  // Any thread: up to `want` tokens of the bucket `key` (refilled at `rate`
+  // per second up to `burst`, GCRA in Redis), for a local budget spent
+  // without a round trip (message_rate per: user). `done` runs on the Redis
+  // thread (keep it short: take a lock, add, return) with what was granted
+  // and the ms until the bucket has a token again; ok false: no answer.
+  virtual void lease(std::string key, double rate, double burst, double want,
+                     std::function<void(double granted, std::int64_t wait_ms, bool ok)> done) = 0;
+  // Any thread: gives back slots an admitted Admission took.
+  virtual void release(std::vector<std::string> keys) = 0;
+  // Connected, scripts loaded, this instance's leases in place.
+  virtual bool up() const = 0;
+  virtual bool refuse_when_down() const = 0;
+  virtual std::string endpoint() const = 0;  // host:port/db, for /readyz
+
+  // The process's store, or null when the limits are local only. Set once
+  // at start (before workers run) and cleared after they stopped.
+  static SharedCounters* get();
+  static void set(SharedCounters* s);
+};
+
+// Starts the store's I/O thread and its first connection attempt.
+std::unique_ptr<SharedCounters> start_redis_counters(const config::SharedState& settings);
+
+}  // namespace weir::state
