@@ -270,10 +270,21 @@ void revoke(Gateway& g, const Request& r, Reply reply) {
       (!jti.empty() && !store.add(state::Revocations::Kind::token_id, jti, now + ttl * 1000, now))) {
     return reply(error(503, "too many revocations in force"));
   }
-  log::Line(log::Level::info, "admin.revoke").str("sub", sub).str("jti", jti).num("ttl_seconds", ttl);
+  // With Redis, every instance learns it (within about 200 ms, or when it
+  // or Redis is back) and closes its own matching sessions.
+  auto* shared = state::SharedCounters::get();
+  if (shared != nullptr) {
+    if (!sub.empty()) shared->revoke({state::Revocations::Kind::subject, sub, now + ttl * 1000});
+    if (!jti.empty()) shared->revoke({state::Revocations::Kind::token_id, jti, now + ttl * 1000});
+  }
+  log::Line(log::Level::info, "admin.revoke")
+      .str("sub", sub)
+      .str("jti", jti)
+      .num("ttl_seconds", ttl)
+      .boolean("shared", shared != nullptr);
   g.close_identity(sub, jti, ws::close_code::policy_violation, "token revoked",
-                   [reply, sub, jti, ttl](std::size_t closed) {
-                     json::object out{{"ttl_seconds", ttl}, {"sessions_closed", closed}};
+                   [reply, sub, jti, ttl, shared = shared != nullptr](std::size_t closed) {
+                     json::object out{{"ttl_seconds", ttl}, {"sessions_closed", closed}, {"shared", shared}};
                      if (!sub.empty()) out["sub"] = sub;
                      if (!jti.empty()) out["jti"] = jti;
                      reply(json_response(202, out));

@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <thread>
 #include <vector>
@@ -29,6 +30,7 @@
 #include "upstream/echo_server.h"
 #include "upstream/probe.h"
 #include "upstream/supervisor.h"
+#include "ws/frame.h"
 
 namespace weir::app {
 
@@ -56,6 +58,34 @@ class Server final : public admin::Gateway {
                         std::move(done));
   }
   std::shared_ptr<const config::Config> config() const override { return cfg_; }
+
+  // Redis thread: revocations another instance made (or all in force, after
+  // a reconnect). New ones refuse handshakes from now on and close the
+  // matching live sessions here, as POST /admin/revoke does where it ran.
+  void revoked_elsewhere(asio::io_context& io, std::vector<state::Revocations::Entry> got) {
+    auto& store = state::Revocations::global();
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+    for (auto& e : got) {
+      if (e.until_ms <= now || store.covers(e.kind, e.value, e.until_ms)) continue;
+      if (!store.add(e.kind, e.value, e.until_ms, now)) {
+        log::Line(log::Level::warn, "revoke.shared_full").str("value", e.value);
+        continue;
+      }
+      const bool by_sub = e.kind == state::Revocations::Kind::subject;
+      asio::post(io, [this, by_sub, value = std::move(e.value), ttl = (e.until_ms - now + 999) / 1000] {
+        app::close_identity(workers_, *main_io_, by_sub ? value : "", by_sub ? "" : value,
+                            ws::close_code::policy_violation, "token revoked",
+                            [by_sub, value, ttl](std::size_t closed) {
+                              log::Line(log::Level::info, "revoke.shared")
+                                  .str(by_sub ? "sub" : "jti", value)
+                                  .num("ttl_seconds", ttl)
+                                  .unum("sessions_closed", closed);
+                            });
+      });
+    }
+  }
   std::uint64_t generation() const override { return runtime_ ? runtime_->generation : 0; }
   bool listening() const override { return listening_; }
   bool draining() const override { return draining_; }
@@ -94,6 +124,9 @@ class Server final : public admin::Gateway {
     if (cfg_->state.backend == config::SharedState::Backend::redis) {
       shared_ = state::start_redis_counters(cfg_->state);
       state::SharedCounters::set(shared_.get());
+      shared_->on_revoked([this, io = main_io_](std::vector<state::Revocations::Entry> got) {
+        revoked_elsewhere(*io, std::move(got));
+      });
     }
     unsigned n = cfg_->workers ? cfg_->workers : available_cpus();
     const unsigned long fds = raise_fd_limit();

@@ -48,6 +48,11 @@ std::int64_t now_ms() {
       .count();
 }
 
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 SharedCounters* g_shared = nullptr;
 
 class RedisCounters final : public SharedCounters {
@@ -116,6 +121,20 @@ class RedisCounters final : public SharedCounters {
     });
   }
 
+  void revoke(Revocations::Entry e) override {
+    enqueue([this, e = std::move(e)]() mutable {
+      unsent_.push_back(std::move(e));
+      if (ac_ != nullptr && up_.load(std::memory_order_relaxed)) flush_revocations();
+    });
+  }
+
+  void on_revoked(std::function<void(std::vector<Revocations::Entry>)> listener) override {
+    enqueue([this, listener = std::move(listener)]() mutable {
+      on_revoked_ = std::move(listener);
+      if (ac_ != nullptr && up_.load(std::memory_order_relaxed)) load_revocations();
+    });
+  }
+
   bool up() const override { return up_.load(std::memory_order_acquire); }
   bool refuse_when_down() const override { return s_.refuse_when_down; }
   std::string endpoint() const override { return s_.host + ":" + std::to_string(s_.port) + "/" + std::to_string(s_.db); }
@@ -139,10 +158,12 @@ class RedisCounters final : public SharedCounters {
       const std::int64_t now = now_ms();
       if (ac_ == nullptr && now >= next_connect_) connect();
       if (ac_ != nullptr && up_.load() && now >= next_renew_) renew();
+      if (ac_ != nullptr && rev_loaded_ && !rev_reading_ && now >= next_rev_poll_) read_revocations();
       if (ac_ != nullptr && !sent_.empty() && now - sent_.front() > kReplyTimeoutMs) drop("no reply within 1s");
       std::int64_t wait = 1'000;
       if (ac_ == nullptr) wait = std::min(wait, next_connect_ - now);
       else if (up_.load()) wait = std::min(wait, next_renew_ - now);
+      if (ac_ != nullptr && rev_loaded_ && !rev_reading_) wait = std::min(wait, next_rev_poll_ - now);
       if (!sent_.empty()) wait = std::min(wait, sent_.front() + kReplyTimeoutMs + 1 - now);
       pollfd fds[2] = {{wake_, POLLIN, 0}, {-1, 0, 0}};
       if (ac_ != nullptr) {
@@ -233,6 +254,12 @@ class RedisCounters final : public SharedCounters {
       }
       next_renew_ = now_ms() + s_.lease_ttl.count() / 3;
       backoff_ = kBackoffMinMs;
+      flush_revocations();
+      for (auto& c : revocation_restore_commands(s_.key_prefix, Revocations::global().list(wall_ms())))
+        command(std::move(c), [this](redisReply* r) {
+          if (r != nullptr && r->type == REDIS_REPLY_ERROR) log_error("ZADD", r);
+        });
+      load_revocations();
       if (!up_.exchange(true, std::memory_order_release)) {
         log::Line(log::Level::info, "redis.up")
             .str("redis", endpoint())
@@ -255,8 +282,86 @@ class RedisCounters final : public SharedCounters {
     });
   }
 
+  // Revocations made here (while down too); one whose answer is lost goes
+  // back to the queue for the next connection (their order does not matter:
+  // an entry keeps the later end).
+  void flush_revocations() {
+    const std::int64_t now = wall_ms();
+    std::vector<Revocations::Entry> todo;
+    todo.swap(unsent_);
+    for (auto& e : todo) {
+      send(revoke_call(s_.key_prefix, instance_, e, now), [this, e](redisReply* r) {
+        if (r == nullptr) return unsent_.push_back(e);
+        if (r->type == REDIS_REPLY_ERROR) log_error("revoke", r);
+      });
+    }
+  }
+
+  // Every revocation in force, and where this instance reads the log on from.
+  void load_revocations() {
+    send(revocations_call(s_.key_prefix, wall_ms()), [this](redisReply* r) {
+      if (r == nullptr) return;
+      if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+          r->element[1]->type != REDIS_REPLY_ARRAY) {
+        if (r->type == REDIS_REPLY_ERROR) log_error("revocations", r);
+        return;
+      }
+      rev_last_id_.assign(r->element[0]->str, r->element[0]->len);
+      rev_loaded_ = true;
+      next_rev_poll_ = now_ms() + kRevocationPollMs;
+      std::vector<Revocations::Entry> got;
+      const redisReply* all = r->element[1];
+      for (std::size_t i = 0; i + 1 < all->elements; i += 2) {
+        if (auto e = revocation_entry(text(all->element[i]), text(all->element[i + 1]))) got.push_back(std::move(*e));
+      }
+      if (!got.empty() && on_revoked_) on_revoked_(std::move(got));
+    });
+  }
+
+  // The log since the last id seen: the other instances' revocations.
+  void read_revocations() {
+    rev_reading_ = true;
+    command(revocation_read_command(s_.key_prefix, rev_last_id_), [this](redisReply* r) {
+      rev_reading_ = false;
+      if (r == nullptr) return;
+      next_rev_poll_ = now_ms() + kRevocationPollMs;
+      if (r->type == REDIS_REPLY_ERROR) return log_error("XREAD", r);
+      // [[stream, [[id, [field, value, ...]], ...]]], or nil when nothing is new.
+      if (r->type != REDIS_REPLY_ARRAY || r->elements != 1 || r->element[0]->type != REDIS_REPLY_ARRAY ||
+          r->element[0]->elements != 2 || r->element[0]->element[1]->type != REDIS_REPLY_ARRAY)
+        return;
+      const redisReply* entries = r->element[0]->element[1];
+      std::vector<Revocations::Entry> got;
+      for (std::size_t i = 0; i < entries->elements; ++i) {
+        const redisReply* en = entries->element[i];
+        if (en->type != REDIS_REPLY_ARRAY || en->elements != 2 || en->element[1]->type != REDIS_REPLY_ARRAY) continue;
+        rev_last_id_ = std::string(text(en->element[0]));
+        std::string_view m, u, from;
+        const redisReply* f = en->element[1];
+        for (std::size_t k = 0; k + 1 < f->elements; k += 2) {
+          const std::string_view name = text(f->element[k]);
+          const std::string_view value = text(f->element[k + 1]);
+          if (name == "m") m = value;
+          else if (name == "u") u = value;
+          else if (name == "i") from = value;
+        }
+        if (from == instance_) continue;  // this instance's own: known already
+        if (auto e = revocation_entry(m, u)) got.push_back(std::move(*e));
+      }
+      if (entries->elements >= kRevocationReadBatch) next_rev_poll_ = 0;  // more behind: read on at once
+      if (!got.empty() && on_revoked_) on_revoked_(std::move(got));
+    });
+  }
+
+  static std::string_view text(const redisReply* r) {
+    return r != nullptr && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+               ? std::string_view(r->str, r->len)
+               : std::string_view();
+  }
+
   void went_down(const std::string& why) {
     up_.store(false, std::memory_order_release);
+    rev_loaded_ = rev_reading_ = false;
     next_connect_ = now_ms() + backoff_;
     backoff_ = std::min(backoff_ * 2, kBackoffMaxMs);
     if (!down_logged_) {  // once per streak
@@ -356,6 +461,11 @@ class RedisCounters final : public SharedCounters {
   std::uint64_t epoch_ = 0;
   std::int64_t next_connect_ = 0, next_renew_ = 0, backoff_ = kBackoffMinMs;
   bool down_logged_ = false;
+  std::vector<Revocations::Entry> unsent_;
+  std::function<void(std::vector<Revocations::Entry>)> on_revoked_;
+  std::string rev_last_id_;
+  bool rev_loaded_ = false, rev_reading_ = false;
+  std::int64_t next_rev_poll_ = 0;
 };
 
 }  // namespace

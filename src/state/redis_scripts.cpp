@@ -2,9 +2,11 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace weir::state::redis {
 
@@ -94,6 +96,31 @@ if wait < 0 then wait = 0 end
 return {k, wait}
 )lua";
 
+// Revocations (POST /admin/revoke) shared by the instances. KEYS: the set
+// (member "s:<sub>" or "j:<jti>", score: until, ms since the epoch) and the
+// log (a stream every instance reads on from where it was). ARGV: member,
+// until, now (both the revoking instance's clock), instance id, the log's
+// length. An existing entry keeps the later end; the set has no TTL (ended
+// entries go at every revoke and load; an empty set is no key). Returns the
+// log entry's id.
+const std::string kRevoke = R"lua(
+local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if (not cur) or tonumber(cur) < tonumber(ARGV[2]) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'm', ARGV[1], 'u', ARGV[2], 'i', ARGV[4])
+)lua";
+
+// KEYS: the set and the log. ARGV: now. Every revocation in force and the
+// log's last id (where reading the log goes on from): {id, {member, until,
+// ...}}, at once, so nothing added in between is missed.
+const std::string kRevocations = R"lua(
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local id = '0-0'
+if #last > 0 then id = last[1][1] end
+return {id, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}
+)lua";
+
 std::string sha1_hex(const std::string& s) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
@@ -116,13 +143,15 @@ std::string number(double v) {
 }  // namespace
 
 const std::string& script_source(Script s) {
-  static const std::array<const std::string*, kScripts> all{&kAdmit, &kRelease, &kRenew, &kResync, &kGrant};
+  static const std::array<const std::string*, kScripts> all{&kAdmit, &kRelease,     &kRenew, &kResync,
+                                                            &kGrant, &kRevoke, &kRevocations};
   return *all[static_cast<std::size_t>(s)];
 }
 
 const std::string& script_sha1(Script s) {
-  static const std::array<std::string, kScripts> shas{sha1_hex(kAdmit), sha1_hex(kRelease), sha1_hex(kRenew),
-                                                      sha1_hex(kResync), sha1_hex(kGrant)};
+  static const std::array<std::string, kScripts> shas{
+      sha1_hex(kAdmit), sha1_hex(kRelease), sha1_hex(kRenew),       sha1_hex(kResync),
+      sha1_hex(kGrant), sha1_hex(kRevoke),  sha1_hex(kRevocations)};
   return shas[static_cast<std::size_t>(s)];
 }
 
@@ -167,6 +196,56 @@ Call release_call(const std::string& prefix, const std::string& lease_id, const 
 
 Call renew_call(const std::string& prefix, const std::string& lease_id, std::int64_t lease_ttl_ms) {
   return {Script::renew, {leases_key(prefix)}, {lease_id, std::to_string(lease_ttl_ms)}};
+}
+
+namespace {
+std::string revocations_key(const std::string& prefix) { return prefix + "revoked"; }
+std::string revocation_log_key(const std::string& prefix) { return prefix + "revoked:log"; }
+}  // namespace
+
+Call revoke_call(const std::string& prefix, const std::string& instance, const Revocations::Entry& e,
+                 std::int64_t now_ms) {
+  return {Script::revoke,
+          {revocations_key(prefix), revocation_log_key(prefix)},
+          {revocation_member(e.kind, e.value), std::to_string(e.until_ms), std::to_string(now_ms), instance,
+           std::to_string(kRevocationLogLength)}};
+}
+
+Call revocations_call(const std::string& prefix, std::int64_t now_ms) {
+  return {Script::revocations, {revocations_key(prefix), revocation_log_key(prefix)}, {std::to_string(now_ms)}};
+}
+
+std::vector<std::vector<std::string>> revocation_restore_commands(const std::string& prefix,
+                                                                  const std::vector<Revocations::Entry>& all) {
+  std::vector<std::vector<std::string>> out;
+  for (std::size_t i = 0; i < all.size(); i += kRevocationReadBatch) {
+    std::vector<std::string> c{"ZADD", revocations_key(prefix), "GT"};
+    for (std::size_t j = i; j < std::min(all.size(), i + kRevocationReadBatch); ++j) {
+      c.push_back(std::to_string(all[j].until_ms));
+      c.push_back(revocation_member(all[j].kind, all[j].value));
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::vector<std::string> revocation_read_command(const std::string& prefix, const std::string& after_id) {
+  return {"XREAD", "COUNT", std::to_string(kRevocationReadBatch), "STREAMS", revocation_log_key(prefix), after_id};
+}
+
+std::string revocation_member(Revocations::Kind kind, std::string_view value) {
+  return std::string(kind == Revocations::Kind::subject ? "s:" : "j:") + std::string(value);
+}
+
+std::optional<Revocations::Entry> revocation_entry(std::string_view member, std::string_view until) {
+  if (member.size() < 3 || member[1] != ':' || (member[0] != 's' && member[0] != 'j')) return std::nullopt;
+  // Scores come back as Lua/Redis numbers ("1.7e12" is possible for large ones).
+  char* end = nullptr;
+  const std::string u(until);
+  const double v = std::strtod(u.c_str(), &end);
+  if (u.empty() || end != u.c_str() + u.size() || !(v > 0) || v > 9e15) return std::nullopt;
+  return Revocations::Entry{member[0] == 's' ? Revocations::Kind::subject : Revocations::Kind::token_id,
+                            std::string(member.substr(2)), static_cast<std::int64_t>(v)};
 }
 
 bool LeaseBook::remove(const std::string& key) {

@@ -32,6 +32,13 @@ bool Revocations::live(const Map& m, std::string_view key, std::int64_t now_ms) 
   return it != m.end() && it->second > now_ms;
 }
 
+bool Revocations::covers(Kind kind, std::string_view value, std::int64_t until_ms) const {
+  std::shared_lock lock(mu_);
+  const Map& m = by_[static_cast<int>(kind)];
+  const auto it = m.find(value);
+  return it != m.end() && it->second >= until_ms;
+}
+
 bool Revocations::revoked(std::string_view sub, std::string_view jti, std::int64_t now_ms) const {
   if (count_.load(std::memory_order_relaxed) == 0) return false;
   std::shared_lock lock(mu_);

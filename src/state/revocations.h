@@ -3,8 +3,9 @@
 // token of a user) or by token id (`jti`), each until a time. The jwt filter
 // refuses a revoked token at the handshake (401 "token revoked"); the admin
 // API closes the live sessions that match (1008). Process-wide: every worker
-// reads it, the admin thread writes it. Local to this instance (the Redis
-// state backend of the limits issue is where it becomes shared).
+// reads it, the admin thread writes it. With state.backend: redis the admin
+// API also writes each revocation to Redis, and every instance adds those of
+// the others here (state/shared_counters.h, SharedCounters::revoke).
 //
 // Reading costs one relaxed atomic load while nothing is revoked; otherwise a
 // shared lock and two hash lookups, once per handshake of a jwt route.
@@ -36,6 +37,9 @@ class Revocations {
   // two. Entries past their end are dropped on the way. False when full
   // (kMaxEntries live entries).
   bool add(Kind kind, std::string value, std::int64_t until_ms, std::int64_t now_ms);
+  // Whether an entry of this kind and value already lasts until `until_ms`
+  // or later (a revocation learnt from another instance is then not news).
+  bool covers(Kind kind, std::string_view value, std::int64_t until_ms) const;
   // Whether a token of this subject or with this id is revoked at now_ms
   // (an empty sub or jti matches nothing).
   bool revoked(std::string_view sub, std::string_view jti, std::int64_t now_ms) const;

@@ -1,6 +1,6 @@
 #pragma once
 // The limits' counters shared by several Weir instances through Redis
-// (state: {backend: redis}). Asynchronous: a handshake's rate and slot checks
+// (state: {backend: redis}), and the revocations they share. Asynchronous: a handshake's rate and slot checks
 // go to Redis as one script call and the answer comes back on the asking
 // worker, so the connection-limit filters answer pending meanwhile. hiredis
 // stays in redis_counters.cpp; this header is all the filters see.
@@ -14,6 +14,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "state/revocations.h"
 
 namespace weir::core {
 class Worker;
@@ -64,6 +66,15 @@ class SharedCounters {
                      std::function<void(double granted, std::int64_t wait_ms, bool ok)> done) = 0;
   // Any thread: gives back slots an admitted Admission took.
   virtual void release(std::vector<std::string> keys) = 0;
+  // Revocations shared by the instances (POST /admin/revoke). revoke(): any
+  // thread; written to Redis now, or when it is back (kept meanwhile, in
+  // order). The listener runs on the Redis thread with the revocations of
+  // other instances as they come (within about 200 ms), and with every one
+  // in force after each (re)connect, this instance's own included (the
+  // caller skips what it already knows: Revocations::covers). Set it before
+  // the first connect can answer, i.e. right after start.
+  virtual void revoke(Revocations::Entry e) = 0;
+  virtual void on_revoked(std::function<void(std::vector<Revocations::Entry>)> listener) = 0;
   // Connected, scripts loaded, this instance's leases in place.
   virtual bool up() const = 0;
   virtual bool refuse_when_down() const = 0;

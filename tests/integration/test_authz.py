@@ -97,7 +97,7 @@ def test_revocation_closes_live_sessions_and_refuses_new_ones(weir, peers):
 
         status, _, body = w.admin("/admin/revoke", method="POST", body=json.dumps({"sub": "alice", "ttl": "1m"}).encode())
         assert status == 202, body
-        assert json.loads(body) == {"sub": "alice", "ttl_seconds": 60, "sessions_closed": 2}
+        assert json.loads(body) == {"sub": "alice", "ttl_seconds": 60, "sessions_closed": 2, "shared": False}
         for c in alice:
             f = c.expect_close(timeout=3)
             assert (f.close_code, f.close_reason) == (1008, "token revoked")

@@ -167,5 +167,47 @@ TEST(LeaseBook, ResyncMovesEveryCountToTheNewLease) {
   EXPECT_EQ(rel.args, (std::vector<std::string>{"inst:2"}));
 }
 
+TEST(SharedRevocations, CallsAndEntries) {
+  const Revocations::Entry alice{Revocations::Kind::subject, "alice", 1'765'000'060'000};
+  const Call c = revoke_call("w:", "inst", alice, 1'765'000'000'000);
+  EXPECT_EQ(c.script, Script::revoke);
+  EXPECT_EQ(c.keys, (std::vector<std::string>{"w:revoked", "w:revoked:log"}));
+  EXPECT_EQ(c.args, (std::vector<std::string>{"s:alice", "1765000060000", "1765000000000", "inst", "10000"}));
+  EXPECT_EQ(revocation_member(Revocations::Kind::token_id, "t:1"), "j:t:1");
+  EXPECT_EQ(revocations_call("w:", 5).keys, c.keys);
+  EXPECT_EQ(revocation_read_command("w:", "17-0"),
+            (std::vector<std::string>{"XREAD", "COUNT", "1000", "STREAMS", "w:revoked:log", "17-0"}));
+
+  std::vector<Revocations::Entry> many;
+  for (int i = 0; i < 1001; ++i) many.push_back({Revocations::Kind::token_id, std::to_string(i), 7});
+  const auto restore = revocation_restore_commands("w:", many);
+  ASSERT_EQ(restore.size(), 2u);  // in batches of 1000
+  EXPECT_EQ(restore[0].size(), 3u + 2000u);
+  EXPECT_EQ((std::vector<std::string>(restore[1].begin(), restore[1].end())),
+            (std::vector<std::string>{"ZADD", "w:revoked", "GT", "7", "j:1000"}));
+  EXPECT_TRUE(revocation_restore_commands("w:", {}).empty());
+
+  // Back from the set (score) or the log (field u); a value may hold ':'.
+  auto e = revocation_entry("j:t:1", "1765000060000");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->kind, Revocations::Kind::token_id);
+  EXPECT_EQ(e->value, "t:1");
+  EXPECT_EQ(e->until_ms, 1'765'000'060'000);
+  EXPECT_EQ(revocation_entry("s:bob", "1.765e12")->until_ms, 1'765'000'000'000);
+  for (auto [m, u] : {std::pair{"x:bob", "1"}, {"s:", "1"}, {"s", "1"}, {"sbob", "1"}, {"s:bob", ""},
+                      {"s:bob", "soon"}, {"s:bob", "12x"}, {"s:bob", "-5"}, {"s:bob", "nan"}, {"s:bob", "1e300"}})
+    EXPECT_FALSE(revocation_entry(m, u)) << m << " " << u;
+}
+
+TEST(SharedRevocations, CoversOnlyAnEqualOrLaterEnd) {
+  Revocations r;
+  ASSERT_TRUE(r.add(Revocations::Kind::subject, "alice", 5000, 1000));
+  EXPECT_TRUE(r.covers(Revocations::Kind::subject, "alice", 5000));
+  EXPECT_TRUE(r.covers(Revocations::Kind::subject, "alice", 4000));
+  EXPECT_FALSE(r.covers(Revocations::Kind::subject, "alice", 6000));  // extends it: news
+  EXPECT_FALSE(r.covers(Revocations::Kind::token_id, "alice", 10));   // another kind
+  EXPECT_FALSE(r.covers(Revocations::Kind::subject, "bob", 10));
+}
+
 }  // namespace
 }  // namespace weir::state::redis
