@@ -395,6 +395,7 @@ Config Loader::load_unchecked(const std::string& yaml) const {
   config.listeners = listeners(require(fs, "listeners", "at top level"));
   if (const Field* v = fs.find("admin")) config.admin = admin(*v);
   if (const Field* v = fs.find("state")) config.state = shared_state(*v);
+  redis_state_ = config.state.backend == SharedState::Backend::redis;
   if (const Field* v = fs.find("trusted_proxies")) {
     for (const Field& item : list(*v, true)) {
       const std::string text = scalar(item, "a CIDR block such as 10.0.0.0/8, or an address");

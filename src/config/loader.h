@@ -302,6 +302,7 @@ class Loader {
   NamedGroup upstream_group(const Field& item) const;
   std::vector<GroupMember> members(const Field& f) const;
   void group_settings(const Fields& fs, UpstreamGroup& g) const;
+  HashKey hash_key(const Field& f) const;
   // A route's `upstream_group` or `upstreams` (exactly one), into r.group and r.upstreams.
   void route_upstreams(const Fields& fs, const NamedGroups& groups, Route& r) const;
   ParsedRoute route(const Field& item, std::size_t index, const Route& defaults, const NamedGroups& groups) const;
@@ -309,6 +310,9 @@ class Loader {
 
   std::string source_;
   std::string base_dir_;
+  // state.backend is redis (read before the upstream groups, whose
+  // sticky.session_map needs it).
+  mutable bool redis_state_ = false;
 };
 
 }  // namespace weir::config::detail

@@ -67,6 +67,13 @@ struct StickyCookie {
   bool secure = false;
 };
 
+// sticky.session_map: key -> member in the Redis of state:, so any instance
+// sends a returning client to the member its last session had.
+struct SessionMap {
+  HashKey key;                         // where the client's key comes from
+  Millis ttl{1'800'000};               // after the last session of the key ended (refreshed while one lives)
+};
+
 struct Rebalance {
   bool enabled = false;
   double max_ratio = 1.25;             // busiest member's sessions / its weighted share
@@ -88,6 +95,8 @@ struct UpstreamGroup {
   Millis slow_start{0};                // ramp of a member that comes back; 0 = off
   bool sticky_cookie = false;
   StickyCookie cookie;
+  bool session_map = false;
+  SessionMap map;
   Millis drain_timeout{0};             // a draining member's sessions get 1012 after this; 0 = never
   Rebalance rebalance;
   int line = 0, col = 0;               // where it is defined (the route's `upstreams` for anonymous groups)

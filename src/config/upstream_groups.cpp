@@ -64,6 +64,21 @@ std::vector<GroupMember> Loader::members(const Field& f) const {
   return out;
 }
 
+// ip, header:NAME, cookie:NAME, query:NAME or claim:PATH (policy hash, session_map).
+HashKey Loader::hash_key(const Field& f) const {
+  static constexpr std::string_view rule = "ip, header:NAME, cookie:NAME, query:NAME or claim:PATH";
+  const std::string k = scalar(f, rule);
+  const auto colon = k.find(':');
+  const std::string kind = k.substr(0, colon);
+  const std::string name = colon == std::string::npos ? "" : k.substr(colon + 1);
+  if (k == "ip") return {HashKey::From::ip, ""};
+  if (kind == "header" && !name.empty()) return {HashKey::From::header, lower(name)};
+  if (kind == "cookie" && !name.empty()) return {HashKey::From::cookie, name};
+  if (kind == "query" && !name.empty()) return {HashKey::From::query, name};
+  if (kind == "claim" && !name.empty()) return {HashKey::From::claim, name};
+  fail(f.mark, f.label + " must be " + std::string(rule) + ", got " + quote(k));
+}
+
 // The settings a named group may have beyond its members.
 void Loader::group_settings(const Fields& fs, UpstreamGroup& g) const {
   if (const Field* v = fs.find("policy")) {
@@ -77,17 +92,7 @@ void Loader::group_settings(const Fields& fs, UpstreamGroup& g) const {
   }
   const Field* hk = fs.find("hash_key");
   if (hk != nullptr) {
-    static constexpr std::string_view rule = "ip, header:NAME, cookie:NAME, query:NAME or claim:PATH";
-    const std::string k = scalar(*hk, rule);
-    const auto colon = k.find(':');
-    const std::string kind = k.substr(0, colon);
-    const std::string name = colon == std::string::npos ? "" : k.substr(colon + 1);
-    if (k == "ip") g.hash.from = HashKey::From::ip;
-    else if (kind == "header" && !name.empty()) g.hash = {HashKey::From::header, lower(name)};
-    else if (kind == "cookie" && !name.empty()) g.hash = {HashKey::From::cookie, name};
-    else if (kind == "query" && !name.empty()) g.hash = {HashKey::From::query, name};
-    else if (kind == "claim" && !name.empty()) g.hash = {HashKey::From::claim, name};
-    else fail(hk->mark, hk->label + " must be " + std::string(rule) + ", got " + quote(k));
+    g.hash = hash_key(*hk);
     if (g.policy != UpstreamGroup::Policy::hash) fail(hk->key_mark, "'hash_key' needs 'policy: hash'");
   }
   if (const Field* v = fs.find("retries")) {
@@ -154,9 +159,20 @@ void Loader::group_settings(const Fields& fs, UpstreamGroup& g) const {
   }
   if (const Field* v = fs.find("slow_start")) g.slow_start = duration(*v, true);
   if (const Field* v = fs.find("drain_timeout")) g.drain_timeout = duration(*v, true);
-  if (const Field* v = fs.find("sticky")) {
-    const Fields s = fields(*v, "in sticky", {"cookie"});
-    const Field& c = require(s, "cookie", "in sticky");
+  const Field* sticky = fs.find("sticky");
+  const Fields st = sticky ? fields(*sticky, "in sticky", {"cookie", "session_map"}) : Fields{};
+  if (const Field* m = sticky ? st.find("session_map") : nullptr) {
+    if (st.find("cookie") != nullptr) fail(m->key_mark, "'sticky' takes 'cookie' or 'session_map', not both");
+    if (!redis_state_) fail(m->key_mark, "'session_map' needs 'state: {backend: redis}' (it lives in Redis)");
+    const Fields mf = fields(*m, "in sticky.session_map", {"key", "ttl"});
+    g.session_map = true;
+    g.map.key = hash_key(require(mf, "key", "in sticky.session_map"));
+    if (const Field* p = mf.find("ttl")) {
+      g.map.ttl = duration(*p, false);
+      if (g.map.ttl < Millis(1000)) fail(p->mark, p->label + " must be at least 1s");
+    }
+  } else if (sticky != nullptr) {
+    const Field& c = require(st, "cookie", "in sticky (or 'session_map')");
     const Fields cf = fields(c, "in sticky.cookie", {"name", "key", "ttl", "path", "secure"});
     g.sticky_cookie = true;
     if (const Field* p = cf.find("name")) {

@@ -43,7 +43,14 @@ struct Session::Handshake {
   // Which members of the group to try (upstream/group.h), and what it picks by.
   std::optional<upstream::Selection> selection;
   std::string pick_key;         // the hash policy's key
-  bool had_sticky = false;      // the request carried a valid sticky cookie
+  bool had_sticky = false;      // a valid sticky cookie or a session-map entry named a member
+  std::string map_key;          // sticky.session_map: group ":" client key ("" = none)
+  // A session-map lookup in flight: points at the session until the answer
+  // comes or the handshake state goes (the answer is then dropped).
+  std::shared_ptr<Session*> map_wait;
+  ~Handshake() {
+    if (map_wait) *map_wait = nullptr;
+  }
   std::string proxied_ip;       // the client a trusted proxy's PROXY header named ("" = none)
   bool tls_after_proxy = false; // the PROXY header comes before the TLS handshake
   std::string client_ip;        // who filters see: the peer, or past trusted proxies (net/cidr.h)

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -146,6 +147,8 @@ class Session final : public core::RefCounted,
   void on_filters_done(filters::HandshakeVerdict v);
   void apply_filter_changes(filters::HandshakeContext& ctx);
   void connect_upstream();
+  std::string client_key(const config::HashKey& k);
+  void open_upstream(std::optional<std::uint64_t> sticky);
   // session_upstream.cpp: a timed-out attempt moves to another member (true), or not.
   bool retry_upstream(std::string_view why);
   void release_member();  // out of its member's live count
@@ -234,6 +237,8 @@ class Session final : public core::RefCounted,
   // Its slot under limits.max_pending_handshakes_per_ip, until the relay
   // starts or the session ends (null: none held).
   std::unique_ptr<std::string> pending_key_;
+  // Its sticky.session_map key while it lives (kept alive in Redis by it).
+  std::unique_ptr<std::string> map_key_;
   void release_pending_slot();
   Phase phase_ = Phase::request;
   bool closing_ = false;

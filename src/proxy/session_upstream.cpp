@@ -11,7 +11,10 @@
 #include "proxy/runtime.h"
 #include "proxy/session.h"
 #include "upstream/group_metrics.h"
+#include "state/shared_counters.h"
 #include "upstream/sticky.h"
+
+#include <cstdio>
 
 namespace weir::proxy {
 
@@ -60,6 +63,22 @@ void count_sticky(obs::Cell* cells, std::string_view group, std::string_view res
 
 }  // namespace
 
+// The client's key for the hash policy or the session map ("" = none).
+std::string Session::client_key(const config::HashKey& k) {
+  auto& hs = *hs_;
+  using From = config::HashKey::From;
+  switch (k.from) {
+    case From::ip: return std::string(client_ip());
+    case From::header: return std::string(hs.req.get(k.name));
+    case From::cookie: return std::string(cookie_value(hs.req, k.name));
+    case From::query: return std::string(query_value(hs.req.target, k.name));
+    case From::claim:
+      if (hs.filter_ctx && hs.filter_ctx->claims) return hs.filter_ctx->claims->text(k.name).value_or("");
+      break;
+  }
+  return {};
+}
+
 void Session::connect_upstream() {
   phase_ = Phase::connecting;
   close_deadline_ms_ = core::coarse_now_ms() + route_->timeouts.connect.count();
@@ -67,35 +86,54 @@ void Session::connect_upstream() {
   auto& hs = *hs_;
   const upstream::Group& group = *compiled_->group;
   const auto& gc = group.conf();
-  upstream::PickInput in;
   if (gc.policy == config::UpstreamGroup::Policy::hash) {
-    using From = config::HashKey::From;
-    switch (gc.hash.from) {
-      case From::ip: hs.pick_key = client_ip(); break;
-      case From::header: hs.pick_key = hs.req.get(gc.hash.name); break;
-      case From::cookie: hs.pick_key = cookie_value(hs.req, gc.hash.name); break;
-      case From::query: hs.pick_key = query_value(hs.req.target, gc.hash.name); break;
-      case From::claim:
-        if (hs.filter_ctx && hs.filter_ctx->claims) hs.pick_key = hs.filter_ctx->claims->text(gc.hash.name).value_or("");
-        break;
-    }
+    hs.pick_key = client_key(gc.hash);
     // No key (the header or claim is missing): the client's address.
     if (hs.pick_key.empty()) hs.pick_key = client_ip();
-    in.hash_key = hs.pick_key;
   }
-  bool had_cookie = false;
-  if (gc.sticky_cookie) {
-    const std::string_view v = cookie_value(hs.req, gc.cookie.name);
-    had_cookie = !v.empty();
-    if (had_cookie) {
-      in.sticky = upstream::verify_sticky(gc.cookie.key, group.label(), v);
-      if (!in.sticky) count_sticky(worker_.cells(), group.label(), "forged");
+  if (gc.session_map) {
+    // The member this key's last session had, from Redis; the handshake
+    // waits for the answer (at most Redis's reply timeout, 1 s).
+    const std::string key = client_key(gc.map.key);
+    auto* store = state::SharedCounters::get();
+    if (!key.empty() && store != nullptr) {
+      hs.map_key = std::string(group.label()) + ":" + key;
+      if (store->up()) {
+        hs.map_wait = std::make_shared<Session*>(this);
+        store->find(hs.map_key, worker_, [wait = hs.map_wait](std::string member) {
+          if (Session* self = *wait; self != nullptr && !self->finished_ && self->phase_ == Phase::connecting) {
+            self->hs_->map_wait.reset();
+            *wait = nullptr;
+            self->open_upstream(upstream::parse_member_id(member));
+          }
+        });
+        return;
+      }
     }
   }
+  std::optional<std::uint64_t> sticky;
+  hs.had_sticky = false;
+  if (gc.sticky_cookie) {
+    const std::string_view v = cookie_value(hs.req, gc.cookie.name);
+    if (!v.empty()) {
+      sticky = upstream::verify_sticky(gc.cookie.key, group.label(), v);
+      if (!sticky) count_sticky(worker_.cells(), group.label(), "forged");
+    }
+  }
+  open_upstream(sticky);
+}
+
+// sticky: the member a valid sticky cookie or the session map named.
+void Session::open_upstream(std::optional<std::uint64_t> sticky) {
+  auto& hs = *hs_;
+  const upstream::Group& group = *compiled_->group;
+  upstream::PickInput in;
+  in.hash_key = hs.pick_key;
+  in.sticky = sticky;
+  hs.had_sticky = sticky.has_value();
   hs.selection.emplace(group, gateway_.picker(), in);
   hs.upstream = make_upstream_leg(
       {*this, legs_[Side::upstream], worker_, *this, index(Side::upstream), *compiled_, *hs.selection, gateway_.echo_port});
-  hs.had_sticky = had_cookie && in.sticky;
   hs.upstream_extra = header_fields(hs.filter_ctx ? &hs.filter_ctx->upstream_headers : nullptr);
   hs.traceparent = obs::make_traceparent(trace_);
   hs.upstream_extra.push_back({"traceparent", hs.traceparent});
@@ -112,6 +150,10 @@ void Session::upstream_chosen(std::size_t member) {
 }
 
 void Session::release_member() {
+  if (map_key_) {  // this session no longer keeps its session-map entry alive
+    if (auto* store = state::SharedCounters::get()) store->unhold(std::move(*map_key_));
+    map_key_.reset();
+  }
   if (!member_live_) return;
   member_live_ = false;
   compiled_->group->state(upstream_index_).add_live(worker_.index(), -1);
@@ -152,8 +194,17 @@ void Session::upstream_opened(UpstreamOpened o) {
   std::string set_cookie;  // extra points into it until the response is built
   const upstream::Group& group = *compiled_->group;
   const auto& gc = group.conf();
+  const bool hit = hs_->selection && hs_->selection->sticky_hit() && hs_->selection->attempts() == 1;
+  if (gc.session_map && !hs_->map_key.empty()) {
+    count_sticky(worker_.cells(), group.label(), hit ? "hit" : hs_->had_sticky ? "moved" : "new");
+    if (auto* store = state::SharedCounters::get()) {
+      char id[17];
+      std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(group.state(upstream_index_).id));
+      store->hold(hs_->map_key, id, gc.map.ttl.count());
+      map_key_ = std::make_unique<std::string>(std::move(hs_->map_key));
+    }
+  }
   if (gc.sticky_cookie) {
-    const bool hit = hs_->selection && hs_->selection->sticky_hit() && hs_->selection->attempts() == 1;
     if (hit) {
       count_sticky(worker_.cells(), group.label(), "hit");
     } else {

@@ -25,6 +25,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <unordered_map>
 
 #include "config/config.h"
 #include "core/worker.h"
@@ -135,6 +136,38 @@ class RedisCounters final : public SharedCounters {
     });
   }
 
+  void find(std::string key, core::Worker& worker, std::function<void(std::string)> done) override {
+    enqueue([this, key = std::move(key), w = &worker, done = std::move(done)]() mutable {
+      auto answer = [w, done = std::move(done)](std::string v) mutable {
+        w->post([done = std::move(done), v = std::move(v)]() mutable { done(std::move(v)); });
+      };
+      if (ac_ == nullptr || !up_.load(std::memory_order_relaxed)) return answer("");
+      command({"GET", map_key(key)}, [answer = std::move(answer)](redisReply* r) mutable {
+        answer(std::string(text(r)));
+      });
+    });
+  }
+
+  void hold(std::string key, std::string value, std::int64_t ttl_ms) override {
+    enqueue([this, key = std::move(key), value = std::move(value), ttl_ms]() mutable {
+      Held& h = held_map_[key];
+      h.value = std::move(value);  // the latest session's member
+      h.ttl_ms = ttl_ms;
+      ++h.sessions;
+      write_map(key, h);
+    });
+  }
+
+  void unhold(std::string key) override {
+    enqueue([this, key = std::move(key)] {
+      const auto it = held_map_.find(key);
+      if (it == held_map_.end()) return;
+      if (--it->second.sessions > 0) return;
+      write_map(key, it->second);  // the ttl runs from the end of the last session
+      held_map_.erase(it);
+    });
+  }
+
   bool up() const override { return up_.load(std::memory_order_acquire); }
   bool refuse_when_down() const override { return s_.refuse_when_down; }
   std::string endpoint() const override { return s_.host + ":" + std::to_string(s_.port) + "/" + std::to_string(s_.db); }
@@ -159,11 +192,13 @@ class RedisCounters final : public SharedCounters {
       if (ac_ == nullptr && now >= next_connect_) connect();
       if (ac_ != nullptr && up_.load() && now >= next_renew_) renew();
       if (ac_ != nullptr && rev_loaded_ && !rev_reading_ && now >= next_rev_poll_) read_revocations();
+      if (ac_ != nullptr && up_.load() && !held_map_.empty() && now >= next_map_refresh_) refresh_map(false);
       if (ac_ != nullptr && !sent_.empty() && now - sent_.front() > kReplyTimeoutMs) drop("no reply within 1s");
       std::int64_t wait = 1'000;
       if (ac_ == nullptr) wait = std::min(wait, next_connect_ - now);
       else if (up_.load()) wait = std::min(wait, next_renew_ - now);
       if (ac_ != nullptr && rev_loaded_ && !rev_reading_) wait = std::min(wait, next_rev_poll_ - now);
+      if (ac_ != nullptr && up_.load() && !held_map_.empty()) wait = std::min(wait, next_map_refresh_ - now);
       if (!sent_.empty()) wait = std::min(wait, sent_.front() + kReplyTimeoutMs + 1 - now);
       pollfd fds[2] = {{wake_, POLLIN, 0}, {-1, 0, 0}};
       if (ac_ != nullptr) {
@@ -254,12 +289,6 @@ class RedisCounters final : public SharedCounters {
       }
       next_renew_ = now_ms() + s_.lease_ttl.count() / 3;
       backoff_ = kBackoffMinMs;
-      flush_revocations();
-      for (auto& c : revocation_restore_commands(s_.key_prefix, Revocations::global().list(wall_ms())))
-        command(std::move(c), [this](redisReply* r) {
-          if (r != nullptr && r->type == REDIS_REPLY_ERROR) log_error("ZADD", r);
-        });
-      load_revocations();
       if (!up_.exchange(true, std::memory_order_release)) {
         log::Line(log::Level::info, "redis.up")
             .str("redis", endpoint())
@@ -267,6 +296,15 @@ class RedisCounters final : public SharedCounters {
             .unum("slot_keys", book_.keys());
         down_logged_ = false;
       }
+      // What this instance holds beyond slot counts, written back too (a
+      // restarted, empty Redis learns it again), then what the others wrote.
+      flush_revocations();
+      refresh_map(true);
+      for (auto& c : revocation_restore_commands(s_.key_prefix, Revocations::global().list(wall_ms())))
+        command(std::move(c), [this](redisReply* r) {
+          if (r != nullptr && r->type == REDIS_REPLY_ERROR) log_error("ZADD", r);
+        });
+      load_revocations();
     });
   }
 
@@ -351,6 +389,34 @@ class RedisCounters final : public SharedCounters {
       if (entries->elements >= kRevocationReadBatch) next_rev_poll_ = 0;  // more behind: read on at once
       if (!got.empty() && on_revoked_) on_revoked_(std::move(got));
     });
+  }
+
+  struct Held {
+    std::string value;
+    std::int64_t ttl_ms = 0;
+    std::uint32_t sessions = 0;
+    std::int64_t written_ms = 0;  // 0: not in Redis yet (down)
+  };
+
+  std::string map_key(const std::string& key) const { return s_.key_prefix + "sm:" + key; }
+
+  void write_map(const std::string& key, Held& h) {
+    if (ac_ == nullptr || !up_.load(std::memory_order_relaxed)) {
+      h.written_ms = 0;  // written by the next resync
+      return;
+    }
+    h.written_ms = now_ms();
+    command({"SET", map_key(key), h.value, "PX", std::to_string(h.ttl_ms)}, [this](redisReply* r) {
+      if (r != nullptr && r->type == REDIS_REPLY_ERROR) log_error("SET", r);
+    });
+  }
+
+  // Every second: the keys of live sessions whose ttl is a third gone.
+  void refresh_map(bool all) {
+    const std::int64_t now = now_ms();
+    next_map_refresh_ = now + 1'000;
+    for (auto& [key, h] : held_map_)
+      if (all || h.written_ms == 0 || now - h.written_ms >= h.ttl_ms / 3) write_map(key, h);
   }
 
   static std::string_view text(const redisReply* r) {
@@ -466,6 +532,8 @@ class RedisCounters final : public SharedCounters {
   std::string rev_last_id_;
   bool rev_loaded_ = false, rev_reading_ = false;
   std::int64_t next_rev_poll_ = 0;
+  std::unordered_map<std::string, Held> held_map_;  // session_map keys of live sessions
+  std::int64_t next_map_refresh_ = 0;
 };
 
 }  // namespace

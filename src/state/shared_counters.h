@@ -75,6 +75,15 @@ class SharedCounters {
   // the first connect can answer, i.e. right after start.
   virtual void revoke(Revocations::Entry e) = 0;
   virtual void on_revoked(std::function<void(std::vector<Revocations::Entry>)> listener) = 0;
+  // Upstream groups' sticky.session_map: key (the store prefixes it) ->
+  // member. find(): worker thread; `done` runs later on `worker` with the
+  // value, "" when there is none or Redis cannot answer. hold(): a session
+  // of the key began on `value` (SET with the ttl, again every ttl/3 while
+  // any session of the key lives, and after every reconnect); unhold(): one
+  // ended (after the last, the ttl runs from now). Any thread.
+  virtual void find(std::string key, core::Worker& worker, std::function<void(std::string)> done) = 0;
+  virtual void hold(std::string key, std::string value, std::int64_t ttl_ms) = 0;
+  virtual void unhold(std::string key) = 0;
   // Connected, scripts loaded, this instance's leases in place.
   virtual bool up() const = 0;
   virtual bool refuse_when_down() const = 0;

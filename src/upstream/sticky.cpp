@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 
 #include <array>
+#include <charconv>
 
 #include "upstream/maglev.h"
 
@@ -99,6 +100,14 @@ std::optional<std::uint64_t> verify_sticky(std::string_view key, std::string_vie
   const auto m = mac(key, group, id, &len);
   if (CRYPTO_memcmp(m.data(), sig->data(), kMacBytes) != 0) return std::nullopt;
   return id;
+}
+
+std::optional<std::uint64_t> parse_member_id(std::string_view hex) {
+  if (hex.size() != 16) return std::nullopt;
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), v, 16);
+  if (ec != std::errc() || end != hex.data() + hex.size()) return std::nullopt;
+  return v;
 }
 
 }  // namespace weir::upstream

@@ -21,4 +21,8 @@ std::string sign_sticky(std::string_view key, std::string_view group, std::uint6
 // signature does not match (forged, or signed with another key).
 std::optional<std::uint64_t> verify_sticky(std::string_view key, std::string_view group, std::string_view value);
 
+// A member id as the session map stores it (16 hex digits); nullopt for
+// anything else (no entry: "").
+std::optional<std::uint64_t> parse_member_id(std::string_view hex);
+
 }  // namespace weir::upstream

@@ -164,7 +164,9 @@ TEST(Balancer, UnavailableMembersAreSkippedAndOthersKeepTheirKeys) {
   for (int i = 0; i < 3000; ++i) {
     const auto m = Selection(g, p, {std::to_string(i), std::nullopt}).next(now);
     EXPECT_NE(m, 1u);
-    if (before[i] != 1) EXPECT_EQ(m, before[i]) << i;
+    if (before[i] != 1) {
+      EXPECT_EQ(m, before[i]) << i;
+    }
   }
   g.state(1).healthy = true;
 }
@@ -343,6 +345,41 @@ TEST(UpstreamGroupConfig, ErrorsPointAtTheKey) {
             "t.yaml:2:47: 'weight' must be an integer 1-1000");
   EXPECT_EQ(error_of("listeners: [{port: 1}]\nroutes: [{upstreams: [127.0.0.1:1, 127.0.0.1:1]}]\n"),
             "t.yaml:2:36: upstream '127.0.0.1:1' is listed twice (first at line 2)");
+}
+
+TEST(UpstreamGroupConfig, SessionMapNeedsRedisState) {
+  const std::string group =
+      "upstream_groups:\n  - name: g\n    members: [127.0.0.1:1, 127.0.0.1:2]\n"
+      "    sticky: {session_map: {key: claim:sub, ttl: 10m}}\nroutes: [{upstream_group: g}]\n";
+  const auto c = config::load_string("listeners: [{port: 1}]\nstate: {backend: redis, url: redis://127.0.0.1}\n" + group,
+                                     "t.yaml");
+  const auto& g = *c.upstream_groups[0];
+  EXPECT_TRUE(g.session_map);
+  EXPECT_FALSE(g.sticky_cookie);
+  EXPECT_EQ(g.map.key.from, config::HashKey::From::claim);
+  EXPECT_EQ(g.map.key.name, "sub");
+  EXPECT_EQ(g.map.ttl.count(), 600'000);
+  EXPECT_EQ(error_of("listeners: [{port: 1}]\n" + group),
+            "t.yaml:5:14: 'session_map' needs 'state: {backend: redis}' (it lives in Redis)");
+  const std::string redis = "listeners: [{port: 1}]\nstate: {backend: redis, url: redis://127.0.0.1}\n"
+                            "upstream_groups:\n  - name: g\n    members: [127.0.0.1:1]\n";
+  EXPECT_EQ(error_of(redis + "    sticky: {session_map: {key: body}}\nroutes: [{upstream_group: g}]\n"),
+            "t.yaml:6:33: 'sticky.session_map.key' must be ip, header:NAME, cookie:NAME, query:NAME or claim:PATH, "
+            "got 'body'");
+  EXPECT_EQ(error_of(redis + "    sticky: {session_map: {key: ip, ttl: 10ms}}\nroutes: [{upstream_group: g}]\n"),
+            "t.yaml:6:42: 'sticky.session_map.ttl' must be at least 1s");
+  EXPECT_EQ(error_of(redis + "    sticky: {session_map: {key: ip}, cookie: {key: 0123456789abcdef}}\n"
+                             "routes: [{upstream_group: g}]\n"),
+            "t.yaml:6:14: 'sticky' takes 'cookie' or 'session_map', not both");
+  EXPECT_EQ(error_of(redis + "    sticky: {}\nroutes: [{upstream_group: g}]\n"),
+            "t.yaml:6:13: missing required key 'cookie' in sticky (or 'session_map')");
+}
+
+TEST(Sticky, MemberIdsAsTheSessionMapKeepsThem) {
+  EXPECT_EQ(parse_member_id("00000000000000ff"), 255u);
+  EXPECT_EQ(parse_member_id("ffffffffffffffff"), UINT64_MAX);
+  for (const char* bad : {"", "ff", "0000000000000000f", "000000000000000g", "-000000000000001"})
+    EXPECT_FALSE(parse_member_id(bad)) << bad;
 }
 
 }  // namespace
