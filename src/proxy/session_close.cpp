@@ -16,6 +16,8 @@
 #include "proxy/handshake_state.h"
 #include "proxy/runtime.h"
 #include "proxy/session.h"
+#include "upstream/group.h"
+#include "upstream/group_metrics.h"
 
 namespace weir::proxy {
 
@@ -107,6 +109,14 @@ void Session::side_lost(Side s, std::string_view why) {
   side.tx_dead = true;
   side.cut();
   if (!side.rx_closed) {
+    // Passive health: a backend that drops a live session without a Close
+    // (reset, crash) fails like a refused connect, unless the session was
+    // already ending or the client went first (then the cut is ours).
+    if (s == Side::upstream && phase_ == Phase::relay && !closing_ && !legs_[Side::client].rx_eof) {
+      const upstream::Group& g = *compiled_->group;
+      if (g.report(upstream_index_, false, core::coarse_now_ms()))
+        upstream::count_group_event(worker_.cells(), upstream::GroupEvent::ejection, g.label(), upstream_addr_);
+    }
     record_end(side_name(s), ws::close_code::abnormal, why);
     if (s == Side::client) queue_close(Side::upstream, ws::close_code::going_away, "client went away");
     else queue_close(Side::client, ws::close_code::internal_error, "upstream connection lost");

@@ -7,6 +7,7 @@ backend):
 - the signed sticky cookie: a returning client lands on its backend; a forged cookie is
   ignored and counted;
 - retries: a dead member costs no client a failure, and passive health ejects it;
+- passive health from live sessions: a backend that drops them is ejected;
 - active health (websocket checks): a killed backend goes unhealthy and gets no new
   clients; restarted on its port, it comes back;
 - drain through the admin API: no new sessions, the old ones get 1012 at the deadline;
@@ -169,6 +170,43 @@ def test_active_checks_take_a_killed_backend_out_and_bring_it_back(weir, peers):
     peers.peers.append(revived)
     w.log.wait("upstream.health", timeout=5, healthy=True)
     assert "b2" in set(names(w.url(), 6))
+
+
+def test_live_sessions_dropped_by_a_backend_eject_it(weir, peers):
+    """Passive health from the data path: a backend that dies under live sessions (no
+    Close) fails them, each a failure in a row: ejected before any new client tries it."""
+    b = backends(peers, 2)
+    dead = b[0].addr
+    w = start(weir, [group_cfg(b, retries=0, outlier_detection={"consecutive_failures": 3})])
+
+    async def run():
+        conns = []
+        for _ in range(6):  # round robin: 3 on each
+            ws = await aiohelp.connect(w.url()).__aenter__()
+            conns.append((json.loads(await ws.recv())["name"], ws))
+        b[0].kill()
+        for name, ws in conns:
+            if name != "b1":
+                continue
+            try:
+                await asyncio.wait_for(ws.recv(), 5)
+            except websockets.ConnectionClosed:
+                pass
+            assert ws.close_code == 1011  # the client learns, and reconnects
+        ev = w.log.wait("upstream.eject", timeout=5)[0]
+        assert ev["upstream"] == dead
+        assert member_state(w, dead)["ejected"] is True
+        # retries: 0, so a new client sent to the dead member would fail: none does.
+        assert [(await who(w.url()))[0] for _ in range(6)] == ["b2"] * 6
+        for name, ws in conns:
+            if name == "b2":
+                await ws.send("still here")
+                assert await ws.recv() == "still here"
+                await ws.close()
+    aiohelp.run(run(), 60)
+    m = w.metrics()
+    assert m[f'weir_upstream_ejections_total{{group="pool",upstream="{dead}"}}'] == 1
+    assert m.get(f'weir_upstream_retries_total{{group="pool",upstream="{dead}"}}', 0) == 0
 
 
 def test_drain_from_the_admin_api_ends_in_1012(weir, peers):
