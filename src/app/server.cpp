@@ -161,7 +161,7 @@ class Server final : public admin::Gateway {
                         std::string reason, std::function<void(std::size_t)> done) {
           app::close_member(workers_, *main_io_, m, max, min_age, code, std::move(reason), std::move(done));
         });
-    supervisor_->set_groups(runtime_->groups);
+    supervisor_->set_groups(runtime_->groups, runtime_->group_tls);
     listening_ = true;
     log::Line(log::Level::info, "started")
         .num("workers", n)
@@ -452,7 +452,7 @@ class Server final : public admin::Gateway {
     runtime_ = std::move(rt);
     ++reloads_ok_;
     if (prober_) prober_->set_config(*cfg_);
-    if (supervisor_) supervisor_->set_groups(runtime_->groups);
+    if (supervisor_) supervisor_->set_groups(runtime_->groups, runtime_->group_tls);
     if (!runtime_->tls->empty()) {
       log::Line(log::Level::info, "tls.reload").num("certificates", static_cast<std::int64_t>(runtime_->tls->certificates));
     }

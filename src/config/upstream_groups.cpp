@@ -132,12 +132,6 @@ void Loader::group_settings(const Fields& fs, UpstreamGroup& g) const {
       }
     }
     if (g.health.interval < Millis(100)) fail(v->key_mark, "'health_check.interval' must be at least 100ms");
-    if (g.health.type != HealthCheck::Type::tcp) {
-      for (const auto& m : g.members)
-        if (m.up.tls)
-          fail(t.mark, "health_check type " + quote(type) + " speaks plain HTTP: member " + quote(m.up.text) +
-                           " is wss:// (use type tcp)");
-    }
   }
   if (const Field* v = fs.find("outlier_detection")) {
     const Fields o = fields(*v, "in outlier_detection",

@@ -34,7 +34,13 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
     rt->buffer_bytes = std::max<std::size_t>(rt->buffer_bytes, r.conf->limits.buffer_bytes);
     rt->routes.push_back(std::move(r));
   }
-  for (const auto& g : rt->groups) upstream::declare_group_metrics(*g);
+  for (const auto& g : rt->groups) {
+    upstream::declare_group_metrics(*g);
+    std::shared_ptr<const net::TlsClient> tls;
+    for (const auto& r : rt->routes)
+      if (r.group == g.get() && r.tls && !tls) tls = r.tls;
+    rt->group_tls.push_back(std::move(tls));
+  }
   for (const auto& l : cfg->listeners)
     rt->listener_metrics.push_back(ListenerMetrics::build(obs::Registry::global(), listener_key(l)));
   rt->config = std::move(cfg);

@@ -57,6 +57,9 @@ class Runtime {
   // Every upstream group of this generation: the named ones in config
   // order, then the routes' own lists.
   std::vector<std::shared_ptr<const upstream::Group>> groups;
+  // By group: the TLS client its wss:// members are reached with (that of
+  // the first route using it; null: none), for the active health checks.
+  std::vector<std::shared_ptr<const net::TlsClient>> group_tls;
   const upstream::Group* find_group(std::string_view name) const;  // a named group
 
   // The listener's TLS server (null for a plain listener or an unknown index).

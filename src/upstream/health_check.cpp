@@ -7,11 +7,15 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <array>
 #include <memory>
 
 #include "http/head.h"
 #include "http/upgrade.h"
+#include "net/tls.h"
 #include "ws/frame.h"
 
 namespace weir::upstream {
@@ -26,11 +30,17 @@ constexpr std::size_t kMaxHead = 16 * 1024;
 
 struct Check : std::enable_shared_from_this<Check> {
   Check(asio::io_context& io, const config::HealthCheck& c, const config::Upstream& m,
-        std::function<void(bool, std::string)> d)
-      : conf(c), member(m), done(std::move(d)), resolver(io), socket(io), timer(io) {}
+        std::shared_ptr<const net::TlsClient> t, std::function<void(bool, std::string)> d)
+      : conf(c), member(m), tls(std::move(t)), done(std::move(d)), resolver(io), socket(io), timer(io) {}
+  ~Check() {
+    if (ssl != nullptr) SSL_free(ssl);
+  }
 
   config::HealthCheck conf;
   config::Upstream member;
+  std::shared_ptr<const net::TlsClient> tls;  // wss:// member: null = plain
+  SSL* ssl = nullptr;                         // on socket's descriptor, once connected
+  std::size_t out_pos = 0;
   std::function<void(bool, std::string)> done;
   tcp::resolver resolver;
   tcp::socket socket;
@@ -73,6 +83,81 @@ struct Check : std::enable_shared_from_this<Check> {
   }
 
   void connected() {
+    if (tls == nullptr && member.tls) return finish(false, "TLS: no route uses this group (no TLS settings)");
+    if (tls == nullptr) return request();
+    ssl = tls->new_ssl(member.host, member.port);
+    error_code ec;
+    socket.native_non_blocking(true, ec);
+    if (ssl == nullptr || ec || SSL_set_fd(ssl, socket.native_handle()) != 1)
+      return finish(false, "TLS: cannot set up the session");
+    tls_step([this] { return SSL_connect(ssl); }, [this](int) { request(); });
+  }
+
+  // One TLS operation on the non-blocking socket: again when the socket is
+  // ready for what it wants, then next(its result > 0); fails the check on
+  // any other error (a certificate the group's ca does not trust, ...).
+  void tls_step(std::function<int()> op, std::function<void(int)> next) {
+    ERR_clear_error();
+    const int r = op();
+    if (r > 0) return next(r);
+    const int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      socket.async_wait(e == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write,
+                        [self = shared_from_this(), op = std::move(op), next = std::move(next)](error_code ec) mutable {
+                          if (self->finished) return;
+                          if (ec) return self->finish(false, "TLS: " + ec.message());
+                          self->tls_step(std::move(op), std::move(next));
+                        });
+      return;
+    }
+    char buf[256] = "connection closed";
+    if (const unsigned long err = ERR_get_error(); err != 0) ERR_error_string_n(err, buf, sizeof buf);
+    if (const long v = SSL_get_verify_result(ssl); v != X509_V_OK)
+      return finish(false, std::string("TLS: certificate: ") + X509_verify_cert_error_string(v));
+    finish(false, std::string("TLS: ") + buf);
+  }
+
+  // out, whole, to the member; then next().
+  void write_out(std::function<void()> next) {
+    if (ssl == nullptr) {
+      asio::async_write(socket, asio::buffer(out), [self = shared_from_this(), next](error_code ec, std::size_t) {
+        if (self->finished) return;
+        if (ec) return self->finish(false, "write: " + ec.message());
+        next();
+      });
+      return;
+    }
+    out_pos = 0;
+    tls_write(std::move(next));
+  }
+  void tls_write(std::function<void()> next) {
+    if (out_pos == out.size()) return next();
+    tls_step([this] { return SSL_write(ssl, out.data() + out_pos, static_cast<int>(out.size() - out_pos)); },
+             [this, next = std::move(next)](int n) mutable {
+               out_pos += static_cast<std::size_t>(n);
+               tls_write(std::move(next));
+             });
+  }
+
+  // Some bytes from the member, appended to in; then next().
+  void read_some(std::function<void()> next) {
+    if (ssl == nullptr) {
+      socket.async_read_some(asio::buffer(buf), [self = shared_from_this(), next](error_code ec, std::size_t n) {
+        if (self->finished) return;
+        if (ec) return self->finish(false, "read: " + ec.message());
+        self->in.append(self->buf.data(), n);
+        next();
+      });
+      return;
+    }
+    tls_step([this] { return SSL_read(ssl, buf.data(), static_cast<int>(buf.size())); },
+             [this, next = std::move(next)](int n) {
+               in.append(buf.data(), static_cast<std::size_t>(n));
+               next();
+             });
+  }
+
+  void request() {
     using Type = config::HealthCheck::Type;
     if (conf.type == Type::tcp) return finish(true, {});
     out = "GET " + conf.path + " HTTP/1.1\r\nHost: " + host() + "\r\nUser-Agent: weir-health-check\r\n";
@@ -96,26 +181,19 @@ struct Check : std::enable_shared_from_this<Check> {
     } else {
       out += "Connection: close\r\n\r\n";
     }
-    asio::async_write(socket, asio::buffer(out), [self = shared_from_this()](error_code ec, std::size_t) {
-      if (self->finished) return;
-      if (ec) return self->finish(false, "write: " + ec.message());
-      self->read_head();
-    });
+    write_out([this] { read_head(); });
   }
 
   void read_head() {
-    socket.async_read_some(asio::buffer(buf), [self = shared_from_this()](error_code ec, std::size_t n) {
-      if (self->finished) return;
-      if (ec) return self->finish(false, "read: " + ec.message());
-      self->in.append(self->buf.data(), n);
+    read_some([this] {
       http::Head h;
-      switch (http::parse_response_head(self->in, kMaxHead, h)) {
-        case http::ParseStatus::need_more: return self->read_head();
-        case http::ParseStatus::too_large: return self->finish(false, "response head too large");
-        case http::ParseStatus::bad: return self->finish(false, "malformed response");
+      switch (http::parse_response_head(in, kMaxHead, h)) {
+        case http::ParseStatus::need_more: return read_head();
+        case http::ParseStatus::too_large: return finish(false, "response head too large");
+        case http::ParseStatus::bad: return finish(false, "malformed response");
         case http::ParseStatus::complete: break;
       }
-      self->on_head(h);
+      on_head(h);
     });
   }
 
@@ -130,11 +208,7 @@ struct Check : std::enable_shared_from_this<Check> {
     std::uint8_t frame[2 + 4 + 125];
     const std::size_t n = ws::build_control_frame(frame, ws::Opcode::ping, "weir-health", true);
     out.assign(reinterpret_cast<const char*>(frame), n);
-    asio::async_write(socket, asio::buffer(out), [self = shared_from_this()](error_code ec, std::size_t) {
-      if (self->finished) return;
-      if (ec) return self->finish(false, "write: " + ec.message());
-      self->read_pong();
-    });
+    write_out([this] { read_pong(); });
   }
 
   // Frames until the pong (a backend may send a greeting first): an
@@ -158,28 +232,29 @@ struct Check : std::enable_shared_from_this<Check> {
         std::uint8_t frame[2 + 4 + 125];
         const std::size_t n = ws::build_close_frame(frame, 1001, "", true);
         out.assign(reinterpret_cast<const char*>(frame), n);
-        error_code ignored;
-        asio::write(socket, asio::buffer(out), ignored);  // a few bytes into an empty send buffer
+        // A few bytes into an empty send buffer, best effort.
+        if (ssl != nullptr) {
+          ERR_clear_error();
+          (void)SSL_write(ssl, out.data(), static_cast<int>(out.size()));
+        } else {
+          error_code ignored;
+          asio::write(socket, asio::buffer(out), ignored);
+        }
         return finish(true, {});
       }
       if ((b0 & 0x0f) == 0x08) return finish(false, "closed before the pong");
       in.erase(0, hdr + len);
     }
     if (in.size() > kMaxHead) return finish(false, "no pong within 16 KiB");
-    socket.async_read_some(asio::buffer(buf), [self = shared_from_this()](error_code ec, std::size_t n) {
-      if (self->finished) return;
-      if (ec) return self->finish(false, "read: " + ec.message());
-      self->in.append(self->buf.data(), n);
-      self->read_pong();
-    });
+    read_some([this] { read_pong(); });
   }
 };
 
 }  // namespace
 
 void run_health_check(asio::io_context& io, const config::HealthCheck& check, const config::Upstream& member,
-                      std::function<void(bool, std::string)> done) {
-  std::make_shared<Check>(io, check, member, std::move(done))->start();
+                      std::shared_ptr<const net::TlsClient> tls, std::function<void(bool, std::string)> done) {
+  std::make_shared<Check>(io, check, member, std::move(tls), std::move(done))->start();
 }
 
 }  // namespace weir::upstream

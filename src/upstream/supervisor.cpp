@@ -38,6 +38,7 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
     std::shared_ptr<MemberState> state;
     config::HealthCheck conf;
     config::Upstream up;
+    std::shared_ptr<const net::TlsClient> tls;  // wss:// members
     unsigned passes = 0, fails = 0;
     std::string last_error;
     std::unique_ptr<asio::steady_timer> timer;
@@ -61,13 +62,14 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
   bool stopped = false;
   std::size_t collector = 0;
 
-  void set(std::vector<std::shared_ptr<const Group>> gs) {
+  void set(std::vector<std::shared_ptr<const Group>> gs, std::vector<std::shared_ptr<const net::TlsClient>> tls) {
     groups = std::move(gs);
     ++epoch;
     for (auto& [_, c] : checkers)
       if (c.timer) c.timer->cancel();
     std::map<const MemberState*, Checker> next;
-    for (const auto& g : groups) {
+    for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+      const auto& g = groups[gi];
       const auto& hc = g->conf().health;
       for (std::size_t i = 0; i < g->size(); ++i) {
         MemberState& s = g->state(i);
@@ -86,6 +88,7 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
         c.state = g->state_ptr(i);
         c.conf = hc;
         c.up = up;
+        if (up.tls && gi < tls.size()) c.tls = tls[gi];
         c.timer = std::make_unique<asio::steady_timer>(io);
         c.epoch = epoch;
         next.emplace(&s, std::move(c));
@@ -100,7 +103,7 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
     auto it = checkers.find(key);
     if (it == checkers.end()) return;
     Checker& c = it->second;
-    run_health_check(io, c.conf, c.up, [self = shared_from_this(), key, ep](bool ok, std::string why) {
+    run_health_check(io, c.conf, c.up, c.tls, [self = shared_from_this(), key, ep](bool ok, std::string why) {
       if (self->stopped || ep != self->epoch) return;
       auto it2 = self->checkers.find(key);
       if (it2 == self->checkers.end()) return;
@@ -246,7 +249,10 @@ void Supervisor::stop() {
     if (c.timer) c.timer->cancel();
 }
 
-void Supervisor::set_groups(std::vector<std::shared_ptr<const Group>> groups) { impl_->set(std::move(groups)); }
+void Supervisor::set_groups(std::vector<std::shared_ptr<const Group>> groups,
+                            std::vector<std::shared_ptr<const net::TlsClient>> tls) {
+  impl_->set(std::move(groups), std::move(tls));
+}
 
 std::vector<Supervisor::GroupStatus> Supervisor::status() const {
   std::vector<GroupStatus> out;

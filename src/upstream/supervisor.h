@@ -18,6 +18,10 @@ namespace boost::asio {
 class io_context;
 }
 
+namespace weir::net {
+class TlsClient;
+}
+
 namespace weir::upstream {
 
 class Supervisor {
@@ -33,8 +37,10 @@ class Supervisor {
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
-  // The groups of the running generation (at start and after each reload).
-  void set_groups(std::vector<std::shared_ptr<const Group>> groups);
+  // The groups of the running generation (at start and after each reload),
+  // and by group the TLS client of its wss:// members (null: none).
+  void set_groups(std::vector<std::shared_ptr<const Group>> groups,
+                  std::vector<std::shared_ptr<const net::TlsClient>> tls);
   void stop();
 
   // The admin API's view and its drain switch.

@@ -56,7 +56,7 @@ def main():
             short = {"commonName": "CN", "organizationName": "O"}
             subject = ",".join(f"{short.get(k, k)}={v}" for rdn in peer.get("subject", ())
                                for k, v in rdn)
-        emit(event="open", conn=conn, sni=snis.get(id(sslobj)) if sslobj else None,
+        emit(event="open", conn=conn, path=ws.path, sni=snis.get(id(sslobj)) if sslobj else None,
              client_cert=subject, tls=sslobj.version() if sslobj else None,
              session_reused=sslobj.session_reused if sslobj else None,
              headers=[[k, v] for k, v in ws.request_headers.raw_items()])
