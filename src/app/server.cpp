@@ -27,6 +27,7 @@
 #include "proxy/runtime.h"
 #include "proxy/session.h"
 #include "state/shared_counters.h"
+#include "upstream/dns_watch.h"
 #include "upstream/echo_server.h"
 #include "upstream/probe.h"
 #include "upstream/supervisor.h"
@@ -162,6 +163,13 @@ class Server final : public admin::Gateway {
           app::close_member(workers_, *main_io_, m, max, min_age, code, std::move(reason), std::move(done));
         });
     supervisor_->set_groups(runtime_->groups, runtime_->group_tls);
+    // Names of groups with resolve_interval: a changed answer rebuilds the
+    // generation with one member per address, as a reload would.
+    dns_ = std::make_unique<upstream::DnsWatch>(main_io, [this](const config::ResolvedNames& names) {
+      resolved_ = names;
+      if (!draining_) reload(false);
+    });
+    dns_->set(*cfg_);
     listening_ = true;
     log::Line(log::Level::info, "started")
         .num("workers", n)
@@ -185,6 +193,7 @@ class Server final : public admin::Gateway {
     admin_.reset();
     prober_.reset();
     supervisor_.reset();
+    dns_.reset();
     for (auto& w : workers_) w->stop();
     for (auto& w : workers_) w->join();
     state::SharedCounters::set(nullptr);
@@ -371,14 +380,16 @@ class Server final : public admin::Gateway {
     }));
   }
 
-  void reload() {
-    notify_reloading();
+  // reread: the file (SIGHUP, POST /admin/reload); else the running config
+  // again with the names' latest addresses (DnsWatch).
+  void reload(bool reread = true) {
+    if (reread) notify_reloading();
     const std::uint64_t generation = runtime_->generation + 1;
     std::shared_ptr<const config::Config> cfg = cfg_;
     std::shared_ptr<const proxy::Runtime> rt;
     try {
-      if (!cfg_->path.empty()) cfg = std::make_shared<const config::Config>(config::load_file(cfg_->path));
-      rt = proxy::Runtime::build(cfg, generation);
+      if (reread && !cfg_->path.empty()) cfg = std::make_shared<const config::Config>(config::load_file(cfg_->path));
+      rt = proxy::Runtime::build(config::with_addresses(cfg, resolved_), generation);
     } catch (const config::ConfigError& e) {
       reload_failed(e.what(), e.message, e.line);
       return;
@@ -427,9 +438,9 @@ class Server final : public admin::Gateway {
     // logged once every worker has: from then on, a new connection anywhere
     // gets the new generation.
     auto left = std::make_shared<std::size_t>(gateways_.size());
-    auto done = [this, generation, diff, routes = rt->routes.size(), left] {
+    auto done = [this, generation, diff, routes = rt->routes.size(), left, reread] {
       if (--*left != 0) return;
-      log_reload(generation, routes, diff);
+      log_reload(generation, routes, diff, reread ? "config" : "dns");
       notify_ready(live());
     };
     for (std::size_t w = 0; w < gateways_.size(); ++w) {
@@ -453,12 +464,13 @@ class Server final : public admin::Gateway {
     ++reloads_ok_;
     if (prober_) prober_->set_config(*cfg_);
     if (supervisor_) supervisor_->set_groups(runtime_->groups, runtime_->group_tls);
+    if (dns_ && reread) dns_->set(*cfg_);
     if (!runtime_->tls->empty()) {
       log::Line(log::Level::info, "tls.reload").num("certificates", static_cast<std::int64_t>(runtime_->tls->certificates));
     }
   }
 
-  void log_reload(std::uint64_t generation, std::size_t routes, const proxy::ReloadSummary& diff) {
+  void log_reload(std::uint64_t generation, std::size_t routes, const proxy::ReloadSummary& diff, const char* cause) {
     auto names = [](const std::vector<std::string>& v) {
       std::string s;
       for (const auto& n : v) s += (s.empty() ? "" : ",") + n;
@@ -466,6 +478,7 @@ class Server final : public admin::Gateway {
     };
     log::Line l(log::Level::info, "config.reload");
     l.unum("generation", generation)
+        .str("cause", cause)
         .num("routes", static_cast<std::int64_t>(routes))
         .str("added", names(diff.added))
         .str("removed", names(diff.removed))
@@ -584,6 +597,8 @@ class Server final : public admin::Gateway {
   std::unique_ptr<admin::HttpServer> admin_;
   std::unique_ptr<upstream::Prober> prober_;
   std::unique_ptr<upstream::Supervisor> supervisor_;
+  std::unique_ptr<upstream::DnsWatch> dns_;
+  config::ResolvedNames resolved_;  // the names' latest addresses (main thread)
   std::vector<std::size_t> collectors_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::uint64_t reloads_ok_ = 0, reloads_failed_ = 0;

@@ -387,7 +387,7 @@ Config Loader::load_unchecked(const std::string& yaml) const {
   const Fields fs = fields(
       root, "at top level",
       {"workers", "listeners", "timeouts", "limits", "keepalive", "shutdown", "reload", "log", "admin",
-       "state", "trusted_proxies", "upstream_groups", "routes"});
+       "state", "resolver", "trusted_proxies", "upstream_groups", "routes"});
 
   Config config;
   config.source = source_;
@@ -396,6 +396,7 @@ Config Loader::load_unchecked(const std::string& yaml) const {
   if (const Field* v = fs.find("admin")) config.admin = admin(*v);
   if (const Field* v = fs.find("state")) config.state = shared_state(*v);
   redis_state_ = config.state.backend == SharedState::Backend::redis;
+  if (const Field* v = fs.find("resolver")) config.resolver = resolver(*v);
   if (const Field* v = fs.find("trusted_proxies")) {
     for (const Field& item : list(*v, true)) {
       const std::string text = scalar(item, "a CIDR block such as 10.0.0.0/8, or an address");

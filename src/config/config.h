@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -153,6 +154,15 @@ struct Admin {
   SourcePos pos;
 };
 
+// How upstream groups with resolve_interval look names up (top-level
+// `resolver`): c-ares, with these servers or the system's (resolv.conf,
+// and /etc/hosts first).
+struct Resolver {
+  std::vector<std::string> nameservers;  // "host:port" / "[v6]:port" literals; empty = the system's
+  Millis timeout{2'000};                 // per lookup, all tries
+  bool operator==(const Resolver&) const = default;
+};
+
 // Where the limits' counters live (top-level `state`, docs/configuration.md).
 // Read at start only: a reload that changes it is logged and not applied.
 struct SharedState {
@@ -175,6 +185,7 @@ struct Config {
   std::vector<std::shared_ptr<const UpstreamGroup>> upstream_groups;  // the named ones
   Admin admin;
   SharedState state;
+  Resolver resolver;
   // Peers whose X-Forwarded-For is believed (net::client_from_forwarded):
   // the client address filters see is then the last untrusted hop.
   std::vector<net::Cidr> trusted_proxies;
@@ -209,6 +220,17 @@ class ConfigError : public std::runtime_error {
 // contents (one trailing newline stripped; a relative PATH is taken from the
 // config file's directory, or the current one for load_string), and `$${` is
 // a literal `${`. A file that cannot be read gives line and column 0.
+// Names (hosts of tcp members that are not address literals) of the groups
+// with resolve_interval, with the shortest interval asking for each.
+std::map<std::string, Millis> names_to_resolve(const Config& cfg);
+// Host name -> its addresses (literals), as last resolved.
+using ResolvedNames = std::map<std::string, std::vector<std::string>>;
+// cfg with each resolved name member of a resolve_interval group replaced by
+// one member per address (same settings; text "<as written>@<address>", so
+// each keeps its own health and sticky id across re-resolutions). A name
+// not resolved (yet) stays one member. cfg itself when nothing changes.
+std::shared_ptr<const Config> with_addresses(std::shared_ptr<const Config> cfg, const ResolvedNames& names);
+
 Config load_file(const std::string& path);
 Config load_string(const std::string& yaml, const std::string& source_name);
 
@@ -220,6 +242,7 @@ std::optional<Millis> parse_duration(const std::string& s);   // "250ms" "10s" "
 std::optional<std::uint64_t> parse_size(const std::string& s); // "512" "8KiB" "16MiB" "1GiB" "4k"
 // "host:port" "[::1]:80" "ws://host:port" "wss://host:port" "echo"
 std::optional<Upstream> parse_upstream(const std::string& s);
+bool ip_literal(const std::string& host);  // an IPv4 or IPv6 address (no brackets)
 // "redis://host[:port][/db]" into host, port and db of `out`; else why.
 bool parse_redis_url(const std::string& s, SharedState& out, std::string& why);
 

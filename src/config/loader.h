@@ -303,6 +303,7 @@ class Loader {
   std::vector<GroupMember> members(const Field& f) const;
   void group_settings(const Fields& fs, UpstreamGroup& g) const;
   HashKey hash_key(const Field& f) const;
+  Resolver resolver(const Field& f) const;
   // A route's `upstream_group` or `upstreams` (exactly one), into r.group and r.upstreams.
   void route_upstreams(const Fields& fs, const NamedGroups& groups, Route& r) const;
   ParsedRoute route(const Field& item, std::size_t index, const Route& defaults, const NamedGroups& groups) const;

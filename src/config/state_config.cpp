@@ -76,6 +76,28 @@ bool parse_redis_url(const std::string& s, SharedState& out, std::string& why) {
 
 namespace detail {
 
+Resolver Loader::resolver(const Field& f) const {
+  Resolver r;
+  const Fields fs = fields(f, "in resolver", {"nameservers", "timeout"});
+  if (const Field* v = fs.find("nameservers")) {
+    for (const Field& item : list(*v, false)) {
+      const std::string text = scalar(item, "an address and port, e.g. 10.0.0.2:53 or [fd00::2]:53");
+      const auto up = parse_upstream(text);
+      const bool literal = up && up->kind == Upstream::Kind::tcp && !up->tls && text.find("://") == std::string::npos &&
+                           ip_literal(up->host);
+      if (!literal)
+        fail(item.mark, item.label + " must be an address literal and port, e.g. 10.0.0.2:53 or [fd00::2]:53, got " +
+                            quote(text));
+      r.nameservers.push_back(text);
+    }
+  }
+  if (const Field* v = fs.find("timeout")) {
+    r.timeout = duration(*v, false);
+    if (r.timeout < Millis(100)) fail(v->mark, v->label + " must be at least 100ms");
+  }
+  return r;
+}
+
 SharedState Loader::shared_state(const Field& f) const {
   SharedState st;
   st.pos = pos(f.mark);

@@ -22,6 +22,10 @@ struct Upstream {
   std::uint16_t port = 0;
   bool tls = false;      // wss://
   std::string text;      // as written in the config, for logs
+  // A member made from one address of a name (resolve_interval): connect
+  // to this literal, while host (the name) stays for SNI and the TLS name
+  // check. Empty: resolve host per connect.
+  std::string address;
 };
 
 struct GroupMember {
@@ -90,6 +94,7 @@ struct UpstreamGroup {
   HashKey hash;                        // policy hash
   std::vector<GroupMember> members;    // never empty
   unsigned retries = 0;                // more members tried after a failed connect or upstream handshake
+  bool retries_set = false;            // written in the config (else: members - 1, at most 2)
   HealthCheck health;
   OutlierDetection outlier;
   Millis slow_start{0};                // ramp of a member that comes back; 0 = off
@@ -99,6 +104,10 @@ struct UpstreamGroup {
   SessionMap map;
   Millis drain_timeout{0};             // a draining member's sessions get 1012 after this; 0 = never
   Rebalance rebalance;
+  // Members given by a DNS name are re-resolved this often (off the event
+  // loop, config::Resolver), each address becoming a member of its own
+  // (config::with_addresses); 0 = a name is one member, resolved per connect.
+  Millis resolve_interval{0};
   int line = 0, col = 0;               // where it is defined (the route's `upstreams` for anonymous groups)
 };
 

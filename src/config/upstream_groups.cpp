@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <map>
 
+#include <arpa/inet.h>
+
 #include "config/config.h"
 #include "config/loader.h"
 
@@ -19,6 +21,8 @@ bool valid_group_name(const std::string& s) {
     return std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.';
   });
 }
+
+bool is_name(const Upstream& u) { return u.kind == Upstream::Kind::tcp && u.address.empty() && !ip_literal(u.host); }
 
 constexpr std::string_view kUpstreamRule = "host:port, [IPv6]:port, ws://host:port, wss://host:port or echo";
 
@@ -99,6 +103,7 @@ void Loader::group_settings(const Fields& fs, UpstreamGroup& g) const {
     const auto n = parse_uint(scalar(*v, "an integer 0-10"));
     if (!n || *n > 10) fail(v->mark, v->label + " must be an integer 0-10");
     g.retries = static_cast<unsigned>(*n);
+    g.retries_set = true;
   }
   if (const Field* v = fs.find("health_check")) {
     const Fields h = fields(*v, "in health_check",
@@ -219,7 +224,7 @@ Loader::NamedGroup Loader::upstream_group(const Field& item) const {
   const Fields fs = fields(item, "in an upstream group",
                            {"name", "members", "policy", "hash_key", "retries", "health_check",
                             "outlier_detection", "slow_start", "sticky", "drain_timeout", "rebalance",
-                            "upstream_tls"});
+                            "upstream_tls", "resolve_interval"});
   auto g = std::make_shared<UpstreamGroup>();
   g->line = item.mark.line + 1;
   g->col = item.mark.column + 1;
@@ -229,6 +234,10 @@ Loader::NamedGroup Loader::upstream_group(const Field& item) const {
   g->members = members(require(fs, "members", "in an upstream group"));
   g->retries = static_cast<unsigned>(std::min<std::size_t>(g->members.size() - 1, 2));
   group_settings(fs, *g);
+  if (const Field* v = fs.find("resolve_interval")) {
+    g->resolve_interval = duration(*v, false);
+    if (g->resolve_interval < Millis(100)) fail(v->mark, v->label + " must be at least 100ms");
+  }
   NamedGroup out;
   if (const Field* v = fs.find("upstream_tls")) {
     if (std::none_of(g->members.begin(), g->members.end(), [](const GroupMember& m) { return m.up.tls; }))
@@ -298,3 +307,67 @@ void Loader::route_upstreams(const Fields& fs, const NamedGroups& groups, Route&
 }
 
 }  // namespace weir::config::detail
+
+namespace weir::config {
+
+bool ip_literal(const std::string& host) {
+  in_addr a4{};
+  in6_addr a6{};
+  return inet_pton(AF_INET, host.c_str(), &a4) == 1 || inet_pton(AF_INET6, host.c_str(), &a6) == 1;
+}
+
+std::map<std::string, Millis> names_to_resolve(const Config& cfg) {
+  std::map<std::string, Millis> out;
+  for (const auto& g : cfg.upstream_groups) {
+    if (g->resolve_interval.count() == 0) continue;
+    for (const auto& m : g->members) {
+      if (!detail::is_name(m.up)) continue;
+      auto [it, fresh] = out.emplace(m.up.host, g->resolve_interval);
+      if (!fresh) it->second = std::min(it->second, g->resolve_interval);
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<const Config> with_addresses(std::shared_ptr<const Config> cfg, const ResolvedNames& names) {
+  std::shared_ptr<Config> out;
+  std::map<const UpstreamGroup*, std::shared_ptr<const UpstreamGroup>> moved;
+  for (std::size_t i = 0; i < cfg->upstream_groups.size(); ++i) {
+    const auto& g = cfg->upstream_groups[i];
+    if (g->resolve_interval.count() == 0) continue;
+    auto expanded = std::make_shared<UpstreamGroup>(*g);
+    expanded->members.clear();
+    bool any = false;
+    for (const auto& m : g->members) {
+      const auto it = detail::is_name(m.up) ? names.find(m.up.host) : names.end();
+      if (it == names.end() || it->second.empty()) {
+        expanded->members.push_back(m);
+        continue;
+      }
+      any = true;
+      for (const auto& addr : it->second) {
+        GroupMember one = m;
+        one.up.address = addr;
+        one.up.text = m.up.text + "@" + addr;
+        expanded->members.push_back(std::move(one));
+      }
+    }
+    if (!any) continue;
+    if (!expanded->retries_set)
+      expanded->retries = static_cast<unsigned>(std::min<std::size_t>(expanded->members.size() - 1, 2));
+    if (!out) out = std::make_shared<Config>(*cfg);
+    out->upstream_groups[i] = expanded;
+    moved.emplace(g.get(), std::move(expanded));
+  }
+  if (!out) return cfg;
+  for (auto& r : out->routes) {
+    const auto it = moved.find(r.group.get());
+    if (it == moved.end()) continue;
+    r.group = it->second;
+    r.upstreams.clear();
+    for (const auto& m : r.group->members) r.upstreams.push_back(m.up);
+  }
+  return out;
+}
+
+}  // namespace weir::config

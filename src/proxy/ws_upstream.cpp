@@ -276,7 +276,9 @@ void WsUpstream::start_member() {
     return;
   }
   error_code ec;
-  const auto addr = asio::ip::make_address(up.host, ec);
+  // A member made from one address of a name (resolve_interval) connects
+  // there; TLS still names the host.
+  const auto addr = asio::ip::make_address(up.address.empty() ? up.host : up.address, ec);
   if (!ec) {
     endpoints_.emplace_back(addr, up.port);
     connect_next();

@@ -427,6 +427,7 @@ class RedisCounters final : public SharedCounters {
 
   void went_down(const std::string& why) {
     up_.store(false, std::memory_order_release);
+    if (stop_.load()) return;  // our own disconnect at exit: no outage to report
     rev_loaded_ = rev_reading_ = false;
     next_connect_ = now_ms() + backoff_;
     backoff_ = std::min(backoff_ * 2, kBackoffMaxMs);

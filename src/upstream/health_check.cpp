@@ -64,7 +64,7 @@ struct Check : std::enable_shared_from_this<Check> {
     timer.async_wait([self = shared_from_this()](error_code ec) {
       if (!ec) self->finish(false, "timeout");
     });
-    resolver.async_resolve(member.host, std::to_string(member.port),
+    resolver.async_resolve(member.address.empty() ? member.host : member.address, std::to_string(member.port),
                            [self = shared_from_this()](error_code ec, tcp::resolver::results_type r) {
                              if (self->finished) return;
                              if (ec) return self->finish(false, "resolve: " + ec.message());

@@ -90,7 +90,7 @@ struct Prober::Impl : std::enable_shared_from_this<Prober::Impl> {
       self->done(text, r, "timeout");
     });
     resolver->async_resolve(
-        t.up.host, std::to_string(t.up.port),
+        t.up.address.empty() ? t.up.host : t.up.address, std::to_string(t.up.port),
         [self, text, r, socket, resolver, deadline](error_code ec, tcp::resolver::results_type eps) {
           auto it = self->targets.find(text);
           if (it == self->targets.end() || it->second.round != r) return;  // the deadline answered

@@ -48,6 +48,7 @@ def main():
     ap.add_argument("--size", type=int, default=1 << 20)
     ap.add_argument("--no-compression", action="store_true")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--host", default="127.0.0.1")  # another loopback address (127.0.0.2, ...)
     args = ap.parse_args()
 
     counter = {"n": 0}
@@ -103,7 +104,7 @@ def main():
     async def run():
         subprotocols = [p for p in args.subprotocols.split(",") if p] or None
         server = await websockets.serve(
-            handler, "127.0.0.1", args.port, max_size=None, ping_interval=None,
+            handler, args.host, args.port, max_size=None, ping_interval=None,
             subprotocols=subprotocols, process_request=process_request,
             compression=None if args.no_compression else "deflate")
         port = server.sockets[0].getsockname()[1]
