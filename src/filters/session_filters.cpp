@@ -18,7 +18,7 @@ Chain::Chain(const std::vector<std::shared_ptr<const config::FilterSettings>>& s
 SessionFilters::SessionFilters(const Chain& chain, obs::Cell* cells) : hooks_(chain.hooks()) {
   entries_.reserve(chain.filters().size());
   for (const auto& f : chain.filters()) {
-    entries_.push_back({f.get(), f->instantiate()});
+    entries_.push_back({f.get(), f->instantiate(), f->hooks()});
     entries_.back().instance->cells_ = cells;
   }
 }
@@ -41,7 +41,7 @@ HandshakeVerdict SessionFilters::run_handshake(HandshakeContext& ctx, Done done)
 HandshakeVerdict SessionFilters::run_from(std::size_t index) {
   for (std::size_t i = index; i < entries_.size(); ++i) {
     Entry& e = entries_[i];
-    if ((e.filter->hooks() & kHandshake) == 0) continue;
+    if ((e.hooks & kHandshake) == 0) continue;
     // One PendingRun serves every hook that kept no Resume: a synchronous
     // chain allocates once per session, not once per filter.
     if (!run_ || run_.use_count() > 1) run_ = std::make_shared<PendingRun>();
@@ -104,7 +104,7 @@ bool Resume::alive() const { return run_ && run_->owner != nullptr; }
 FrameVerdict SessionFilters::on_frame_header(Direction d, const ws::FrameHeader& h, std::int64_t now_ms) {
   FrameVerdict out;
   for (Entry& e : entries_) {
-    if ((e.filter->hooks() & kFrames) == 0) continue;
+    if ((e.hooks & kFrames) == 0) continue;
     const FrameVerdict v = e.instance->on_frame_header(d, h, now_ms);
     switch (v.kind) {
       case FrameVerdict::Kind::forward:
@@ -127,7 +127,7 @@ FrameVerdict SessionFilters::on_frame_header(Direction d, const ws::FrameHeader&
 MessageVerdict SessionFilters::on_message(Direction d, Message& m) {
   MessageVerdict out;
   for (Entry& e : entries_) {
-    if ((e.filter->hooks() & kMessages) == 0) continue;
+    if ((e.hooks & kMessages) == 0) continue;
     MessageVerdict v = e.instance->on_message(d, m);
     if (v.kind == MessageVerdict::Kind::consume) {
       if (v.deadline_ms > 0) deadline_ms_ = v.deadline_ms;

@@ -59,6 +59,7 @@ class SessionFilters {
   struct Entry {
     const Filter* filter;
     std::unique_ptr<Instance> instance;
+    unsigned hooks;  // filter->hooks(), read once: the frame loop runs per frame
   };
   std::vector<Entry> entries_;
   unsigned hooks_ = 0;
