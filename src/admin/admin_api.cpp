@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "admin/dashboard_assets.h"
+#include "core/clock.h"
 #include "observability/log.h"
 #include "observability/metrics.h"
 #include "state/revocations.h"
@@ -218,14 +219,9 @@ void close_connection(Gateway& g, const std::string& id_text, const Request& r, 
   });
 }
 
-std::int64_t now_unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 json::array revocation_list() {
   json::array a;
-  const std::int64_t now = now_unix_ms();
+  const std::int64_t now = core::wall_now_ms();
   for (const auto& e : state::Revocations::global().list(now)) {
     a.push_back(json::object{{e.kind == state::Revocations::Kind::subject ? "sub" : "jti", e.value},
                              {"expires_in_seconds", (e.until_ms - now + 999) / 1000}});
@@ -265,7 +261,7 @@ void revoke(Gateway& g, const Request& r, Reply reply) {
     ttl = *s;
   }
   auto& store = state::Revocations::global();
-  const std::int64_t now = now_unix_ms();
+  const std::int64_t now = core::wall_now_ms();
   if ((!sub.empty() && !store.add(state::Revocations::Kind::subject, sub, now + ttl * 1000, now)) ||
       (!jti.empty() && !store.add(state::Revocations::Kind::token_id, jti, now + ttl * 1000, now))) {
     return reply(error(503, "too many revocations in force"));

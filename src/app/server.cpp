@@ -65,9 +65,7 @@ class Server final : public admin::Gateway {
   // matching live sessions here, as POST /admin/revoke does where it ran.
   void revoked_elsewhere(asio::io_context& io, std::vector<state::Revocations::Entry> got) {
     auto& store = state::Revocations::global();
-    const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
+    const std::int64_t now = core::wall_now_ms();
     for (auto& e : got) {
       if (e.until_ms <= now || store.covers(e.kind, e.value, e.until_ms)) continue;
       if (!store.add(e.kind, e.value, e.until_ms, now)) {

@@ -21,4 +21,12 @@ inline std::int64_t now_us() {
   return std::int64_t{ts.tv_sec} * 1'000'000 + ts.tv_nsec / 1'000;
 }
 
+// Wall-clock time in ms since the epoch (CLOCK_REALTIME): token expiry,
+// revocations and other times that mean the same on every instance.
+inline std::int64_t wall_now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return std::int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1'000'000;
+}
+
 }  // namespace weir::core

@@ -28,6 +28,7 @@
 #include <unordered_map>
 
 #include "config/config.h"
+#include "core/clock.h"
 #include "core/worker.h"
 #include "observability/log.h"
 #include "state/redis_scripts.h"
@@ -46,11 +47,6 @@ constexpr std::int64_t kBackoffMinMs = 100, kBackoffMaxMs = 5'000;
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -300,7 +296,7 @@ class RedisCounters final : public SharedCounters {
       // restarted, empty Redis learns it again), then what the others wrote.
       flush_revocations();
       refresh_map(true);
-      for (auto& c : revocation_restore_commands(s_.key_prefix, Revocations::global().list(wall_ms())))
+      for (auto& c : revocation_restore_commands(s_.key_prefix, Revocations::global().list(core::wall_now_ms())))
         command(std::move(c), [this](redisReply* r) {
           if (r != nullptr && r->type == REDIS_REPLY_ERROR) log_error("ZADD", r);
         });
@@ -324,7 +320,7 @@ class RedisCounters final : public SharedCounters {
   // back to the queue for the next connection (their order does not matter:
   // an entry keeps the later end).
   void flush_revocations() {
-    const std::int64_t now = wall_ms();
+    const std::int64_t now = core::wall_now_ms();
     std::vector<Revocations::Entry> todo;
     todo.swap(unsent_);
     for (auto& e : todo) {
@@ -337,7 +333,7 @@ class RedisCounters final : public SharedCounters {
 
   // Every revocation in force, and where this instance reads the log on from.
   void load_revocations() {
-    send(revocations_call(s_.key_prefix, wall_ms()), [this](redisReply* r) {
+    send(revocations_call(s_.key_prefix, core::wall_now_ms()), [this](redisReply* r) {
       if (r == nullptr) return;
       if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
           r->element[1]->type != REDIS_REPLY_ARRAY) {

@@ -13,6 +13,7 @@
 #include <array>
 #include <memory>
 
+#include "http/base64.h"
 #include "http/head.h"
 #include "http/upgrade.h"
 #include "net/tls.h"
@@ -164,18 +165,7 @@ struct Check : std::enable_shared_from_this<Check> {
     if (conf.type == Type::websocket) {
       std::uint8_t raw[16];
       for (int i = 0; i < 16; i += 4) ws::random_mask(raw + i);
-      static constexpr char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-      // 16 bytes -> 22 characters + "==".
-      for (int i = 0; i < 15; i += 3) {
-        const unsigned v = (raw[i] << 16) | (raw[i + 1] << 8) | raw[i + 2];
-        key += b64[(v >> 18) & 63];
-        key += b64[(v >> 12) & 63];
-        key += b64[(v >> 6) & 63];
-        key += b64[v & 63];
-      }
-      key += b64[(raw[15] >> 2) & 63];
-      key += b64[(raw[15] << 4) & 63];
-      key += "==";
+      key = http::base64_encode(std::string_view(reinterpret_cast<const char*>(raw), sizeof raw));
       out += "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key +
              "\r\n\r\n";
     } else {

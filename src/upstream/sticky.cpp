@@ -7,52 +7,14 @@
 #include <array>
 #include <charconv>
 
+#include "http/base64.h"
 #include "upstream/maglev.h"
 
 namespace weir::upstream {
 
 namespace {
 
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 constexpr std::size_t kMacBytes = 16;
-
-std::string b64url(const unsigned char* p, std::size_t n) {
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    acc = (acc << 8) | p[i];
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kAlphabet[(acc >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += kAlphabet[(acc << (6 - bits)) & 63];
-  return out;
-}
-
-std::optional<std::string> unb64url(std::string_view s) {
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : s) {
-    int v = -1;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '-') v = 62;
-    else if (c == '_') v = 63;
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
 
 std::array<unsigned char, 8> id_bytes(std::uint64_t id) {
   std::array<unsigned char, 8> b{};
@@ -85,14 +47,15 @@ std::string sign_sticky(std::string_view key, std::string_view group, std::uint6
   unsigned len = 0;
   const auto m = mac(key, group, id, &len);
   const auto b = id_bytes(id);
-  return b64url(b.data(), b.size()) + "." + b64url(m.data(), kMacBytes);
+  auto bytes = [](const unsigned char* p, std::size_t n) { return std::string_view(reinterpret_cast<const char*>(p), n); };
+  return http::base64url_encode(bytes(b.data(), b.size())) + "." + http::base64url_encode(bytes(m.data(), kMacBytes));
 }
 
 std::optional<std::uint64_t> verify_sticky(std::string_view key, std::string_view group, std::string_view value) {
   const auto dot = value.find('.');
   if (dot == std::string_view::npos || value.size() > 64) return std::nullopt;
-  const auto idb = unb64url(value.substr(0, dot));
-  const auto sig = unb64url(value.substr(dot + 1));
+  const auto idb = http::base64url_decode(value.substr(0, dot));
+  const auto sig = http::base64url_decode(value.substr(dot + 1));
   if (!idb || !sig || idb->size() != 8 || sig->size() != kMacBytes) return std::nullopt;
   std::uint64_t id = 0;
   for (unsigned char c : *idb) id = (id << 8) | c;

@@ -12,11 +12,6 @@ namespace weir::filters {
 
 namespace {
 
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // One session's check. The waiter (run on the fetch thread) only posts to
 // the session's worker, which finds this instance through a token that dies
 // with it (as the jwt filter's JWKS wait does).
@@ -36,14 +31,14 @@ class IntrospectionInstance final : public Instance {
     alive_ = std::make_shared<Alive>(Alive{this});
     core::Worker* worker = &ctx.worker;
     auto lookup = f_.settings().endpoint->lookup(
-        found->token, wall_ms(), f_.counters(), [worker, alive = alive_](const Introspector::Outcome& o) {
+        found->token, core::wall_now_ms(), f_.counters(), [worker, alive = alive_](const Introspector::Outcome& o) {
           worker->post([alive, o] {
             if (alive->self != nullptr) alive->self->resumed(o);
           });
         });
     if (lookup.cached) {
       count(f_.cached());
-      return f_.decide(ctx, Introspector::Outcome{std::move(lookup.cached), {}}, *found, wall_ms());
+      return f_.decide(ctx, Introspector::Outcome{std::move(lookup.cached), {}}, *found, core::wall_now_ms());
     }
     // Joined a request in flight for the same token: no request of its own.
     if (lookup.joined) count(f_.cached());
@@ -63,7 +58,7 @@ class IntrospectionInstance final : public Instance {
   void resumed(const Introspector::Outcome& o) {
     wait_id_ = 0;
     if (!resume_.alive()) return;  // the session gave up (client gone, handshake timeout)
-    resume_(f_.decide(*ctx_, o, found_, wall_ms()));
+    resume_(f_.decide(*ctx_, o, found_, core::wall_now_ms()));
   }
 
   const IntrospectionFilter& f_;

@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include "core/clock.h"
+#include "http/base64.h"
 #include "observability/log.h"
 
 namespace weir::filters {
@@ -38,14 +40,6 @@ std::string digest(std::string_view token) {
   unsigned int n = 0;
   EVP_Digest(token.data(), token.size(), md, &n, EVP_sha256(), nullptr);
   return std::string(reinterpret_cast<const char*>(md), n);
-}
-
-std::string base64(std::string_view s) {
-  std::string out(4 * ((s.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
 }
 
 }  // namespace
@@ -98,7 +92,7 @@ Introspector::Introspector(Options o, fetch::Url url, std::shared_ptr<const fetc
       // RFC 6749 2.3.1: id and secret are form-encoded, then joined for Basic.
       authorization_(o_.client_id.empty()
                          ? std::string()
-                         : "Basic " + base64(form_urlencode(o_.client_id) + ":" + form_urlencode(o_.client_secret))),
+                         : "Basic " + http::base64_encode(form_urlencode(o_.client_id) + ":" + form_urlencode(o_.client_secret))),
       cache_(o_.cache) {}
 
 Introspector::~Introspector() = default;  // client_'s last holder stops the fetch thread
@@ -160,9 +154,7 @@ void Introspector::finish(const std::string& key, const Counters& c, fetch::Resp
   }
   count(!out.result ? c.error : out.result->active ? c.active : c.inactive);
 
-  const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count();
+  const std::int64_t now_ms = core::wall_now_ms();
   std::lock_guard lock(mu_);
   if (out.result) {
     cache_.put(key, out.result, now_ms);

@@ -11,6 +11,8 @@
 
 #include <boost/json.hpp>
 
+#include "http/base64.h"
+
 #include <algorithm>
 #include <array>
 
@@ -29,15 +31,6 @@ const EVP_MD* digest(Alg a) {
     case Alg::EdDSA: return nullptr;
   }
   return nullptr;
-}
-
-int b64url_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
 }
 
 // JOSE's ECDSA signature is R||S, fixed width; EVP wants DER.
@@ -72,26 +65,7 @@ std::optional<Alg> alg_from_name(std::string_view name) {
 
 std::string_view alg_name(Alg a) { return kNames[static_cast<std::size_t>(a)]; }
 
-std::optional<std::string> base64url_decode(std::string_view in) {
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    const int v = b64url_value(c);
-    if (v < 0) return std::nullopt;
-    acc = acc << 6 | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  // Leftover bits must be zero (a canonical encoding).
-  if ((acc & ((1u << bits) - 1)) != 0) return std::nullopt;
-  return out;
-}
+std::optional<std::string> base64url_decode(std::string_view in) { return http::base64url_decode(in); }
 
 std::shared_ptr<const Key> Key::secret(std::string bytes, std::string kid, std::optional<Alg> only) {
   std::shared_ptr<Key> k(new Key());

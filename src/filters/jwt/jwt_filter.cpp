@@ -21,11 +21,6 @@ std::optional<std::string> header_value(std::optional<std::string> s) {
   return s;
 }
 
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // One session's check. With JWKS sources it may wait for a fetch: the waiter
 // (run on the fetch thread) only posts to the session's worker, and the
 // worker finds this instance through a token that dies with it.
@@ -55,7 +50,7 @@ class JwtInstance final : public Instance {
     seen.reserve(sources.size());
     for (const auto& src : sources) seen.push_back(src->keys());
     bool no_key = false;
-    HandshakeVerdict v = f_.check(*ctx_, wall_ms(), f_.current_keys(), &no_key);
+    HandshakeVerdict v = f_.check(*ctx_, core::wall_now_ms(), f_.current_keys(), &no_key);
     // A fetch that ended between the snapshot above and wait_for_keys() below
     // is not waited for (the rate limit says no): check once more with its keys.
     const auto keys_changed = [&] {
@@ -73,7 +68,7 @@ class JwtInstance final : public Instance {
       }
       if (keys_changed()) {
         no_key = false;
-        v = f_.check(*ctx_, wall_ms(), f_.current_keys(), &no_key);
+        v = f_.check(*ctx_, core::wall_now_ms(), f_.current_keys(), &no_key);
       }
       // Still no key: unless a source never had keys (the IdP has not
       // answered), the token is at fault.
@@ -99,8 +94,7 @@ class JwtInstance final : public Instance {
     if (d != Direction::to_upstream || m.opcode != ws::Opcode::text) return MessageVerdict::forward();
     const auto token = f_.refresh_token(m.payload);
     if (!token) return MessageVerdict::forward();
-    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count();
+    const auto now_ms = core::wall_now_ms();
     JwtFilter::Token t;
     std::string why = f_.verify_token(*token, now_ms, t);
     if (why.empty() && t.sub != sub_) why = "another subject";
