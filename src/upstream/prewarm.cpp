@@ -169,8 +169,9 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
     std::string group;
     std::list<ConnPtr> conns;  // connecting and idle; the oldest idle first
     std::size_t idle = 0;
-    std::int64_t next_fill_ms = 0;
-    unsigned fail_streak = 0;
+    std::int64_t next_fill_ms = 0;     // no fill before (a backoff)
+    std::int64_t backoff_set_ms = 0;   // when the backoff was last set
+    unsigned fail_streak = 0;          // backoffs in a row
     std::uint32_t hits = 0, misses = 0, fill_failures = 0, idle_gauge = 0;
     bool seen = false;  // named by the latest set_groups
   };
@@ -220,11 +221,17 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
     if (c->state != Conn::State::connecting) return;
     Pool& p = *c->pool;
     cells()[p.fill_failures].add();
-    if (p.fail_streak++ == 0) {
-      log::Line(log::Level::warn, "upstream.prewarm_fail").str("group", p.group).str("upstream", p.up.text).str("error", why);
+    // The fills started together fail together: only one that started after
+    // the last backoff was set makes it longer.
+    const std::int64_t now = core::coarse_now_ms();
+    if (p.fail_streak == 0 || c->started_ms >= p.backoff_set_ms) {
+      if (p.fail_streak++ == 0) {
+        log::Line(log::Level::warn, "upstream.prewarm_fail").str("group", p.group).str("upstream", p.up.text).str("error", why);
+      }
+      const std::int64_t backoff = std::min<std::int64_t>(kBackoffMs << std::min(p.fail_streak - 1, 5u), kMaxBackoffMs);
+      p.backoff_set_ms = now;
+      p.next_fill_ms = now + backoff;
     }
-    const std::int64_t backoff = std::min<std::int64_t>(kBackoffMs << std::min(p.fail_streak - 1, 5u), kMaxBackoffMs);
-    p.next_fill_ms = core::coarse_now_ms() + backoff;
     drop(c, nullptr);
   }
 

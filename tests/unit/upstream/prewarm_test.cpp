@@ -30,7 +30,7 @@ using config::testing::error_of;
 const std::string kHead = "listeners: [{port: 1}]\nupstream_groups:\n  - name: g\n    members: [127.0.0.1:1]\n";
 
 TEST(PrewarmConfig, ParsesKeysAndDefaults) {
-  const auto c = config::load_string(kHead + R"(    prewarm: {size: 8, path: /ws?pool=1, max_idle: 30s, ping_interval: 2s, timeout: 1s}
+  const auto c = config::load_string(kHead + R"(    prewarm: {size: 8, path: "/ws?pool=1", max_idle: 30s, ping_interval: 2s, timeout: 1s}
   - name: h
     members: [echo]
     prewarm: {size: 1}
@@ -59,15 +59,15 @@ TEST(PrewarmConfig, ErrorsPointAtTheKey) {
   EXPECT_EQ(error_of(kHead + "    prewarm: {path: /}\n" + routes),
             "t.yaml:5:14: missing required key 'size' in prewarm");
   EXPECT_EQ(error_of(kHead + "    prewarm: {size: 0}\n" + routes),
-            "t.yaml:5:20: 'prewarm.size' must be an integer 1-10000 (connections per member, per worker)");
+            "t.yaml:5:21: 'prewarm.size' must be an integer 1-10000 (connections per member, per worker)");
   EXPECT_EQ(error_of(kHead + "    prewarm: {size: 2, path: nope}\n" + routes),
-            "t.yaml:5:29: 'prewarm.path' must be a path starting with '/' (no spaces)");
+            "t.yaml:5:30: 'prewarm.path' must be a path starting with '/' (no spaces)");
   EXPECT_EQ(error_of(kHead + "    prewarm: {size: 2, max_idle: 10ms}\n" + routes),
-            "t.yaml:5:33: 'prewarm.max_idle' must be at least 100ms");
+            "t.yaml:5:34: 'prewarm.max_idle' must be at least 100ms");
   EXPECT_EQ(error_of(kHead + "    prewarm: {size: 2, ping_interval: 1s, timeout: 2s}\n" + routes),
             "t.yaml:5:5: 'prewarm.timeout' must be shorter than 'prewarm.ping_interval' (one pong is awaited at a time)");
-  EXPECT_EQ(error_of(kHead + "    prewarm: {size: 2, sizes: 3}\n" + routes).substr(0, 40),
-            "t.yaml:5:23: unknown key 'sizes' in pre");
+  EXPECT_EQ(error_of(kHead + "    prewarm: {size: 2, sizes: 3}\n" + routes).substr(0, 43),
+            "t.yaml:5:24: unknown key 'sizes' in prewarm");
   EXPECT_EQ(error_of("listeners: [{port: 1}]\nupstream_groups:\n  - name: g\n    members: [wss://a.example:443]\n"
                      "    prewarm: {size: 2}\n" + routes),
             "t.yaml:5:5: 'prewarm' supports ws:// and echo members only: member 'wss://a.example:443' is wss://");
