@@ -5,8 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <vector>
 
 #include <chrono>
 #include <functional>
@@ -16,6 +22,7 @@
 #include "config/config.h"
 #include "config/error_of.h"
 #include "core/worker.h"
+#include "http/upgrade.h"
 #include "observability/metrics.h"
 #include "upstream/echo_server.h"
 #include "upstream/group.h"
@@ -112,11 +119,13 @@ TEST(PrewarmScan, CloseMaskedAndOverflowEndTheConnection) {
 
 // One worker with the built-in echo upstream and a pool of `size` for it.
 struct PoolRig {
-  explicit PoolRig(unsigned size, const std::string& extra = "") {
+  explicit PoolRig(unsigned size, const std::string& extra = "", const std::string& member = "echo",
+                   const std::string& name = "") {
+    const std::string label = name.empty() ? "pw" + std::to_string(size) : name;
     cfg = std::make_shared<config::Config>(config::load_string(
-        "listeners: [{port: 1}]\nupstream_groups:\n  - name: pw" + std::to_string(size) +
-            "\n    members: [echo]\n    prewarm: {size: " + std::to_string(size) + extra +
-            "}\nroutes: [{upstream_group: pw" + std::to_string(size) + ", generic_upstream_handshake: true}]\n",
+        "listeners: [{port: 1}]\nupstream_groups:\n  - name: " + label + "\n    members: [" + member +
+            "]\n    prewarm: {size: " + std::to_string(size) + extra + "}\nroutes: [{upstream_group: " + label +
+            ", generic_upstream_handshake: true}]\n",
         "t.yaml"));
     group = std::make_shared<Group>(cfg->upstream_groups[0]);
     worker = std::make_unique<core::Worker>(0, 16384);
@@ -219,9 +228,102 @@ TEST(PrewarmPool, ReplacedAfterMaxIdle) {
         obs::Registry::global().counter("weir_upstream_prewarm_discarded_total", "", {{"group", "pw1"}, {"reason", "max_idle"}}));
   };
   const auto before = discarded();
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
-  EXPECT_GE(discarded() - before, 2u);  // closed at 200 ms, and its replacement too
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  EXPECT_GE(discarded() - before, 2u);  // closed at 200-300 ms, and its replacement too
   EXPECT_TRUE(rig.wait_idle(1));
+}
+
+// A backend that answers the upgrade (then sends `greeting`, if any) and
+// ignores everything after it: pings go unanswered.
+class SilentBackend {
+ public:
+  explicit SilentBackend(std::string greeting) : greeting_(std::move(greeting)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(fd_, 64);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { accept_loop(); });
+  }
+  ~SilentBackend() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+    for (auto& t : conns_) t.join();
+  }
+  std::string member() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  void accept_loop() {
+    for (;;) {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0 || stop_) {
+        if (c >= 0) ::close(c);
+        return;
+      }
+      conns_.emplace_back([this, c] { serve(c); });
+    }
+  }
+  void serve(int c) {
+    timeval tv{0, 100'000};
+    ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string head;
+    char buf[4096];
+    while (!stop_ && head.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+      if (n == 0) break;
+      if (n > 0) head.append(buf, static_cast<std::size_t>(n));
+    }
+    const auto k = head.find("Sec-WebSocket-Key: ");
+    if (k != std::string::npos) {
+      const std::string key = head.substr(k + 19, head.find("\r\n", k) - k - 19);
+      const std::string out = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              "Sec-WebSocket-Accept: " + http::compute_accept(key) + "\r\n\r\n" + greeting_;
+      ::send(c, out.data(), out.size(), MSG_NOSIGNAL);
+      while (!stop_) {
+        const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) break;
+      }
+    }
+    ::close(c);
+  }
+  std::string greeting_;
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::vector<std::thread> conns_;  // accept thread only, joined after it
+};
+
+std::uint64_t discarded(const std::string& group, const char* reason) {
+  auto& r = obs::Registry::global();
+  return r.value(r.counter("weir_upstream_prewarm_discarded_total", "", {{"group", group}, {"reason", reason}}));
+}
+
+TEST(PrewarmPool, DiscardedWhenThePongIsLate) {
+  SilentBackend backend("");
+  PoolRig rig(2, ", ping_interval: 200ms, timeout: 100ms", backend.member(), "pw-silent");
+  ASSERT_TRUE(rig.wait_idle(2));
+  const auto before = discarded("pw-silent", "pong_timeout");
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_GE(discarded("pw-silent", "pong_timeout") - before, 1u);  // pinged at 200 ms, gone by 400 ms
+  EXPECT_EQ(discarded("pw-silent", "max_idle"), 0u);
+}
+
+TEST(PrewarmPool, AGreetingReachesTheTaker) {
+  const std::string greeting("\x81\x05hello", 7);
+  SilentBackend backend(greeting);
+  PoolRig rig(1, "", backend.member(), "pw-greet");
+  ASSERT_TRUE(rig.wait_idle(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the greeting is read while idle
+  auto p = rig.take();
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->early, greeting);
 }
 
 }  // namespace
