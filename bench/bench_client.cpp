@@ -126,6 +126,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
 
   void connect() {
     auto self = shared_from_this();
+    cycle_start_ = Clock::now();
     sock_ = tcp::socket(io_);
     tcp::endpoint ep(asio::ip::make_address(opt().address.empty() ? opt().host : opt().address), opt().port);
     error_code ec;
@@ -187,6 +188,14 @@ class Conn : public std::enable_shared_from_this<Conn> {
         return self->read_head();
       }
       if (got.substr(0, 12) != "HTTP/1.1 101") return self->fail();
+      if (self->sh_.mode == Mode::connect) {
+        // Connect mode: the handshake's latency, TCP connect to the 101 (a
+        // session's setup cost as the client sees it).
+        const auto now = Clock::now();
+        if (self->in_window(now))
+          self->res_.latency.record(static_cast<std::uint64_t>(
+              std::chrono::duration_cast<std::chrono::microseconds>(now - self->cycle_start_).count()));
+      }
       const std::size_t head = end + 4;
       self->rlen_ -= head;
       std::memmove(self->rbuf_.get(), self->rbuf_.get() + head, self->rlen_);
@@ -457,6 +466,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
   Result& res_;
   tcp::socket sock_;
   asio::steady_timer timer_;
+  Clock::time_point cycle_start_;  // connect mode: when this cycle's TCP connect began
   std::uint32_t index_;
   std::string req_;
   unsigned gen_ = 0;                 // bumped by shut(): older completions are stale

@@ -6,6 +6,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <thread>
@@ -65,13 +66,14 @@ void print(const char* mode, const Options& o, const Result& r, bool json) {
   if (std::string(mode) == "hold") std::printf("alive: %llu of %u\n", static_cast<unsigned long long>(r.alive), o.connections);
 }
 
-int run_echo(const std::string& address, std::uint16_t port, unsigned workers) {
+int run_echo(const std::string& address, std::uint16_t port, unsigned workers, unsigned delay_ms) {
   std::vector<std::unique_ptr<weir::core::Worker>> ws;
   std::vector<std::unique_ptr<weir::upstream::EchoServer>> echo;
   for (unsigned i = 0; i < workers; ++i) {
     ws.push_back(std::make_unique<weir::core::Worker>(i, 64 * 1024));
     echo.push_back(std::make_unique<weir::upstream::EchoServer>(*ws.back(), address, port));
     port = echo.back()->port();
+    echo.back()->set_handshake_delay(std::chrono::milliseconds(delay_ms));
     echo.back()->start();
   }
   std::printf("{\"event\":\"listening\",\"address\":\"%s\",\"port\":%u}\n", address.c_str(), port);
@@ -127,6 +129,8 @@ int main(int argc, char** argv) {
   echo->add_option("-a,--address", echo_addr);
   echo->add_option("-p,--port", echo_port, "0 = any free port (printed)");
   echo->add_option("-n,--workers", echo_workers);
+  unsigned echo_delay_ms = 0;
+  echo->add_option("--handshake-delay-ms", echo_delay_ms, "answer each upgrade this many ms late (a slow backend)");
   auto* relay = app.add_subcommand("relay", "bare TCP byte relay to --to (the floor bench/compare measures against)");
   std::string relay_addr = "127.0.0.1", relay_to;
   std::uint16_t relay_port = 0;
@@ -135,7 +139,7 @@ int main(int argc, char** argv) {
   relay->add_option("--to", relay_to, "upstream IPv4:port")->required();
   CLI11_PARSE(app, argc, argv);
 
-  if (*echo) return run_echo(echo_addr, echo_port, echo_workers);
+  if (*echo) return run_echo(echo_addr, echo_port, echo_workers, echo_delay_ms);
   if (*relay) {
     const auto colon = relay_to.rfind(':');
     try {

@@ -13,10 +13,15 @@
 // Oracles: every frame the scanner accepts satisfies the policy (masking, RSV,
 // sizes), every text message accepted in strict mode is valid UTF-8, and the
 // bulk and piecewise runs end with the same verdict.
+// The same stream also goes to the pre-warmed pool's idle scan
+// (upstream/prewarm.h): it never keeps more than its limit, never grows the
+// bytes it was given (kept + left <= input), and a stream fed in pieces
+// keeps the same bytes as fed at once.
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "upstream/prewarm.h"
 #include "ws/scanner.h"
 
 namespace {
@@ -135,5 +140,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const Verdict bulk = run(data + 2, size - 2, pol, size);
   const Verdict pieces = run(data + 2, size - 2, pol, step);
   if (bulk.error != pieces.error || bulk.closed != pieces.closed) __builtin_trap();
+
+  const std::string stream(reinterpret_cast<const char*>(data + 2), size - 2);
+  constexpr std::size_t kMaxEarly = 4096;
+  std::string in = stream, early;
+  const auto once = weir::upstream::scan_idle_frames(in, early, kMaxEarly);
+  if (early.size() > kMaxEarly || early.size() + in.size() > stream.size()) __builtin_trap();
+  std::string in2, early2;
+  auto verdict = weir::upstream::IdleScan::Verdict::ok;
+  for (std::size_t at = 0; at < stream.size() && verdict == weir::upstream::IdleScan::Verdict::ok; at += step) {
+    in2.append(stream, at, step);
+    verdict = weir::upstream::scan_idle_frames(in2, early2, kMaxEarly).verdict;
+  }
+  if (once.verdict == weir::upstream::IdleScan::Verdict::ok && verdict == once.verdict && early2 != early)
+    __builtin_trap();
   return 0;
 }

@@ -63,6 +63,7 @@ json::object route(const config::Route& r) {
           {"filters", std::move(filters)},
           {"remask", r.remask},
           {"strict", r.strict},
+          {"generic_upstream_handshake", r.generic_upstream_handshake},
           {"upstream_tls", json::object{{"verify", r.upstream_tls.verify},
                                         {"ca", r.upstream_tls.ca.path},
                                         {"server_name", r.upstream_tls.server_name},

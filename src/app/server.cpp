@@ -223,6 +223,11 @@ class Server final : public admin::Gateway {
     }
     for (std::size_t i = 0; i < cfg_->listeners.size(); ++i)
       bound_.push_back(bind_listener(cfg_->listeners[i], runtime_->listener_nth(i)));
+    // Pre-warmed pools live on their worker (upstream/prewarm.h): made there.
+    for (auto& gw : gateways_) {
+      proxy::WorkerGateway* g = gw.get();
+      g->worker().post([g] { g->start_prewarm(); });
+    }
   }
 
   // A configured listener, bound on every worker (SO_REUSEPORT). Known by

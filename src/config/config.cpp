@@ -267,7 +267,7 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index, const Ro
   const Fields fs = fields(
       item, "in route",
       {"name", "match", "upstreams", "upstream_group", "upstream_tls", "remask", "strict", "timeouts",
-       "limits", "keepalive"},
+       "limits", "keepalive", "generic_upstream_handshake"},
       filter_keys());
   ParsedRoute parsed{defaults, item.mark, item.mark};
   Route& r = parsed.route;
@@ -320,6 +320,13 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index, const Ro
 
   if (const Field* v = fs.find("remask")) r.remask = boolean(*v);
   if (const Field* v = fs.find("strict")) r.strict = boolean(*v);
+  if (const Field* v = fs.find("generic_upstream_handshake")) {
+    r.generic_upstream_handshake = boolean(*v);
+    // Without a pool the flag would do nothing: most likely a mistake.
+    if (r.generic_upstream_handshake && r.group->prewarm.size == 0)
+      fail(v->key_mark, "'generic_upstream_handshake' needs an upstream group with 'prewarm' (route " +
+                            quote(r.name) + " uses " + (r.group->anonymous ? "its own 'upstreams'" : "group " + quote(r.group->name)) + ")");
+  }
   if (const Field* v = fs.find("timeouts")) apply_timeouts(*v, r.timeouts, true);
   if (const Field* v = fs.find("limits")) apply_limits(*v, r.limits, true);
   if (const Field* v = fs.find("keepalive")) apply_keepalive(*v, r.keepalive);

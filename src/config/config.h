@@ -122,6 +122,10 @@ struct Route {
   std::vector<std::shared_ptr<const FilterSettings>> filters;
   bool remask = false;               // re-mask client frames with fresh keys
   bool strict = false;               // Weir itself checks UTF-8 of text messages (1007)
+  // The backend needs nothing of the client's request (headers, cookies,
+  // subprotocol, extensions): a pre-warmed connection of its group may serve
+  // the session (docs/configuration.md, "generic_upstream_handshake").
+  bool generic_upstream_handshake = false;
   UpstreamTls upstream_tls;          // for the route's wss:// upstreams
   Timeouts timeouts;
   Limits limits;

@@ -86,6 +86,17 @@ struct Rebalance {
   Millis interval{5'000};
 };
 
+// Pre-warmed connections (docs/configuration.md, "prewarm"): idle upstream
+// WebSocket connections, already past their 101, kept per member and per
+// worker for routes whose backend handshake is generic. size 0 = off.
+struct Prewarm {
+  unsigned size = 0;                   // idle connections per member, per worker
+  std::string path = "/";              // the request target of their upgrade
+  Millis max_idle{60'000};             // an unused one is closed and replaced after this
+  Millis ping_interval{10'000};        // a ping to each idle one this often
+  Millis timeout{5'000};               // connect + handshake of one, and the wait for a pong
+};
+
 struct UpstreamGroup {
   enum class Policy { round_robin, least_conn, random_two, hash };
   std::string name;
@@ -108,6 +119,7 @@ struct UpstreamGroup {
   // loop, config::Resolver), each address becoming a member of its own
   // (config::with_addresses); 0 = a name is one member, resolved per connect.
   Millis resolve_interval{0};
+  Prewarm prewarm;
   int line = 0, col = 0;               // where it is defined (the route's `upstreams` for anonymous groups)
 };
 

@@ -215,6 +215,31 @@ void Loader::group_settings(const Fields& fs, UpstreamGroup& g) const {
       if (g.rebalance.interval < Millis(100)) fail(p->mark, p->label + " must be at least 100ms");
     }
   }
+  if (const Field* v = fs.find("prewarm")) {
+    const Fields p = fields(*v, "in prewarm", {"size", "path", "max_idle", "ping_interval", "timeout"});
+    auto& w = g.prewarm;
+    const Field& sz = require(p, "size", "in prewarm");
+    const auto n = parse_uint(scalar(sz, "an integer 1-10000"));
+    if (!n || *n < 1 || *n > 10'000) fail(sz.mark, sz.label + " must be an integer 1-10000 (connections per member, per worker)");
+    w.size = static_cast<unsigned>(*n);
+    if (const Field* f = p.find("path")) {
+      w.path = scalar(*f, "a path starting with '/'");
+      if (w.path.empty() || w.path.front() != '/' || w.path.find_first_of(" \r\n") != std::string::npos)
+        fail(f->mark, f->label + " must be a path starting with '/' (no spaces)");
+    }
+    if (const Field* f = p.find("max_idle")) w.max_idle = duration(*f, false);
+    if (const Field* f = p.find("ping_interval")) w.ping_interval = duration(*f, false);
+    if (const Field* f = p.find("timeout")) w.timeout = duration(*f, false);
+    for (const Field* f : {p.find("max_idle"), p.find("ping_interval"), p.find("timeout")})
+      if (f != nullptr && duration(*f, false) < Millis(100)) fail(f->mark, f->label + " must be at least 100ms");
+    if (w.timeout >= w.ping_interval)
+      fail(v->key_mark, "'prewarm.timeout' must be shorter than 'prewarm.ping_interval' (one pong is awaited at a time)");
+    // The handed-out socket is a plain one: a pooled TLS session would have
+    // to move its OpenSSL state into the session's leg (not done yet).
+    for (const auto& m : g.members)
+      if (m.up.tls)
+        fail(v->key_mark, "'prewarm' supports ws:// and echo members only: member " + quote(m.up.text) + " is wss://");
+  }
 }
 
 Loader::NamedGroup Loader::upstream_group(const Field& item) const {
@@ -224,7 +249,7 @@ Loader::NamedGroup Loader::upstream_group(const Field& item) const {
   const Fields fs = fields(item, "in an upstream group",
                            {"name", "members", "policy", "hash_key", "retries", "health_check",
                             "outlier_detection", "slow_start", "sticky", "drain_timeout", "rebalance",
-                            "upstream_tls", "resolve_interval"});
+                            "upstream_tls", "resolve_interval", "prewarm"});
   auto g = std::make_shared<UpstreamGroup>();
   g->line = item.mark.line + 1;
   g->col = item.mark.column + 1;

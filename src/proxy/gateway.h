@@ -9,6 +9,7 @@
 #include "core/worker.h"
 #include "proxy/runtime.h"
 #include "upstream/group.h"
+#include "upstream/prewarm.h"
 
 namespace weir::proxy {
 
@@ -22,12 +23,22 @@ class WorkerGateway {
   core::Worker& worker() { return worker_; }
   const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
   upstream::Picker& picker() { return picker_; }
+  // This worker's pre-warmed connections (null until start_prewarm()).
+  upstream::PrewarmPools* prewarm() { return prewarm_.get(); }
+
+  // Worker thread, once echo_port is known: the pools of the running
+  // generation start filling.
+  void start_prewarm() {
+    prewarm_ = std::make_unique<upstream::PrewarmPools>(worker_, echo_port);
+    prewarm_->set_groups(runtime_->groups);
+  }
 
   // Worker thread: new connections get `rt` from now on; live sessions keep
   // theirs and are told (a session whose route is gone schedules its 1012).
   void set_runtime(std::shared_ptr<const Runtime> rt) {
     runtime_ = std::move(rt);
     worker_.buffers().resize(runtime_->buffer_bytes);
+    if (prewarm_) prewarm_->set_groups(runtime_->groups);
     worker_.notify_reload();
   }
 
@@ -38,6 +49,7 @@ class WorkerGateway {
   core::Worker& worker_;
   std::shared_ptr<const Runtime> runtime_;
   upstream::Picker picker_;
+  std::unique_ptr<upstream::PrewarmPools> prewarm_;
 };
 
 }  // namespace weir::proxy

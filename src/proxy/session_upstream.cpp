@@ -133,7 +133,8 @@ void Session::open_upstream(std::optional<std::uint64_t> sticky) {
   hs.had_sticky = sticky.has_value();
   hs.selection.emplace(group, gateway_.picker(), in);
   hs.upstream = make_upstream_leg(
-      {*this, legs_[Side::upstream], worker_, *this, index(Side::upstream), *compiled_, *hs.selection, gateway_.echo_port});
+      {*this, legs_[Side::upstream], worker_, *this, index(Side::upstream), *compiled_, *hs.selection, gateway_.echo_port,
+       route_->generic_upstream_handshake ? gateway_.prewarm() : nullptr});
   hs.upstream_extra = header_fields(hs.filter_ctx ? &hs.filter_ctx->upstream_headers : nullptr);
   hs.traceparent = obs::make_traceparent(trace_);
   hs.upstream_extra.push_back({"traceparent", hs.traceparent});

@@ -29,6 +29,7 @@ class Worker;
 }  // namespace weir::core
 
 namespace weir::upstream {
+class PrewarmPools;
 class Selection;
 }
 
@@ -96,6 +97,9 @@ struct UpstreamContext {
   const CompiledRoute& route;
   upstream::Selection& selection;  // the members to try, in order (the session's)
   std::uint16_t echo_port;       // the built-in echo upstream on 127.0.0.1
+  // The worker's pre-warmed connections when the route's backend handshake
+  // is generic (config::Route::generic_upstream_handshake), else null.
+  upstream::PrewarmPools* prewarm = nullptr;
 };
 
 // The leg for the route's upstream kind.

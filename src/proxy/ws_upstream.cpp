@@ -6,7 +6,10 @@
 // timed-out connect, a failed TLS handshake, an upstream that closes, sends
 // garbage or answers 5xx is retried on another member (group `retries`),
 // and reported to the group's passive health; a 4xx answer is the backend's
-// decision and goes to the client.
+// decision and goes to the client. On a route whose backend handshake is
+// generic, the member the policy picked first serves from its pre-warmed
+// pool when it has an idle connection (upstream/prewarm.h): no connect and
+// no upgrade exchange at all; a miss connects to that member as usual.
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -33,6 +36,7 @@
 #include "proxy/upstream_leg.h"
 #include "upstream/group.h"
 #include "upstream/group_metrics.h"
+#include "upstream/prewarm.h"
 
 namespace weir::proxy {
 
@@ -51,6 +55,11 @@ class WsUpstream final : public UpstreamLeg {
 
   void open(const UpstreamOpen& what) override {
     what_ = what;
+    if (ctx_.prewarm != nullptr && pick_next()) {
+      if (take_pooled()) return;
+      start_member();  // a miss: this member, connected as usual
+      return;
+    }
     connect_next();
   }
 
@@ -176,6 +185,25 @@ class WsUpstream final : public UpstreamLeg {
     return true;
   }
   void start_member();
+  // The pool of the member just picked had an idle connection: it is this
+  // session's upstream now (reported as open). False on a miss.
+  bool take_pooled() {
+    pooled_ = ctx_.prewarm->take(*ctx_.route.group, member_);
+    if (!pooled_) return false;
+    ctx_.leg.fd = pooled_->fd;
+    pooled_->fd = -1;
+    if (!ctx_.worker.poller().add(ctx_.leg.fd, &ctx_.target, ctx_.tag)) {
+      fail(503, "cannot watch the upstream socket: " + std::string(std::strerror(errno)), nullptr);
+      return true;
+    }
+    // Its 101 answered our generic request, not the client's: nothing was
+    // offered, so no extension (RSV bit) and no subprotocol came back.
+    UpstreamOpened o;
+    o.response = &pooled_->response;
+    o.early = pooled_->early;
+    finish(std::move(o));
+    return true;
+  }
   // TCP (and TLS) is up: the connect duration, once per session.
   void established() {
     if (connect_start_us_ == 0 || upstream_ == nullptr) return;
@@ -211,6 +239,7 @@ class WsUpstream final : public UpstreamLeg {
   std::size_t out_pos_ = 0;
   std::string in_;                              // the response head (+ early frames)
   http::Head resp_;
+  std::unique_ptr<upstream::Pooled> pooled_;    // taken from the pool (its 101 and early bytes)
   Step wait_next_ = nullptr;
   bool wait_write_ = false;
   bool done_ = false;

@@ -2,11 +2,13 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 
 #include "core/ref.h"
 #include "http/head.h"
@@ -61,7 +63,8 @@ struct EchoSink {
 
 class EchoConn final : public core::RefCounted {
  public:
-  EchoConn(core::Worker& w, tcp::socket s) : worker_(w), sock_(std::move(s)) {
+  EchoConn(core::Worker& w, tcp::socket s, std::chrono::milliseconds delay)
+      : worker_(w), sock_(std::move(s)), delay_(delay) {
     error_code ec;
     sock_.set_option(tcp::no_delay(true), ec);
     policy_.expect_masked = true;
@@ -99,6 +102,17 @@ class EchoConn final : public core::RefCounted {
       upgraded_ = true;
     }
     head_ = std::move(reply);
+    if (upgraded_ && delay_.count() > 0) {
+      delay_timer_.emplace(sock_.get_executor());
+      delay_timer_->expires_after(delay_);
+      core::Ref<EchoConn> self(this);
+      delay_timer_->async_wait([self](error_code) { self->write_head(); });
+      return;
+    }
+    write_head();
+  }
+
+  void write_head() {
     core::Ref<EchoConn> self(this);
     asio::async_write(sock_, asio::buffer(head_), [self](error_code ec, std::size_t) {
       if (ec || !self->upgraded_) {
@@ -201,6 +215,8 @@ class EchoConn final : public core::RefCounted {
 
   core::Worker& worker_;
   tcp::socket sock_;
+  std::chrono::milliseconds delay_;                 // before the 101 (benchmarks)
+  std::optional<asio::steady_timer> delay_timer_;
   std::string head_;
   std::string pending_in_;
   ws::FrameScanner scanner_;
@@ -218,7 +234,7 @@ class EchoConn final : public core::RefCounted {
 
 struct EchoServer::Impl {
   Impl(core::Worker& w, const std::string& address, std::uint16_t port)
-      : listener(w, address, port, [](core::Worker& wk, int fd, const sockaddr* peer) {
+      : listener(w, address, port, [this](core::Worker& wk, int fd, const sockaddr* peer) {
           tcp::socket s(wk.io());
           error_code ec;
           s.assign(peer->sa_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
@@ -226,10 +242,11 @@ struct EchoServer::Impl {
             ::close(fd);
             return;
           }
-          core::Ref<EchoConn> c(new EchoConn(wk, std::move(s)));
+          core::Ref<EchoConn> c(new EchoConn(wk, std::move(s), handshake_delay));
           c->read_head();
           wk.poke_asio();  // called from the worker's loop, outside Asio: a read may have completed already
         }) {}
+  std::chrono::milliseconds handshake_delay{0};
   net::Listener listener;
 };
 
@@ -240,5 +257,6 @@ std::uint16_t EchoServer::port() const { return impl_->listener.port(); }
 core::Worker& EchoServer::worker() const { return impl_->listener.worker(); }
 void EchoServer::start() { impl_->listener.start(); }
 void EchoServer::stop() { impl_->listener.stop(); }
+void EchoServer::set_handshake_delay(std::chrono::milliseconds d) { impl_->handshake_delay = d; }
 
 }  // namespace weir::upstream

@@ -4,6 +4,7 @@
 // benchmark backend (weir-bench echo), so it echoes at relay speed: frames are
 // unmasked and compacted in place and written back with one write per read.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,6 +22,9 @@ class EchoServer {
   core::Worker& worker() const;
   void start();
   void stop();
+  // Answers each upgrade this much later (a slow backend, for benchmarks:
+  // weir-bench echo --handshake-delay-ms). Before start(); default 0.
+  void set_handshake_delay(std::chrono::milliseconds d);
 
  private:
   struct Impl;

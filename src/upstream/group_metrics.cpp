@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "upstream/group.h"
+#include "upstream/prewarm.h"
 
 namespace weir::upstream {
 
@@ -58,6 +59,7 @@ void declare_group_metrics(const Group& g) {
   }
   if (g.conf().sticky_cookie)
     for (const char* r : {"hit", "new", "forged", "moved"}) series(GroupEvent::sticky, g.label(), r);
+  declare_prewarm_metrics(g);
 }
 
 }  // namespace weir::upstream

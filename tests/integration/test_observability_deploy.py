@@ -599,12 +599,14 @@ def traffic(module_weir, module_peers):
             {"name": "dead", "match": {"path": "/dead"}, "upstreams": [f"127.0.0.1:{dead}"]},
             {"name": "stall", "match": {"path": "/stall"}, "upstreams": [stall_backend.addr],
              "limits": {"buffer_bytes": "4KiB"}},
-            # A named group: declares the sticky and rebalancing series.
-            {"name": "pooled", "match": {"path": "/pooled"}, "upstream_group": "pool"},
+            # A named group: declares the sticky, rebalancing and pre-warmed pool series.
+            {"name": "pooled", "match": {"path": "/pooled"}, "upstream_group": "pool",
+             "generic_upstream_handshake": True},
         ],
         upstream_groups=[{"name": "pool", "members": ["echo"],
                           "sticky": {"cookie": {"key": "observability-sticky-key"}},
-                          "rebalance": {"max_ratio": 2}}],
+                          "rebalance": {"max_ratio": 2},
+                          "prewarm": {"size": 1}}],
         admin={"address": "127.0.0.1", "port": 0, "upstream_probe_interval": "1s"},
         state={"backend": "redis", "url": redis.url},
     ), name="traffic")

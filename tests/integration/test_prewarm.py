@@ -1,0 +1,160 @@
+"""Pre-warmed backend connections (upstream group `prewarm`, route
+`generic_upstream_handshake`), on the real binary with a real Python `websockets` backend
+(peers/gateback.py) that counts the upgrades it answers and can hold them or kill idle
+connections on command:
+
+- a burst of 100 connects to a pre-warmed group is served while the backend answers no
+  upgrade at all (it holds every one): no backend handshake on the critical path; every
+  client echoes through its pooled connection;
+- pooled connections the backend kills (TCP abort or Close 1001) are discarded, never handed
+  out: every client that comes right after gets a working session;
+- a route on the same group without the flag connects as usual (the backend sees the
+  client's request) and takes nothing from the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohelp
+from weirlib import PEERS_DIR, PYTHON, Peer
+
+
+def gate_backend(tmp_path) -> tuple[Peer, object]:
+    control = tmp_path / "control"
+    control.mkdir()
+    return Peer([PYTHON, str(PEERS_DIR / "gateback.py"), "--control", str(control)]), control
+
+
+def start(weir, backend, size: int, **prewarm):
+    return weir.routes(
+        [{"name": "generic", "match": {"path": "/g"}, "upstream_group": "pool", "generic_upstream_handshake": True},
+         {"name": "plain", "match": {"path": "/plain"}, "upstream_group": "pool"}],
+        upstream_groups=[{"name": "pool", "members": [backend.addr],
+                          "prewarm": {"size": size, "path": "/pool", **prewarm}}],
+        workers=1)  # one pool: its size is per worker
+
+
+def metric(w, name: str, **labels: str) -> float:
+    total = 0.0
+    for key, value in w.metrics().items():
+        if key.split("{")[0] != name:
+            continue
+        if all(f'{k}="{v}"' in key for k, v in labels.items()):
+            total += value
+    return total
+
+
+def wait_for(what, cond, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+async def echo_session(url: str, msg: str, headers=None) -> str:
+    async with aiohelp.connect(url, extra_headers=headers or {}) as ws:
+        await ws.send(msg)
+        return await ws.recv()
+
+
+def test_burst_of_100_gets_pooled_connections_without_a_backend_handshake(weir, tmp_path):
+    backend, control = gate_backend(tmp_path)
+    try:
+        w = start(weir, backend, 100)
+        wait_for("a full pool", lambda: metric(w, "weir_upstream_prewarm_idle") == 100)
+        # Every pooled upgrade went to the prewarm path, without any client header.
+        opened = backend.log.find("handshake")
+        assert len(opened) == 100 and {e["path"] for e in opened} == {"/pool"}
+        assert {e["user_agent"] for e in opened} == {"weir-prewarm"}
+
+        (control / "gate").write_text("")  # from now on the backend answers no upgrade
+        mark = backend.log.mark()
+
+        async def burst():
+            return await asyncio.gather(*(echo_session(w.url("/g"), f"m{i}") for i in range(100)))
+        replies = aiohelp.run(burst(), 30)
+        assert replies == [f"m{i}" for i in range(100)]
+        # The backend answered nothing during the burst (the refills are held at the gate).
+        assert backend.log.find("handshake", since=mark) == []
+        assert len(backend.log.find("held", since=mark)) >= 1  # refills did start
+        assert metric(w, "weir_upstream_prewarm_hits_total") == 100
+        assert metric(w, "weir_upstream_prewarm_misses_total") == 0
+
+        (control / "gate").unlink()
+        wait_for("the pool refilled", lambda: metric(w, "weir_upstream_prewarm_idle") == 100)
+    finally:
+        backend.stop()
+
+
+def test_connections_killed_by_the_backend_are_never_handed_out(weir, tmp_path):
+    backend, control = gate_backend(tmp_path)
+    try:
+        w = start(weir, backend, 10)
+        wait_for("a full pool", lambda: metric(w, "weir_upstream_prewarm_idle") == 10)
+        mark = backend.log.mark()
+        (control / "kill").write_text("")
+        killed = backend.log.wait("killed", since=mark, timeout=5)[0]["n"]
+        assert killed == 10
+
+        # Right away: a dead pooled connection handed out would fail this client's echo.
+        async def clients():
+            return await asyncio.gather(*(echo_session(w.url("/g"), f"k{i}") for i in range(10)))
+        assert aiohelp.run(clients(), 30) == [f"k{i}" for i in range(10)]
+        wait_for("the 10 discards counted",
+                 lambda: metric(w, "weir_upstream_prewarm_discarded_total", reason="closed") >= 10)
+        wait_for("the pool refilled", lambda: metric(w, "weir_upstream_prewarm_idle") == 10)
+    finally:
+        backend.stop()
+
+
+def test_a_route_without_the_flag_does_not_use_the_pool(weir, tmp_path):
+    backend, _ = gate_backend(tmp_path)
+    try:
+        w = start(weir, backend, 3)
+        wait_for("a full pool", lambda: metric(w, "weir_upstream_prewarm_idle") == 3)
+        mark = backend.log.mark()
+        reply = aiohelp.run(echo_session(w.url("/plain?x=1"), "plain", {"X-Test": "client-header"}), 15)
+        assert reply == "plain"
+        # Its own upgrade, with the client's request, on the critical path.
+        hs = backend.log.wait("handshake", since=mark, timeout=5)
+        assert [(e["path"], e["x_test"]) for e in hs] == [("/plain?x=1", "client-header")]
+        assert metric(w, "weir_upstream_prewarm_hits_total") == 0
+        assert metric(w, "weir_upstream_prewarm_misses_total") == 0
+        assert metric(w, "weir_upstream_prewarm_idle") == 3
+
+        # The generic route on the same group does take one, and the client's header stays behind.
+        mark = backend.log.mark()
+        assert aiohelp.run(echo_session(w.url("/g"), "generic", {"X-Test": "client-header"}), 15) == "generic"
+        assert metric(w, "weir_upstream_prewarm_hits_total") == 1
+        refill = backend.log.wait("handshake", since=mark, timeout=5)
+        assert [(e["path"], e["x_test"]) for e in refill] == [("/pool", "")]
+    finally:
+        backend.stop()
+
+
+def test_an_empty_pool_falls_back_to_a_normal_connect(weir, tmp_path):
+    backend, control = gate_backend(tmp_path)
+    try:
+        w = start(weir, backend, 1)
+        wait_for("a full pool", lambda: metric(w, "weir_upstream_prewarm_idle") == 1)
+        (control / "gate").write_text("")  # the refill after the first take waits
+
+        async def two():
+            first = await echo_session(w.url("/g"), "one")
+            # The pool is empty: this one connects, and waits at the gate like the refill.
+            task = asyncio.ensure_future(echo_session(w.url("/g"), "two"))
+            await asyncio.sleep(0.5)
+            assert not task.done()
+            (control / "gate").unlink()
+            return first, await task
+        assert aiohelp.run(two(), 20) == ("one", "two")
+        assert metric(w, "weir_upstream_prewarm_hits_total") == 1
+        assert metric(w, "weir_upstream_prewarm_misses_total") == 1
+    finally:
+        backend.stop()
