@@ -81,15 +81,17 @@ def test_every_address_of_a_name_is_a_member_and_follows_the_dns_answer(weir, pe
                                    upstream_groups=[group],
                                    resolver={"nameservers": [f"127.0.0.1:{dns.port}"], "timeout": "1s"}))
         wait_resolved(w, "127.0.0.2")
+        w.log.wait("config.reload", timeout=5, cause="dns")  # every worker has the address member
         assert Counter(names(w.url(), 4)) == {"b1": 4}
         members = w.admin_json("/admin/upstreams")["groups"][0]["members"]
         assert [m["upstream"] for m in members] == [f"pods.test:{port}@127.0.0.2"]
 
         # A pod is added: both addresses become members (round robin: 2 and 2).
+        mark = w.log.mark()
         dns.table["pods.test"] = ["127.0.0.3", "127.0.0.2"]
         ev = wait_resolved(w, "127.0.0.2,127.0.0.3")
         assert ev["before"] == 1
-        reload = w.log.wait("config.reload", timeout=5, cause="dns")[-1]
+        reload = w.log.wait("config.reload", timeout=5, since=mark, cause="dns")[-1]  # every worker has it
         assert reload["changed"] == "chat"
         assert Counter(names(w.url(), 4)) == {"b1": 2, "b2": 2}
 
@@ -106,8 +108,10 @@ def test_every_address_of_a_name_is_a_member_and_follows_the_dns_answer(weir, pe
                 if json.loads(await ws.recv())["name"] == "b1":
                     break
                 await ws.close()
+            mark = w.log.mark()
             dns.table["pods.test"] = ["127.0.0.3"]
-            await asyncio.get_running_loop().run_in_executor(None, wait_resolved, w, "127.0.0.3")
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: w.log.wait("config.reload", timeout=5, since=mark, cause="dns"))
             assert [await who() for _ in range(4)] == ["b2"] * 4
             await ws.send("still here")
             assert await ws.recv() == "still here"
