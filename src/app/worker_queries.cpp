@@ -224,7 +224,7 @@ void close_member(Workers& workers, asio::io_context& io, const void* member, st
   walk->workers = &workers;
   walk->io = &io;
   walk->match = [member, min_age_ms](const core::SessionInfo& i) {
-    return i.member == member && i.age_ms >= min_age_ms && std::string_view(i.state) == "relay";
+    return i.member == member && !i.pinned && i.age_ms >= min_age_ms && std::string_view(i.state) == "relay";
   };
   walk->left = max;
   walk->next = static_cast<std::size_t>(core::coarse_now_ms());

@@ -267,7 +267,7 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index, const Ro
   const Fields fs = fields(
       item, "in route",
       {"name", "match", "upstreams", "upstream_group", "upstream_tls", "remask", "strict", "timeouts",
-       "limits", "keepalive", "generic_upstream_handshake"},
+       "limits", "keepalive", "generic_upstream_handshake", "rebalance_sticky"},
       filter_keys());
   ParsedRoute parsed{defaults, item.mark, item.mark};
   Route& r = parsed.route;
@@ -320,6 +320,11 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index, const Ro
 
   if (const Field* v = fs.find("remask")) r.remask = boolean(*v);
   if (const Field* v = fs.find("strict")) r.strict = boolean(*v);
+  if (const Field* v = fs.find("rebalance_sticky")) {
+    r.rebalance_sticky = boolean(*v);
+    if (r.rebalance_sticky && !(r.group->rebalance.enabled && (r.group->sticky_cookie || r.group->session_map)))
+      fail(v->key_mark, "'rebalance_sticky' needs an upstream group with both 'rebalance' and 'sticky'");
+  }
   if (const Field* v = fs.find("generic_upstream_handshake")) {
     r.generic_upstream_handshake = boolean(*v);
     // Without a pool the flag would do nothing: most likely a mistake.

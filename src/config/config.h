@@ -126,6 +126,10 @@ struct Route {
   // subprotocol, extensions): a pre-warmed connection of its group may serve
   // the session (docs/configuration.md, "generic_upstream_handshake").
   bool generic_upstream_handshake = false;
+  // Rebalancing may move this route's sessions of a sticky group (and a
+  // returning sticky client whose member is over its share is re-picked);
+  // else they stay pinned where their cookie or session map sent them.
+  bool rebalance_sticky = false;
   UpstreamTls upstream_tls;          // for the route's wss:// upstreams
   Timeouts timeouts;
   Limits limits;

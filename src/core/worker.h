@@ -33,6 +33,7 @@ struct SessionInfo {
   std::uint64_t bytes_in = 0, bytes_out = 0;        // in: client to upstream
   std::uint64_t messages_in = 0, messages_out = 0;
   const void* member = nullptr;  // its upstream group member's state (upstream::MemberState), if chosen
+  bool pinned = false;           // sticky, and its route does not let rebalancing move it
 };
 
 // Something a worker can ask to wind down (a session); linked into the

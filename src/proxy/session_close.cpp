@@ -217,7 +217,11 @@ bool Session::describe(core::SessionInfo& out) const {
   out.client = client_addr_;
   out.route = route_ ? route_->name : "";
   out.upstream = std::string(upstream_addr_);
-  if (member_live_) out.member = &compiled_->group->state(upstream_index_);
+  if (member_live_) {
+    out.member = &compiled_->group->state(upstream_index_);
+    const auto& gc = compiled_->group->conf();
+    out.pinned = (gc.sticky_cookie || gc.session_map) && !route_->rebalance_sticky;
+  }
   if (!trace_.trace.empty()) out.trace_id = trace_.trace.hex();
   if (identity_) {
     out.user = identity_->user;

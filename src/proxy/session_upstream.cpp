@@ -130,6 +130,7 @@ void Session::open_upstream(std::optional<std::uint64_t> sticky) {
   upstream::PickInput in;
   in.hash_key = hs.pick_key;
   in.sticky = sticky;
+  in.sticky_yields = route_->rebalance_sticky;
   hs.had_sticky = sticky.has_value();
   hs.selection.emplace(group, gateway_.picker(), in);
   hs.upstream = make_upstream_leg(

@@ -119,7 +119,8 @@ std::size_t Selection::next(std::int64_t now_ms) {
   std::size_t pick = Group::npos;
   if (tried_.empty() && in_.sticky) {
     const std::size_t s = g_.find_id(*in_.sticky);
-    if (s != Group::npos && std::find(cand.begin(), cand.end(), s) != cand.end()) {
+    const bool yields = in_.sticky_yields && s != Group::npos && g_.state(s).over_share.load(std::memory_order_relaxed);
+    if (s != Group::npos && !yields && std::find(cand.begin(), cand.end(), s) != cand.end()) {
       pick = s;
       sticky_hit_ = true;
     }

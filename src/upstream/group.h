@@ -88,6 +88,7 @@ class Picker {
 struct PickInput {
   std::string_view hash_key;        // the policy hash's key (already extracted)
   std::optional<std::uint64_t> sticky;  // a verified sticky cookie's member id
+  bool sticky_yields = false;           // route rebalance_sticky: not to a member over its share
 };
 
 // The members one session tries, in order.

@@ -41,6 +41,10 @@ struct MemberState {
   std::atomic<std::int64_t> up_since_ms;
   // Draining (admin API or `drain: true`): no new sessions; at drain_close_ms
   // (0 = never) its sessions get 1012.
+  // Above rebalance.max_ratio of its weighted share at the last rebalancing
+  // look (Supervisor): a sticky client of a route with rebalance_sticky is
+  // then re-picked by the policy instead of brought back here.
+  std::atomic<bool> over_share{false};
   std::atomic<bool> admin_drain{false};
   std::atomic<bool> config_drain{false};
   std::atomic<std::int64_t> drain_close_ms{0};

@@ -176,6 +176,7 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
     b.last_ms = now;
     if (now < b.next_ms) return;
     b.next_ms = now + rb.interval.count();
+    for (std::size_t i = 0; i < g.size(); ++i) g.state(i).over_share.store(false, std::memory_order_relaxed);
     std::int64_t total = 0;
     double weights = 0;
     std::vector<std::size_t> avail;
@@ -197,6 +198,11 @@ struct Supervisor::Impl : std::enable_shared_from_this<Supervisor::Impl> {
         worst = i;
         worst_share = share;
       }
+    }
+    for (std::size_t i : avail) {
+      const double share = static_cast<double>(total) * g.member(i).weight / weights;
+      if (static_cast<double>(g.state(i).live()) > rb.max_ratio * share)
+        g.state(i).over_share.store(true, std::memory_order_relaxed);
     }
     if (worst_ratio <= rb.max_ratio) return;
     const double excess = static_cast<double>(g.state(worst).live()) - worst_share;

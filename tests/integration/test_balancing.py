@@ -334,3 +334,61 @@ def test_rebalancing_spreads_sessions_onto_a_new_member_within_the_rate(weir, pe
     m = w.metrics()
     moved = sum(v for k, v in m.items() if k.startswith("weir_upstream_rebalanced_total"))
     assert moved == len(closes)
+
+
+def test_rebalancing_moves_sticky_sessions_only_where_the_route_allows(weir, peers):
+    b = backends(peers, 2)
+    rebalance = {"max_ratio": 1.2, "max_moves_per_second": 50, "min_age": "0s", "interval": "200ms"}
+    group = group_cfg(b, sticky={"cookie": {"name": "srv", "key": "sticky-key-0123456789"}}, rebalance=rebalance)
+    w = weir.start(make_config([{"name": "pinned", "match": {"path": "/pinned"}, "upstream_group": "pool"},
+                                {"name": "free", "match": {"path": "/free"}, "upstream_group": "pool",
+                                 "rebalance_sticky": True}], workers=1, upstream_groups=[group]))
+    assert w.admin(f"/admin/upstreams/pool/{b[1].addr}/drain", method="POST")[0] == 200
+    where: dict[tuple[str, int], str] = {}
+    closed: Counter = Counter()
+    stop = asyncio.Event()
+
+    async def client(path: str, i: int):
+        cookie = None
+        while not stop.is_set():
+            async with aiohelp.connect(w.url(path), extra_headers={"Cookie": cookie} if cookie else {}) as ws:
+                set_cookie = {k.lower(): v for k, v in ws.response_headers.raw_items()}.get("set-cookie")
+                if set_cookie:
+                    cookie = set_cookie.split(";")[0]
+                where[(path, i)] = json.loads(await ws.recv())["name"]
+                try:
+                    await ws.wait_closed()
+                except Exception:
+                    pass
+                if ws.close_code != 1012:
+                    return
+                closed[path] += 1
+
+    async def run():
+        tasks = [asyncio.create_task(client(p, i)) for p in ("/pinned", "/free") for i in range(10)]
+        while len(where) < 20:
+            await asyncio.sleep(0.05)
+        assert set(where.values()) == {"b1"}
+        assert w.admin(f"/admin/upstreams/pool/{b[1].addr}/undrain", method="POST")[0] == 200
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            free = Counter(v for (p, _), v in where.items() if p == "/free")
+            if free.get("b2", 0) >= 8:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # more rebalancing rounds: the pinned ones must still stay
+        got = dict(where)
+        stop.set()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return got
+    got = aiohelp.run(run(), 60)
+    pinned = Counter(v for (p, _), v in got.items() if p == "/pinned")
+    free = Counter(v for (p, _), v in got.items() if p == "/free")
+    assert pinned == {"b1": 10} and closed["/pinned"] == 0  # never moved: their cookie pins them
+    assert free.get("b2", 0) >= 8, free  # moved, and their cookie yielded to the policy
+    assert closed["/free"] >= 8
+    m = w.metrics()
+    assert m['weir_upstream_sticky_total{group="pool",result="moved"}'] >= 8
+

@@ -285,6 +285,27 @@ TEST(Balancer, AValidStickyCookieWinsWhileItsMemberIsAvailable) {
   g.state(1).admin_drain = false;
 }
 
+TEST(Balancer, AStickyClientYieldsAMemberOverItsShareOnlyWhenAllowed) {
+  auto conf = make_group(config::UpstreamGroup::Policy::round_robin, {{"127.0.0.1:1", 1}, {"127.0.0.1:2", 1}});
+  Group g(conf);
+  Picker p(0);
+  const auto now = core::coarse_now_ms();
+  g.state(1).over_share = true;
+  int elsewhere = 0;
+  for (int i = 0; i < 10; ++i) {
+    Selection pinned(g, p, {"", g.state(1).id, false});
+    EXPECT_EQ(pinned.next(now), 1u);  // not allowed to move: back to its member
+    Selection yields(g, p, {"", g.state(1).id, true});
+    elsewhere += yields.next(now) == 0u;
+    EXPECT_FALSE(yields.sticky_hit());
+  }
+  EXPECT_EQ(elsewhere, 5);  // the policy decides (round robin over both)
+  g.state(1).over_share = false;
+  Selection back(g, p, {"", g.state(1).id, true});
+  EXPECT_EQ(back.next(now), 1u);
+  EXPECT_TRUE(back.sticky_hit());
+}
+
 TEST(UpstreamGroupConfig, NamedGroupsAndRoutes) {
   const auto c = config::load_string(R"(listeners: [{port: 1}]
 upstream_groups:
@@ -373,6 +394,16 @@ TEST(UpstreamGroupConfig, SessionMapNeedsRedisState) {
             "t.yaml:6:14: 'sticky' takes 'cookie' or 'session_map', not both");
   EXPECT_EQ(error_of(redis + "    sticky: {}\nroutes: [{upstream_group: g}]\n"),
             "t.yaml:6:13: missing required key 'cookie' in sticky (or 'session_map')");
+}
+
+TEST(UpstreamGroupConfig, RebalanceStickyNeedsBoth) {
+  const std::string head = "listeners: [{port: 1}]\nupstream_groups:\n  - name: g\n    members: [127.0.0.1:1]\n";
+  EXPECT_EQ(error_of(head + "    rebalance: {}\nroutes: [{upstream_group: g, rebalance_sticky: true}]\n"),
+            "t.yaml:6:30: 'rebalance_sticky' needs an upstream group with both 'rebalance' and 'sticky'");
+  const auto c = config::load_string(head + "    rebalance: {}\n    sticky: {cookie: {key: 0123456789abcdef}}\n"
+                                            "routes: [{upstream_group: g, rebalance_sticky: true}]\n",
+                                     "t.yaml");
+  EXPECT_TRUE(c.routes[0].rebalance_sticky);
 }
 
 TEST(Sticky, MemberIdsAsTheSessionMapKeepsThem) {
