@@ -49,6 +49,24 @@ def names(url: str, n: int, headers=None) -> list[str]:
     return aiohelp.run(run(), 60)
 
 
+async def reconnecting(url: str, stop: asyncio.Event, landed, keep_cookie: bool = False) -> None:
+    """A client that reconnects after every Close 1012 (as client libraries do), telling
+    landed(backend name) each time; with keep_cookie, it sends back the cookie it was set."""
+    cookie = None
+    while not stop.is_set():
+        async with aiohelp.connect(url, extra_headers={"Cookie": cookie} if cookie else {}) as ws:
+            set_cookie = {k.lower(): v for k, v in ws.response_headers.raw_items()}.get("set-cookie")
+            if keep_cookie and set_cookie:
+                cookie = set_cookie.split(";")[0]
+            landed(json.loads(await ws.recv())["name"])
+            try:
+                await ws.wait_closed()
+            except Exception:
+                pass
+            if ws.close_code != 1012:
+                return
+
+
 def group_cfg(bs, **extra) -> dict:
     members = [b if isinstance(b, (dict, str)) else b.addr for b in bs]
     return {"name": "pool", "members": members, **extra}
@@ -292,15 +310,7 @@ def test_rebalancing_spreads_sessions_onto_a_new_member_within_the_rate(weir, pe
     stop = asyncio.Event()
 
     async def client(i: int):
-        while not stop.is_set():
-            async with aiohelp.connect(w.url()) as ws:
-                where[i] = json.loads(await ws.recv())["name"]
-                try:
-                    await ws.wait_closed()
-                except Exception:
-                    pass
-                if ws.close_code != 1012:
-                    return
+        await reconnecting(w.url(), stop, lambda name: where.__setitem__(i, name))
 
     async def run():
         tasks = [asyncio.create_task(client(i)) for i in range(n)]
@@ -349,20 +359,11 @@ def test_rebalancing_moves_sticky_sessions_only_where_the_route_allows(weir, pee
     stop = asyncio.Event()
 
     async def client(path: str, i: int):
-        cookie = None
-        while not stop.is_set():
-            async with aiohelp.connect(w.url(path), extra_headers={"Cookie": cookie} if cookie else {}) as ws:
-                set_cookie = {k.lower(): v for k, v in ws.response_headers.raw_items()}.get("set-cookie")
-                if set_cookie:
-                    cookie = set_cookie.split(";")[0]
-                where[(path, i)] = json.loads(await ws.recv())["name"]
-                try:
-                    await ws.wait_closed()
-                except Exception:
-                    pass
-                if ws.close_code != 1012:
-                    return
+        def moved(name):
+            if (path, i) in where:
                 closed[path] += 1
+            where[(path, i)] = name
+        await reconnecting(w.url(path), stop, moved, keep_cookie=True)
 
     async def run():
         tasks = [asyncio.create_task(client(p, i)) for p in ("/pinned", "/free") for i in range(10)]
