@@ -6,6 +6,7 @@
 #include "core/clock.h"
 #include "core/worker.h"
 #include "filters/claims.h"
+#include "filters/wake.h"
 #include "state/revocations.h"
 
 namespace weir::filters {
@@ -19,8 +20,6 @@ class IntrospectionInstance final : public Instance {
  public:
   explicit IntrospectionInstance(const IntrospectionFilter& f) : f_(f) {}
   ~IntrospectionInstance() override {
-    // Worker thread: a posted resume that is still queued finds null.
-    if (alive_) alive_->self = nullptr;
     if (wait_id_ != 0) f_.settings().endpoint->cancel(wait_id_);
   }
 
@@ -28,14 +27,9 @@ class IntrospectionInstance final : public Instance {
     auto found = find_bearer_token(ctx.request, f_.settings().bearer);
     if (!found) return bearer_unauthorized("token missing");
     if (found->token.size() > f_.settings().max_token_bytes) return bearer_unauthorized("token too large");
-    alive_ = std::make_shared<Alive>(Alive{this});
-    core::Worker* worker = &ctx.worker;
     auto lookup = f_.settings().endpoint->lookup(
-        found->token, core::wall_now_ms(), f_.counters(), [worker, alive = alive_](const Introspector::Outcome& o) {
-          worker->post([alive, o] {
-            if (alive->self != nullptr) alive->self->resumed(o);
-          });
-        });
+        found->token, core::wall_now_ms(), f_.counters(),
+        wake_.on(ctx.worker, [](IntrospectionInstance& self, const Introspector::Outcome& o) { self.resumed(o); }));
     if (lookup.cached) {
       count(f_.cached());
       return f_.decide(ctx, Introspector::Outcome{std::move(lookup.cached), {}}, *found, core::wall_now_ms());
@@ -50,10 +44,6 @@ class IntrospectionInstance final : public Instance {
   }
 
  private:
-  struct Alive {
-    IntrospectionInstance* self;
-  };
-
   // On the worker, once the answer came (the waiter is gone).
   void resumed(const Introspector::Outcome& o) {
     wait_id_ = 0;
@@ -62,7 +52,7 @@ class IntrospectionInstance final : public Instance {
   }
 
   const IntrospectionFilter& f_;
-  std::shared_ptr<Alive> alive_;
+  WakeToken<IntrospectionInstance> wake_{this};
   std::uint64_t wait_id_ = 0;
   FoundToken found_;
   HandshakeContext* ctx_ = nullptr;  // the session's, alive while resume_ is

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include "core/clock.h"
+#include "filters/shared_sources.h"
 #include "http/base64.h"
 #include "observability/log.h"
 
@@ -19,19 +20,12 @@ std::string share_key(const Introspector::Options& o) {
   return k;
 }
 
-std::mutex registry_mu;
-std::map<std::string, std::weak_ptr<Introspector>>& registry() {
-  static std::map<std::string, std::weak_ptr<Introspector>> r;
-  return r;
+SharedSources<Introspector>& sources() {
+  static SharedSources<Introspector> s;
+  return s;
 }
 
-// Request counters are written from the fetch thread into the main thread's
-// slot: cells only these requests touch, behind one lock (rare events).
-void count(obs::CounterId id) {
-  static std::mutex mu;
-  std::lock_guard lock(mu);
-  obs::Registry::global().slot(obs::Registry::kMainSlot)[id.at].add();
-}
+void count(obs::CounterId id) { count_off_worker(id); }
 
 // The cache and in-flight key: the token's SHA-256, so the tables hold
 // neither bearer secrets nor more than 32 bytes per token.
@@ -64,25 +58,20 @@ std::string form_urlencode(std::string_view s) {
 }
 
 std::shared_ptr<Introspector> Introspector::get(const Options& o, std::string* error) {
-  const std::string key = share_key(o);
-  std::lock_guard lock(registry_mu);
-  auto& reg = registry();
-  for (auto it = reg.begin(); it != reg.end();) it = it->second.expired() ? reg.erase(it) : std::next(it);
-  if (auto it = reg.find(key); it != reg.end())
-    if (auto s = it->second.lock()) return s;
-  auto url = fetch::parse_url(o.url, /*allow_http=*/true, error);
-  if (!url) return nullptr;
-  std::shared_ptr<const fetch::Trust> trust;
-  if (url->tls) {
-    trust = fetch::Trust::make(o.ca, error);
-    if (!trust) return nullptr;
-  } else if (!o.ca.empty()) {
-    if (error) *error = "'ca' is for an https:// URL";
-    return nullptr;
-  }
-  std::shared_ptr<Introspector> s(new Introspector(o, std::move(*url), std::move(trust)));
-  reg[key] = s;
-  return s;
+  return sources().get(share_key(o), [&]() -> std::shared_ptr<Introspector> {
+    auto url = fetch::parse_url(o.url, /*allow_http=*/true, error);
+    if (!url) return nullptr;
+    std::shared_ptr<const fetch::Trust> trust;
+    if (url->tls) {
+      trust = fetch::Trust::make(o.ca, error);
+      if (!trust) return nullptr;
+    } else if (!o.ca.empty()) {
+      if (error) *error = "'ca' is for an https:// URL";
+      return nullptr;
+    }
+    std::shared_ptr<Introspector> s(new Introspector(o, std::move(*url), std::move(trust)));
+    return s;
+  });
 }
 
 Introspector::Introspector(Options o, fetch::Url url, std::shared_ptr<const fetch::Trust> trust)

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "filters/jwt/jwks.h"
+#include "filters/shared_sources.h"
 #include "observability/log.h"
 
 namespace weir::filters {
@@ -19,36 +20,24 @@ std::string share_key(const JwksSource::Options& o) {
          '\n' + std::to_string(o.min_refetch.count()) + '\n' + std::to_string(o.max_bytes);
 }
 
-std::mutex registry_mu;
-std::map<std::string, std::weak_ptr<JwksSource>>& registry() {
-  static std::map<std::string, std::weak_ptr<JwksSource>> r;
-  return r;
+SharedSources<JwksSource>& sources() {
+  static SharedSources<JwksSource> s;
+  return s;
 }
 
-// Fetch counters are written from the fetch thread into the main thread's
-// slot: cells only these fetches touch, behind one lock (rare events).
-void count(obs::CounterId id) {
-  static std::mutex mu;
-  std::lock_guard lock(mu);
-  obs::Registry::global().slot(obs::Registry::kMainSlot)[id.at].add();
-}
+void count(obs::CounterId id) { count_off_worker(id); }
 
 }  // namespace
 
 std::shared_ptr<JwksSource> JwksSource::get(const Options& o, std::string* error) {
-  const std::string key = share_key(o);
-  std::lock_guard lock(registry_mu);
-  auto& reg = registry();
-  for (auto it = reg.begin(); it != reg.end();) it = it->second.expired() ? reg.erase(it) : std::next(it);
-  if (auto it = reg.find(key); it != reg.end())
-    if (auto s = it->second.lock()) return s;
-  auto url = fetch::parse_https_url(o.url, error);
-  if (!url) return nullptr;
-  auto trust = fetch::Trust::make(o.ca, error);
-  if (!trust) return nullptr;
-  std::shared_ptr<JwksSource> s(new JwksSource(o, std::move(*url), std::move(trust)));
-  reg[key] = s;
-  return s;
+  return sources().get(share_key(o), [&]() -> std::shared_ptr<JwksSource> {
+    auto url = fetch::parse_https_url(o.url, error);
+    if (!url) return nullptr;
+    auto trust = fetch::Trust::make(o.ca, error);
+    if (!trust) return nullptr;
+    std::shared_ptr<JwksSource> s(new JwksSource(o, std::move(*url), std::move(trust)));
+    return s;
+  });
 }
 
 JwksSource::JwksSource(Options o, fetch::Url url, std::shared_ptr<const fetch::Trust> trust)

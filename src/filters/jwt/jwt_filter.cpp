@@ -5,6 +5,7 @@
 
 #include "core/clock.h"
 #include "filters/claims.h"
+#include "filters/wake.h"
 #include "state/revocations.h"
 #include "core/worker.h"
 #include "http/head.h"
@@ -28,8 +29,6 @@ class JwtInstance final : public Instance {
  public:
   explicit JwtInstance(const JwtFilter& f) : f_(f) {}
   ~JwtInstance() override {
-    // Worker thread: a posted resume that is still queued finds null.
-    if (token_) token_->self = nullptr;
     if (waiting_on_) waiting_on_->cancel(wait_id_);
   }
 
@@ -40,10 +39,6 @@ class JwtInstance final : public Instance {
   }
 
  private:
-  struct Alive {
-    JwtInstance* self;
-  };
-
   HandshakeVerdict attempt() {
     const auto& sources = f_.settings().sources;
     std::vector<std::shared_ptr<const JwksSource::Keys>> seen;  // the key sets this check used
@@ -110,13 +105,7 @@ class JwtInstance final : public Instance {
 
  private:
   bool wait(const std::shared_ptr<JwksSource>& src) {
-    if (!token_) token_ = std::make_shared<Alive>(Alive{this});
-    core::Worker* worker = &ctx_->worker;
-    const std::uint64_t id = src->wait_for_keys([worker, token = token_] {
-      worker->post([token] {
-        if (token->self != nullptr) token->self->resumed();
-      });
-    });
+    const std::uint64_t id = src->wait_for_keys(wake_.on(ctx_->worker, [](JwtInstance& self) { self.resumed(); }));
     if (id == 0) return false;
     waiting_on_ = src;
     wait_id_ = id;
@@ -135,7 +124,7 @@ class JwtInstance final : public Instance {
   const JwtFilter& f_;
   Resume resume_;
   HandshakeContext* ctx_ = nullptr;  // the session's, alive while resume_ is
-  std::shared_ptr<Alive> token_;
+  WakeToken<JwtInstance> wake_{this};
   std::shared_ptr<JwksSource> waiting_on_;
   std::uint64_t wait_id_ = 0;
   std::uint32_t asked_ = 0;  // sources already waited for, by index
