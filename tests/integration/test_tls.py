@@ -768,6 +768,13 @@ def install(pair_cert: Path, pair_key: Path, cert: Path, key: Path) -> None:
     install_file(pair_key, key)
 
 
+def tls_reloaded(w, mark) -> list[dict]:
+    """The tls.reload events since mark, once every worker has the new generation
+    (config.reload is logged then; tls.reload as soon as the certificates are loaded)."""
+    w.log.wait("config.reload", since=mark, timeout=5)
+    return w.log.wait("tls.reload", since=mark, timeout=5)
+
+
 def test_reload_under_traffic(weir, certs, tmp_path):
     cert, key = tmp_path / "live.pem", tmp_path / "live.key"
     install(certs.one.cert, certs.one.key, cert, key)
@@ -810,7 +817,7 @@ def test_reload_under_traffic(weir, certs, tmp_path):
         install(certs.two.cert, certs.two.key, cert, key)
         mark = w.log.mark()
         os.kill(w.pid, signal.SIGHUP)
-        ev = await loop.run_in_executor(None, lambda: w.log.wait("tls.reload", since=mark, timeout=5))
+        ev = await loop.run_in_executor(None, lambda: tls_reloaded(w, mark))
         at_reload = list(counts)
         await asyncio.sleep(1.0)
         # a new connection meanwhile sees the new certificate
@@ -851,7 +858,7 @@ def test_reload_under_traffic(weir, certs, tmp_path):
     install(certs.one.cert, certs.one.key, cert, key)
     mark = w.log.mark()
     os.kill(w.pid, signal.SIGHUP)
-    w.log.wait("tls.reload", since=mark, timeout=5)
+    tls_reloaded(w, mark)
     assert served_subject(w.port, "localhost") == "CN=weir-one"
 
 
@@ -866,7 +873,7 @@ def test_reload_client_ca(weir, certs, tmp_path):
     install_file(certs.ca, ca)
     mark = w.log.mark()
     os.kill(w.pid, signal.SIGHUP)
-    w.log.wait("tls.reload", since=mark, timeout=5)
+    tls_reloaded(w, mark)
     ctx = client_context(certs, client=certs.client1)
     assert run(echo_once(wss(w.port), ctx, "after")) == "after"
     assert "CN=client1" in (w.log.wait("conn.open", since=mark)[0].get("client_cert") or "")
