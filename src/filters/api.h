@@ -134,6 +134,16 @@ struct Message {
   std::string& payload;              // unmasked; a filter may rewrite it (then answer replace)
 };
 
+// A Close reason that fits the frame (RFC 6455: at most 123 bytes), cut at a
+// UTF-8 character boundary, with "..." when cut.
+inline std::string close_reason(std::string s) {
+  if (s.size() <= 123) return s;
+  std::size_t n = 120;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  s.resize(n);
+  return s + "...";
+}
+
 struct MessageVerdict {
   // consume: the message was for Weir (an in-band token refresh): not
   // forwarded, and not counted as dropped.

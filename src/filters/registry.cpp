@@ -6,6 +6,7 @@
 #include "config/filter_types.h"
 #include "filters/authz/authz.h"
 #include "filters/connection_limits/connection_limits.h"
+#include "filters/constraints/constraints.h"
 #include "filters/introspection/introspection_filter.h"
 #include "filters/ip_policy/ip_policy.h"
 #include "filters/json_schema/json_schema.h"
@@ -33,6 +34,7 @@ constexpr FilterType kTypes[] = {
     {"authz", 50, &filters::AuthzFilter::parse},
     {"max_message", 60, &filters::MaxMessageFilter::parse},
     {"message_rate", 70, &filters::MessageRateFilter::parse},
+    {"constraints", 75, &filters::ConstraintsFilter::parse},
     {"json_schema", 80, &filters::JsonSchemaFilter::parse},
     {"sanitize", 90, &filters::SanitizeFilter::parse},
     // Last: it logs what the filters before it let through.

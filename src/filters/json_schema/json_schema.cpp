@@ -95,14 +95,6 @@ std::string dir_of(const std::string& path) {
 }
 
 // A close reason: at most 123 bytes, cut on a UTF-8 boundary.
-std::string reason_of(std::string s) {
-  if (s.size() <= 123) return s;
-  std::size_t n = 120;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  s.resize(n);
-  return s + "...";
-}
-
 class JsonSchemaInstance final : public Instance {
  public:
   explicit JsonSchemaInstance(const JsonSchemaFilter& f) : f_(f) {}
@@ -252,7 +244,7 @@ MessageVerdict JsonSchemaFilter::verdict(Direction d, const Message& m, obs::Cou
   const std::uint16_t code = f == Failure::not_json ? ws::close_code::invalid_payload
                              : f == Failure::binary ? ws::close_code::unsupported_data
                                                     : ws::close_code::policy_violation;
-  return MessageVerdict::close(code, reason_of(why));
+  return MessageVerdict::close(code, close_reason(why));
 }
 
 std::shared_ptr<config::FilterSettings> JsonSchemaFilter::parse(const config::FilterReader& v) {

@@ -1,0 +1,105 @@
+"""constraints on the real binary: messages within the limits reach the backend byte for
+byte (fragmented ones judged whole); one past a limit or not matching its pattern ends the
+session with 1008 and the JSON pointer (1007 when not JSON, 1003 for a refused type) and
+never reaches the backend, or is dropped and counted; a pattern that backtracks for ever in a
+backtracking engine costs nothing here; a bad pattern is a config error."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from weirlib import OP_BINARY, OP_CONT, OP_TEXT, RawClient, weir_bin
+
+LIMITS = {"max_depth": 4, "max_string_length": 16, "max_array_length": 3, "max_object_keys": 3,
+          "message_types": ["text"], "patterns": [{"pointer": "/type", "match": "chat|typing"}]}
+
+
+def backend_texts(rb):
+    return [f.payload for c in rb.conns for f in c.frames if f.opcode in (OP_TEXT, OP_CONT)]
+
+
+def closed_by(w, payload: bytes, opcode=OP_TEXT):
+    c = RawClient(w.port, "/")
+    try:
+        c.send(opcode, payload)
+        f = c.expect_close()
+        return f.close_code, f.close_reason
+    finally:
+        c.close()
+
+
+def test_within_limits_pass_past_them_close(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"name": "chat", "upstreams": [rb.addr], "constraints": LIMITS}])
+    good = [b'{"type":"chat","to":["a","b","c"],"x":{"y":{"z":1}}}', b'{"type": "typing"}']
+    c = RawClient(w.port, "/")
+    try:
+        for g in good:
+            c.send(OP_TEXT, g)
+            assert c.recv_message() == (OP_TEXT, g)  # byte for byte
+        c.send(OP_TEXT, b'{"type":"chat",', fin=False)  # judged whole
+        c.send(OP_CONT, b'"to":["a"]}')
+        assert c.recv_message() == (OP_TEXT, b'{"type":"chat","to":["a"]}')
+    finally:
+        c.close()
+    bad = {
+        b'{"type":"chat","to":["a","b","c","d"]}': (1008, "array longer than 3 at /to"),
+        b'{"type":"chat","x":{"y":{"z":{"w":{"v":1}}}}}': (1008, "nested deeper than 4"),
+        b'{"type":"chat","t":"abcdefghijklmnopq"}': (1008, "string longer than 16 bytes at /t"),
+        b'{"type":"shout"}': (1008, "/type does not match chat|typing"),
+        b"not json": (1007, None),
+    }
+    for payload, (code, reason) in bad.items():
+        got = closed_by(w, payload)
+        assert got[0] == code and (reason is None or got[1] == reason), (payload, got)
+    assert closed_by(w, b"\x00\x01", OP_BINARY) == (1003, "binary messages are refused")
+    seen = b"".join(backend_texts(rb))
+    assert b"shout" not in seen and b"not json" not in seen and b"abcdefghijklmnopq" not in seen
+    m = w.metrics()
+    key = 'weir_constraint_failures_total{{route="chat",direction="client_to_upstream",reason="{}"}}'
+    assert [m[key.format(r)] for r in ("array_length", "depth", "string_length", "pattern", "not_json",
+                                       "message_type")] == [1, 1, 1, 1, 1, 1]
+    assert m['weir_filter_closes_total{route="chat",filter="constraints"}'] == 6
+
+
+def test_a_pattern_that_backtracks_elsewhere_costs_nothing(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"name": "chat", "upstreams": [rb.addr],
+                      "constraints": {"patterns": [{"pointer": "/s", "match": "(a+)+"}]}}])
+    # (a+)+ against a long run of a's and a '!': exponential time for a backtracking engine.
+    t0 = time.monotonic()
+    assert closed_by(w, b'{"s":"' + b"a" * 60_000 + b'!"}') == (1008, "/s does not match (a+)+")
+    assert time.monotonic() - t0 < 5
+    c = RawClient(w.port, "/")
+    try:
+        c.send(OP_TEXT, b'{"s":"' + b"a" * 60_000 + b'"}')
+        assert c.recv_message()[1].endswith(b'aaa"}')
+    finally:
+        c.close()
+
+
+def test_drop_mode_keeps_the_session(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"name": "chat", "upstreams": [rb.addr],
+                      "constraints": {"max_object_keys": 1, "on_failure": "drop"}}])
+    c = RawClient(w.port, "/")
+    try:
+        c.send(OP_TEXT, b'{"a":1,"b":2}')
+        c.send(OP_TEXT, b'{"a":"after"}')
+        assert c.recv_message() == (OP_TEXT, b'{"a":"after"}')
+    finally:
+        c.close()
+    assert backend_texts(rb) == [b'{"a":"after"}']
+    m = w.metrics()
+    assert m['weir_constraint_failures_total{route="chat",direction="client_to_upstream",reason="object_keys"}'] == 1
+    assert m['weir_messages_dropped_total{route="chat",direction="client_to_upstream"}'] == 1
+
+
+def test_a_bad_pattern_is_a_config_error(tmp_path):
+    cfg = tmp_path / "weir.yaml"
+    cfg.write_text("listeners: [{address: 127.0.0.1, port: 0}]\nroutes:\n  - upstreams: [echo]\n"
+                   "    constraints: {patterns: [{pointer: /a, match: \"[a-\"}]}\n")
+    r = subprocess.run([weir_bin(), "check-config", "-c", str(cfg)], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1
+    assert "'constraints.patterns[0].match' is not a valid RE2 pattern" in r.stderr + r.stdout
