@@ -120,14 +120,6 @@ class Server final : public admin::Gateway {
     // so a bad one is a config error (file:line:col), thrown to the caller.
     runtime_ = proxy::Runtime::build(cfg_, 1);
     warn_insecure_upstreams(*cfg_);
-    // Before any worker runs: the limits find it from their first handshake.
-    if (cfg_->state.backend == config::SharedState::Backend::redis) {
-      shared_ = state::start_redis_counters(cfg_->state);
-      state::SharedCounters::set(shared_.get());
-      shared_->on_revoked([this, io = main_io_](std::vector<state::Revocations::Entry> got) {
-        revoked_elsewhere(*io, std::move(got));
-      });
-    }
     unsigned n = cfg_->workers ? cfg_->workers : available_cpus();
     const unsigned long fds = raise_fd_limit();
     for (unsigned i = 0; i < n; ++i) {
@@ -143,6 +135,16 @@ class Server final : public admin::Gateway {
     // Bound before any worker runs: a configured admin port that is taken
     // stops Weir here, with nothing to unwind.
     if (!start_admin(main_io)) return 1;
+    // Before any worker runs (the limits find it from their first
+    // handshake), and after the last early return (its thread posts to
+    // main_io, a local of this function).
+    if (cfg_->state.backend == config::SharedState::Backend::redis) {
+      shared_ = state::start_redis_counters(cfg_->state);
+      state::SharedCounters::set(shared_.get());
+      shared_->on_revoked([this, io = main_io_](std::vector<state::Revocations::Entry> got) {
+        revoked_elsewhere(*io, std::move(got));
+      });
+    }
     for (auto& b : bound_)
       for (auto& l : b.per_worker) {
         auto* lp = l.get();
@@ -165,8 +167,12 @@ class Server final : public admin::Gateway {
     // Names of groups with resolve_interval: a changed answer rebuilds the
     // generation with one member per address, as a reload would.
     dns_ = std::make_unique<upstream::DnsWatch>(main_io, [this](const config::ResolvedNames& names) {
+      if (draining_) return true;
+      const config::ResolvedNames was = resolved_;
       resolved_ = names;
-      if (!draining_) reload(false);
+      if (reload(false)) return true;
+      resolved_ = was;  // refused (e.g. a certificate mid-rotation): the next answer tries again
+      return false;
     });
     dns_->set(*cfg_);
     listening_ = true;
@@ -347,7 +353,8 @@ class Server final : public admin::Gateway {
 
   // reread: the file (SIGHUP, POST /admin/reload); else the running config
   // again with the names' latest addresses (DnsWatch).
-  void reload(bool reread = true) {
+  // False when refused (the running generation stays).
+  bool reload(bool reread = true) {
     if (reread) notify_reloading();
     const std::uint64_t generation = runtime_->generation + 1;
     std::shared_ptr<const config::Config> cfg = cfg_;
@@ -357,10 +364,10 @@ class Server final : public admin::Gateway {
       rt = proxy::Runtime::build(config::with_addresses(cfg, resolved_), generation);
     } catch (const config::ConfigError& e) {
       reload_failed(e.what(), e.message, e.line);
-      return;
+      return false;
     } catch (const std::exception& e) {
       reload_failed(e.what(), e.what(), 0);
-      return;
+      return false;
     }
     if (cfg->admin.enabled != cfg_->admin.enabled || cfg->admin.address != cfg_->admin.address ||
         cfg->admin.port != cfg_->admin.port) {
@@ -385,7 +392,7 @@ class Server final : public admin::Gateway {
       } catch (const std::exception& e) {
         const std::string what = cfg->path + ": listener " + proxy::listener_key(lc) + ": " + e.what();
         reload_failed(what, what, 0);
-        return;  // `added` closes what it bound (never started)
+        return false;  // `added` closes what it bound (never started)
       }
     }
     std::vector<Bound> removed;
@@ -433,6 +440,7 @@ class Server final : public admin::Gateway {
     if (!runtime_->tls->empty()) {
       log::Line(log::Level::info, "tls.reload").num("certificates", static_cast<std::int64_t>(runtime_->tls->certificates));
     }
+    return true;
   }
 
   void log_reload(std::uint64_t generation, std::size_t routes, const proxy::ReloadSummary& diff, const char* cause) {

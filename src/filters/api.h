@@ -24,6 +24,7 @@
 //    rewrote the payload), drop, close. A route whose chain has any such
 //    filter relays through the inspecting pump; otherwise through the fast one.
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -200,6 +201,11 @@ class Filter : public config::FilterSettings {
   // the same series after a reload) and keeps the ids, which its instances
   // add to with Instance::count().
   virtual void declare_metrics(obs::Registry&, const std::string& route) const {}
+  // Set by the first generation that declares this filter's metrics: a
+  // generation rebuilt from the same config objects (a DNS answer, a reload
+  // of a config given as a string) must not redo it while workers count
+  // into the ids (Runtime::build).
+  mutable std::atomic<bool> metrics_declared{false};
 };
 
 // One route's filters in order, and what they need.

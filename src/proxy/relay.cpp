@@ -254,7 +254,7 @@ void Session::pump(Side d) {
         if (r.would_block()) {
           arm_read(d);
         } else {
-          side_lost(d, net::describe(r));
+          side_lost(d, net::describe(r), /*io_error=*/true);
         }
         return;
       }
@@ -420,7 +420,7 @@ bool Session::flush(Side d) {
     }
     if (r.status != net::Io::done) {
       dst.tx_dead = true;
-      side_lost(other(d), net::describe(r));
+      side_lost(other(d), net::describe(r), /*io_error=*/true);
       continue;
     }
     const std::size_t w = r.n;

@@ -30,7 +30,8 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
       for (const auto& g : rt->groups)
         if (&g->conf() == r.conf->group.get()) r.group = g.get();
     }
-    for (const auto& f : r.chain.filters()) f->declare_metrics(obs::Registry::global(), r.conf->name);
+    for (const auto& f : r.chain.filters())
+      if (!f->metrics_declared.exchange(true)) f->declare_metrics(obs::Registry::global(), r.conf->name);
     rt->buffer_bytes = std::max<std::size_t>(rt->buffer_bytes, r.conf->limits.buffer_bytes);
     rt->routes.push_back(std::move(r));
   }

@@ -186,7 +186,10 @@ class Session final : public core::RefCounted,
   // later ones (the other side's Close, a timeout during the close) do not
   // change what session_close reports. by: "client", "upstream", "weir".
   void record_end(const char* by, std::uint16_t code, std::string_view reason);
-  void side_lost(Side s, std::string_view why);
+  // io_error: the socket failed or ended under us (a read or write error,
+  // EOF): for the upstream side, a passive-health failure of its member.
+  // Cuts Weir makes itself (a protocol error, a timeout) are not.
+  void side_lost(Side s, std::string_view why, bool io_error = false);
   // Side d broke the protocol (filter == nullptr) or a filter's policy: d
   // gets a Close with code, the other side learns why.
   void protocol_error(Side d, std::uint16_t code, const char* reason, std::string_view filter = {});

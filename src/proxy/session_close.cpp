@@ -102,17 +102,18 @@ void Session::protocol_error(Side d, std::uint16_t code, const char* reason, std
 }
 
 // Side s is gone (EOF without Close, reset, keepalive timeout, write error).
-void Session::side_lost(Side s, std::string_view why) {
+void Session::side_lost(Side s, std::string_view why, bool io_error) {
   Leg& side = legs_[s];
   if (side.rx_eof) return;
   side.rx_eof = true;
   side.tx_dead = true;
   side.cut();
   if (!side.rx_closed) {
-    // Passive health: a backend that drops a live session without a Close
-    // (reset, crash) fails like a refused connect, unless the session was
-    // already ending or the client went first (then the cut is ours).
-    if (s == Side::upstream && phase_ == Phase::relay && !closing_ && !legs_[Side::client].rx_eof) {
+    // Passive health: a backend whose connection fails or ends without a
+    // Close (reset, crash) fails like a refused connect, unless the session
+    // was already ending or the client went first; cuts Weir makes itself
+    // (a client's protocol error mid-frame, a keepalive timeout) never count.
+    if (io_error && s == Side::upstream && phase_ == Phase::relay && !closing_ && !legs_[Side::client].rx_eof) {
       const upstream::Group& g = *compiled_->group;
       if (g.report(upstream_index_, false, core::coarse_now_ms()))
         upstream::count_group_event(worker_.cells(), upstream::GroupEvent::ejection, g.label(), upstream_addr_);

@@ -159,6 +159,10 @@ class RedisCounters final : public SharedCounters {
       const auto it = held_map_.find(key);
       if (it == held_map_.end()) return;
       if (--it->second.sessions > 0) return;
+      if (ac_ == nullptr || !up_.load(std::memory_order_relaxed)) {
+        it->second.written_ms = 0;  // the resync after the reconnect writes it once, then drops it
+        return;
+      }
       write_map(key, it->second);  // the ttl runs from the end of the last session
       held_map_.erase(it);
     });
@@ -413,6 +417,9 @@ class RedisCounters final : public SharedCounters {
     next_map_refresh_ = now + 1'000;
     for (auto& [key, h] : held_map_)
       if (all || h.written_ms == 0 || now - h.written_ms >= h.ttl_ms / 3) write_map(key, h);
+    // Entries whose last session ended while Redis was down: written, done.
+    if (all && ac_ != nullptr && up_.load(std::memory_order_relaxed))
+      std::erase_if(held_map_, [](const auto& kv) { return kv.second.sessions == 0; });
   }
 
   static std::string_view text(const redisReply* r) {

@@ -102,7 +102,7 @@ void resolve_all(const config::Resolver& conf, std::vector<Lookup>& out) {
 }  // namespace
 
 struct DnsWatch::Impl : std::enable_shared_from_this<DnsWatch::Impl> {
-  Impl(asio::io_context& i, std::function<void(const config::ResolvedNames&)> c)
+  Impl(asio::io_context& i, std::function<bool(const config::ResolvedNames&)> c)
       : io(i), changed(std::move(c)), timer(i) {
     static std::once_flag once;
     std::call_once(once, [] { ares_library_init(ARES_LIB_INIT_ALL); });
@@ -110,7 +110,7 @@ struct DnsWatch::Impl : std::enable_shared_from_this<DnsWatch::Impl> {
   }
 
   asio::io_context& io;
-  std::function<void(const config::ResolvedNames&)> changed;
+  std::function<bool(const config::ResolvedNames&)> changed;
   asio::steady_timer timer;
   // Main thread.
   std::map<std::string, config::Millis> names;
@@ -174,6 +174,7 @@ struct DnsWatch::Impl : std::enable_shared_from_this<DnsWatch::Impl> {
   void answered(const std::vector<Lookup>& out) {
     in_flight = false;
     bool any = false;
+    config::ResolvedNames next = current;
     for (const auto& l : out) {
       if (names.count(l.name) == 0) continue;  // no longer watched
       if (l.status != ARES_SUCCESS || l.addresses.empty()) {
@@ -181,13 +182,13 @@ struct DnsWatch::Impl : std::enable_shared_from_this<DnsWatch::Impl> {
           log::Line(log::Level::warn, "upstream.resolve_failed")
               .str("name", l.name)
               .str("error", l.status == ARES_SUCCESS ? "no address" : ares_strerror(l.status))
-              .unum("kept", current.count(l.name) ? current[l.name].size() : 0);
+              .unum("kept", next.count(l.name) ? next[l.name].size() : 0);
         }
         continue;
       }
       failing.erase(l.name);
       std::vector<std::string> now(l.addresses.begin(), l.addresses.end());
-      auto& was = current[l.name];
+      auto& was = next[l.name];
       if (now == was) continue;
       std::string text;
       for (const auto& a : now) text += (text.empty() ? "" : ",") + a;
@@ -198,7 +199,9 @@ struct DnsWatch::Impl : std::enable_shared_from_this<DnsWatch::Impl> {
       was = std::move(now);
       any = true;
     }
-    if (any) changed(current);
+    // Kept only once used: a refused rebuild leaves `current` as it was, so
+    // the same answer next time is news again.
+    if (any && changed(next)) current = std::move(next);
     if (again) {
       again = false;
       lookup();
@@ -219,7 +222,7 @@ struct DnsWatch::Impl : std::enable_shared_from_this<DnsWatch::Impl> {
   }
 };
 
-DnsWatch::DnsWatch(asio::io_context& io, std::function<void(const config::ResolvedNames&)> changed)
+DnsWatch::DnsWatch(asio::io_context& io, std::function<bool(const config::ResolvedNames&)> changed)
     : impl_(std::make_shared<Impl>(io, std::move(changed))) {}
 
 DnsWatch::~DnsWatch() { impl_->shutdown(); }

@@ -20,8 +20,9 @@ namespace weir::upstream {
 class DnsWatch {
  public:
   // changed(all names' addresses) on io's thread when a name's addresses
-  // changed (a failed lookup keeps the last ones).
-  DnsWatch(boost::asio::io_context& io, std::function<void(const config::ResolvedNames&)> changed);
+  // changed (a failed lookup keeps the last ones); it returns false when it
+  // could not use them (a refused reload), and the next answer tries again.
+  DnsWatch(boost::asio::io_context& io, std::function<bool(const config::ResolvedNames&)> changed);
   ~DnsWatch();
   DnsWatch(const DnsWatch&) = delete;
   DnsWatch& operator=(const DnsWatch&) = delete;

@@ -4,6 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include <charconv>
+
 namespace weir::filters {
 
 namespace json = boost::json;
@@ -14,6 +16,32 @@ constexpr const char* kReasons[ConstraintsFilter::kFailures] = {
     "message_type", "not_json", "depth", "string_length", "array_length", "object_keys", "pattern"};
 
 // A key as a JSON pointer token (RFC 6901: ~ and / escaped).
+// A scalar as a pattern sees it: a string's text; a number as written in
+// the shortest form that reads back the same (1.5, not 1.5E0); true, false
+// or null.
+std::string scalar_text(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::string: return std::string(v.get_string());
+    case json::kind::int64: return std::to_string(v.get_int64());
+    case json::kind::uint64: return std::to_string(v.get_uint64());
+    case json::kind::double_: {
+      char buf[64];
+      const auto r = std::to_chars(buf, buf + sizeof buf, v.get_double());
+      return std::string(buf, r.ptr);
+    }
+    case json::kind::bool_: return v.get_bool() ? "true" : "false";
+    default: return "null";
+  }
+}
+
+// RFC 6901: '~' only as "~0" or "~1".
+bool valid_pointer(std::string_view p) {
+  if (!p.empty() && p.front() != '/') return false;
+  for (std::size_t i = 0; i < p.size(); ++i)
+    if (p[i] == '~' && (i + 1 == p.size() || (p[i + 1] != '0' && p[i + 1] != '1'))) return false;
+  return true;
+}
+
 std::string token(std::string_view key) {
   std::string out;
   for (char c : key) {
@@ -122,7 +150,7 @@ ConstraintsFilter::Failure ConstraintsFilter::check(Direction d, const Message& 
       *why = p.pointer + " is not a single value";
       return Failure::pattern;
     }
-    const std::string scalar = v->is_string() ? std::string(v->get_string()) : json::serialize(*v);
+    const std::string scalar = scalar_text(*v);
     if (!re2::RE2::FullMatch(scalar, *p.re)) {
       *why = p.pointer + " does not match " + p.text;
       return Failure::pattern;
@@ -170,8 +198,8 @@ std::shared_ptr<config::FilterSettings> ConstraintsFilter::parse(const config::F
       Pattern p;
       const auto ptr = item.require("pointer");
       p.pointer = ptr.string("a JSON pointer such as /type");
-      if (!p.pointer.empty() && p.pointer.front() != '/')
-        ptr.fail(at + "pointer' must be a JSON pointer: empty or starting with '/'");
+      if (!valid_pointer(p.pointer))
+        ptr.fail(at + "pointer' must be a JSON pointer: empty, or '/' then tokens ('~' only as ~0 or ~1)");
       const auto match = item.require("match");
       p.text = match.string("an RE2 pattern");
       re2::RE2::Options o;

@@ -91,6 +91,11 @@ TEST_F(ConstraintsTest, PatternsMatchTheWholeValueAtAPointer) {
   EXPECT_EQ(check(f, R"({"type":{"x":1}})"), Failure::pattern);
   EXPECT_EQ(why_, "/type is not a single value");
   EXPECT_EQ(check(f, R"({"to":["Bob"]})"), Failure::pattern);
+  // (load() replaces the config: f is not used past here.)
+  const auto& dec = load(R"({patterns: [{pointer: /p, match: "[0-9]+\\.[0-9]+"}, {pointer: /b, match: "true"}]})");
+  EXPECT_EQ(check(dec, R"({"p":1.5,"b":true})"), Failure::none);  // 1.5, not 1.5E0
+  EXPECT_EQ(check(dec, R"({"p":1673382441.141209})"), Failure::none);
+  EXPECT_EQ(check(dec, R"({"b":false})"), Failure::pattern);
 }
 
 TEST_F(ConstraintsTest, APatternThatBacktracksElsewhereIsLinearHere) {
@@ -126,7 +131,9 @@ TEST_F(ConstraintsTest, ConfigErrors) {
   EXPECT_EQ(error_of(head + "{patterns: [{pointer: /a, match: \"(\"}]}\n"),
             "t.yaml:4:51: 'constraints.patterns[0].match' is not a valid RE2 pattern: missing ): (");
   EXPECT_EQ(error_of(head + "{patterns: [{pointer: a, match: x}]}\n"),
-            "t.yaml:4:40: 'constraints.patterns[0].pointer' must be a JSON pointer: empty or starting with '/'");
+            "t.yaml:4:40: 'constraints.patterns[0].pointer' must be a JSON pointer: empty, or '/' then tokens "
+            "('~' only as ~0 or ~1)");
+  EXPECT_NE(error_of(head + "{patterns: [{pointer: /a~2, match: x}]}\n").find("must be a JSON pointer"), std::string::npos);
   EXPECT_EQ(error_of(head + "{max_depth: 0}\n"), "t.yaml:4:30: 'constraints.max_depth' must be an integer from 1 to 1000, got '0'");
 }
 
