@@ -4,6 +4,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 
 #include <algorithm>
+#include <cmath>
 
 namespace weir::filters {
 
@@ -136,6 +137,11 @@ std::optional<std::int64_t> Claims::number(std::string_view path, bool* bad) con
   if (v->is_uint64()) return static_cast<std::int64_t>(std::min<std::uint64_t>(v->as_uint64(), INT64_MAX));
   if (v->is_double()) {
     const double d = v->as_double();
+    // Boost.JSON reads 0e999999999 as 0 x inf: NaN, which no integer is.
+    if (std::isnan(d)) {
+      *bad = true;
+      return std::nullopt;
+    }
     if (d >= 9.2e18) return INT64_MAX;
     if (d <= -9.2e18) return INT64_MIN;
     return static_cast<std::int64_t>(d);

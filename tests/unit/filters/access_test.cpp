@@ -30,6 +30,21 @@ using test::hs256;
 
 const std::string kHead = "listeners: [{address: 127.0.0.1, port: 0}]\nroutes:\n  - upstreams: [echo]\n";
 
+TEST(Claims, NumbersOutOfIntegerRangeAndNaN) {
+  std::string err;
+  // 0e660000000 reads as 0 x inf, NaN (found by fuzz_jwt): not a number of seconds.
+  auto c = Claims::parse(R"({"exp":0E000660000000,"big":6.6e22,"neg":-6.6e22,"n":1.9})", &err);
+  ASSERT_NE(c, nullptr) << err;
+  bool bad = false;
+  EXPECT_FALSE(c->number("exp", &bad));
+  EXPECT_TRUE(bad);
+  bad = false;
+  EXPECT_EQ(c->number("big", &bad), INT64_MAX);
+  EXPECT_EQ(c->number("neg", &bad), INT64_MIN);
+  EXPECT_EQ(c->number("n", &bad), 1);
+  EXPECT_FALSE(bad);
+}
+
 TEST(Claims, DuplicateNamesAreRefusedAtAnyDepth) {
   std::string err;
   EXPECT_EQ(Claims::parse(R"({"sub":"alice","sub":"admin"})", &err), nullptr);
