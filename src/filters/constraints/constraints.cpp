@@ -6,6 +6,8 @@
 
 #include <charconv>
 
+#include "filters/verdicts.h"
+
 namespace weir::filters {
 
 namespace json = boost::json;
@@ -101,20 +103,6 @@ Failure walk(const json::value& v, const Settings& s, std::string& at, std::stri
   }
 }
 
-class ConstraintsInstance final : public Instance {
- public:
-  explicit ConstraintsInstance(const ConstraintsFilter& f) : f_(f) {}
-  MessageVerdict on_message(Direction d, Message& m) override {
-    obs::CounterId counted{};
-    MessageVerdict v = f_.verdict(d, m, &counted);
-    if (v.kind != MessageVerdict::Kind::forward) count(counted);
-    return v;
-  }
-
- private:
-  const ConstraintsFilter& f_;
-};
-
 }  // namespace
 
 ConstraintsFilter::ConstraintsFilter(Settings s) : s_(std::move(s)) {}
@@ -164,11 +152,11 @@ MessageVerdict ConstraintsFilter::verdict(Direction d, const Message& m, obs::Co
   const Failure f = check(d, m, &why);
   if (f == Failure::none) return MessageVerdict::forward();
   *counted = failures_[static_cast<int>(d)][static_cast<int>(f) - 1];
-  if (!s_.close) return MessageVerdict::drop();
-  const std::uint16_t code = f == Failure::not_json       ? ws::close_code::invalid_payload
-                             : f == Failure::message_type ? ws::close_code::unsupported_data
-                                                          : ws::close_code::policy_violation;
-  return MessageVerdict::close(code, close_reason(why));
+  return refuse_message(s_.close,
+                        f == Failure::not_json       ? Refused::not_json
+                        : f == Failure::message_type ? Refused::message_type
+                                                     : Refused::rule,
+                        why);
 }
 
 std::shared_ptr<config::FilterSettings> ConstraintsFilter::parse(const config::FilterReader& v) {
@@ -216,7 +204,9 @@ std::shared_ptr<config::FilterSettings> ConstraintsFilter::parse(const config::F
   return std::make_shared<ConstraintsFilter>(std::move(s));
 }
 
-std::unique_ptr<Instance> ConstraintsFilter::instantiate() const { return std::make_unique<ConstraintsInstance>(*this); }
+std::unique_ptr<Instance> ConstraintsFilter::instantiate() const {
+  return std::make_unique<VerdictInstance<ConstraintsFilter>>(*this);
+}
 
 bool ConstraintsFilter::same_as(const config::FilterSettings& other) const {
   const auto* o = dynamic_cast<const ConstraintsFilter*>(&other);

@@ -13,6 +13,8 @@
 #include <vector>
 #include <sstream>
 
+#include "filters/verdicts.h"
+
 namespace weir::filters {
 
 namespace json = boost::json;
@@ -93,21 +95,6 @@ std::string dir_of(const std::string& path) {
   const auto slash = path.rfind('/');
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
-
-// A close reason: at most 123 bytes, cut on a UTF-8 boundary.
-class JsonSchemaInstance final : public Instance {
- public:
-  explicit JsonSchemaInstance(const JsonSchemaFilter& f) : f_(f) {}
-  MessageVerdict on_message(Direction d, Message& m) override {
-    obs::CounterId counted{};
-    MessageVerdict v = f_.verdict(d, m, &counted);
-    if (v.kind != MessageVerdict::Kind::forward) count(counted);
-    return v;
-  }
-
- private:
-  const JsonSchemaFilter& f_;
-};
 
 }  // namespace
 
@@ -240,11 +227,11 @@ MessageVerdict JsonSchemaFilter::verdict(Direction d, const Message& m, obs::Cou
   const Failure f = check(d, m, &why);
   if (f == Failure::none) return MessageVerdict::forward();
   *counted = failures_[static_cast<int>(d)][static_cast<int>(f) - 1];
-  if (!s_.close) return MessageVerdict::drop();
-  const std::uint16_t code = f == Failure::not_json ? ws::close_code::invalid_payload
-                             : f == Failure::binary ? ws::close_code::unsupported_data
-                                                    : ws::close_code::policy_violation;
-  return MessageVerdict::close(code, close_reason(why));
+  return refuse_message(s_.close,
+                        f == Failure::not_json ? Refused::not_json
+                        : f == Failure::binary ? Refused::message_type
+                                               : Refused::rule,
+                        why);
 }
 
 std::shared_ptr<config::FilterSettings> JsonSchemaFilter::parse(const config::FilterReader& v) {
@@ -267,7 +254,9 @@ std::shared_ptr<config::FilterSettings> JsonSchemaFilter::parse(const config::Fi
   return std::make_shared<JsonSchemaFilter>(std::move(s));
 }
 
-std::unique_ptr<Instance> JsonSchemaFilter::instantiate() const { return std::make_unique<JsonSchemaInstance>(*this); }
+std::unique_ptr<Instance> JsonSchemaFilter::instantiate() const {
+  return std::make_unique<VerdictInstance<JsonSchemaFilter>>(*this);
+}
 
 // Schema files may have changed on disk: a reload always counts it as changed.
 bool JsonSchemaFilter::same_as(const config::FilterSettings&) const { return false; }
