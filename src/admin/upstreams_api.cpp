@@ -20,6 +20,7 @@ json::object group_json(const upstream::Supervisor::GroupStatus& g) {
                    {"draining", m.draining}, {"backup", m.backup},     {"sessions", m.sessions},
                    {"weight", m.weight}};
     if (!m.last_check.empty()) o["last_check_error"] = m.last_check;
+    if (m.prewarm_idle >= 0) o["prewarm_idle"] = m.prewarm_idle;
     members.push_back(std::move(o));
   }
   return {{"group", g.anonymous ? "route/" + g.name : g.name},

@@ -148,19 +148,38 @@ inline std::string close_reason(std::string s) {
 struct MessageVerdict {
   // consume: the message was for Weir (an in-band token refresh): not
   // forwarded, and not counted as dropped.
-  enum class Kind : std::uint8_t { forward, replace, drop, close, consume };
+  // reject: not forwarded (counted as dropped); `reply`, a text message,
+  // goes back to the message's sender instead.
+  enum class Kind : std::uint8_t { forward, replace, drop, close, consume, reject };
   Kind kind = Kind::forward;
   std::uint16_t code = 0;            // close: RFC 6455 code sent to the message's sender
-  std::string reason;                // close: at most 123 bytes go on the wire
+  std::string reason;                // close: at most 123 bytes go on the wire; drop/reject: for the log
   std::int64_t deadline_ms = 0;      // consume: the session's new deadline (as HandshakeContext's); 0: unchanged
+  // A refused message (drop, reject, close with a reason): where it failed
+  // (a JSON pointer, or empty) and how many of its first bytes the audit log
+  // may show (0: none; payloads are personal data).
+  std::string pointer;
+  std::uint32_t log_prefix = 0;
+  std::string reply;                 // reject: the text payload sent back
 
   static MessageVerdict forward() { return {}; }
-  static MessageVerdict replace() { return {Kind::replace, 0, {}}; }
-  static MessageVerdict drop() { return {Kind::drop, 0, {}}; }
+  static MessageVerdict replace() { return {Kind::replace}; }
+  static MessageVerdict drop() { return {Kind::drop}; }
   static MessageVerdict close(std::uint16_t code, std::string reason) {
-    return {Kind::close, code, std::move(reason)};
+    MessageVerdict v{Kind::close, code};
+    v.reason = std::move(reason);
+    return v;
   }
-  static MessageVerdict consume(std::int64_t deadline_ms = 0) { return {Kind::consume, 0, {}, deadline_ms}; }
+  static MessageVerdict consume(std::int64_t deadline_ms = 0) {
+    MessageVerdict v{Kind::consume};
+    v.deadline_ms = deadline_ms;
+    return v;
+  }
+  static MessageVerdict reject(std::string reply) {
+    MessageVerdict v{Kind::reject};
+    v.reply = std::move(reply);
+    return v;
+  }
 };
 
 // Per-session part: state for one session (a token bucket, a pending fetch).

@@ -133,7 +133,8 @@ MessageVerdict SessionFilters::on_message(Direction d, Message& m) {
       if (v.deadline_ms > 0) deadline_ms_ = v.deadline_ms;
       return v;
     }
-    if (v.kind == MessageVerdict::Kind::drop || v.kind == MessageVerdict::Kind::close) {
+    if (v.kind == MessageVerdict::Kind::drop || v.kind == MessageVerdict::Kind::close ||
+        v.kind == MessageVerdict::Kind::reject) {
       decided_by_ = e.filter->name();
       return v;
     }

@@ -1,26 +1,62 @@
 #pragma once
 // Shared by the filters that judge whole messages (json_schema,
-// constraints): the verdict on a refused message, and a per-session part
-// that only asks its filter and counts what it refused.
+// constraints): what they do with a message they refuse (`on_failure`), the
+// reply a `reject` sends back, and a per-session part that only asks its
+// filter and counts what it refused.
+//
+// YAML (beside the filter's own keys):
+//   on_failure: reject        # close (default) | drop | reject
+//   reject_reply: '{"type":"error","reason":"{reason}","at":"{pointer}"}'
+//   log_payload: 64           # bytes of a refused message the audit log shows (default 0)
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 
+#include "config/filter_reader.h"
 #include "filters/api.h"
 
 namespace weir::filters {
 
+// The JSON text message a `reject` sends back: a JSON document whose
+// strings may hold {reason}, {pointer} and {filter}, replaced (JSON-escaped)
+// per refusal.
+class ReplyTemplate {
+ public:
+  struct Impl;
+  explicit ReplyTemplate(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+  // The default: {"error":"message rejected","filter":..,"reason":..,"pointer":..}
+  static std::shared_ptr<const ReplyTemplate> standard();
+  // From a JSON text; null and *error when it is not JSON.
+  static std::shared_ptr<const ReplyTemplate> parse(std::string_view json, std::string* error);
+  std::string render(std::string_view filter, std::string_view reason, std::string_view pointer) const;
+  const std::string& text() const;  // as configured (for same_as)
+
+ private:
+  std::shared_ptr<const Impl> impl_;
+};
+
+struct OnFailure {
+  enum class Mode : std::uint8_t { close, drop, reject };
+  Mode mode = Mode::close;
+  std::shared_ptr<const ReplyTemplate> reply;  // reject
+  std::uint32_t log_payload = 0;
+  bool operator==(const OnFailure& o) const;
+};
+
+// Reads on_failure, reject_reply and log_payload (keys the filter's
+// expect_keys lists).
+OnFailure read_on_failure(const config::FilterReader& v);
+
 // What failed: payload not JSON (1007), a message type refused (1003), or a
-// rule broken (1008). close false: the message is dropped (counted as such).
+// rule broken (1008).
 enum class Refused : std::uint8_t { not_json, message_type, rule };
 
-inline MessageVerdict refuse_message(bool close, Refused what, const std::string& why) {
-  if (!close) return MessageVerdict::drop();
-  const std::uint16_t code = what == Refused::not_json       ? ws::close_code::invalid_payload
-                             : what == Refused::message_type ? ws::close_code::unsupported_data
-                                                             : ws::close_code::policy_violation;
-  return MessageVerdict::close(code, close_reason(why));
-}
+// The verdict on a refused message: why (log, Close reason, {reason}) and
+// where (a JSON pointer, or empty).
+MessageVerdict refuse_message(const OnFailure& how, std::string_view filter, Refused what, std::string why,
+                              std::string pointer);
 
 // F::verdict(Direction, const Message&, obs::CounterId* counted) const.
 template <class F>

@@ -99,10 +99,19 @@ void InspectSink::complete() {
       break;
     case filters::MessageVerdict::Kind::drop:
       ++out.dropped;
+      refused(v);
+      break;
+    case filters::MessageVerdict::Kind::reject:
+      ++out.dropped;
+      refused(v);
+      // Back to the sender: unmasked towards the client, masked towards the
+      // upstream (the other way from this pump's output).
+      frame_into(st.replies, ws::Opcode::text, v.reply, !mask_out);
       break;
     case filters::MessageVerdict::Kind::consume:
       break;
     case filters::MessageVerdict::Kind::close:
+      refused(v);
       st.stopped = true;
       st.stop_reason = v.reason;
       out.stop_code = v.code;
@@ -112,19 +121,26 @@ void InspectSink::complete() {
   st.message.clear();
 }
 
-void InspectSink::emit(ws::Opcode op, std::string_view payload) {
+void InspectSink::refused(const filters::MessageVerdict& v) {
+  if (v.reason.empty()) return;  // not a judging filter's (e.g. a consumed token refresh)
+  Refusal r{v.kind, filters.decided_by(), v.reason, v.pointer, {}, st.opcode, st.message.size()};
+  if (v.log_prefix > 0) r.prefix.assign(st.message, 0, std::min<std::size_t>(v.log_prefix, st.message.size()));
+  st.refusals.push_back(std::move(r));
+}
+
+void InspectSink::frame_into(std::string& to, ws::Opcode op, std::string_view payload, bool mask) {
   ws::FrameHeader h;
   h.fin = true;
   h.opcode = op;
-  h.masked = mask_out;
+  h.masked = mask;
   h.payload_len = payload.size();
-  if (mask_out) ws::random_mask(h.mask);
+  if (mask) ws::random_mask(h.mask);
   std::uint8_t head[ws::max_header_bytes];
   const std::size_t hn = ws::write_header(head, h);
-  const std::size_t at = st.out.size();
-  st.out.append(reinterpret_cast<const char*>(head), hn);
-  st.out.append(payload);
-  if (mask_out) ws::apply_mask(reinterpret_cast<std::uint8_t*>(st.out.data()) + at + hn, payload.size(), h.mask, 0);
+  const std::size_t at = to.size();
+  to.append(reinterpret_cast<const char*>(head), hn);
+  to.append(payload);
+  if (mask) ws::apply_mask(reinterpret_cast<std::uint8_t*>(to.data()) + at + hn, payload.size(), h.mask, 0);
 }
 
 }  // namespace weir::proxy

@@ -14,6 +14,10 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include "filters/api.h"
 
 #include "proxy/relay_sink.h"
 #include "ws/frame.h"
@@ -24,11 +28,27 @@ namespace weir::proxy {
 // max_message_bytes says.
 inline constexpr std::uint64_t kMaxInspectedMessage = 1ull << 30;
 
+// A message a filter refused (dropped, rejected, or closed on), for the
+// audit log.
+struct Refusal {
+  filters::MessageVerdict::Kind kind;
+  std::string_view filter;           // the filter's name (its config outlives the session)
+  std::string reason, pointer;
+  std::string prefix;                // its first bytes, where the filter's log_payload allows
+  ws::Opcode opcode;
+  std::size_t size;
+};
+
 struct InspectState {
   std::string message;               // the message being reassembled, unmasked
   ws::Opcode opcode = ws::Opcode::text;
   std::string out;                   // re-framed bytes waiting to be written
   std::string stop_reason;           // a message filter's close reason (RunOutcome points here)
+  // Since the scan began (the pump takes them after it): what the filters
+  // refused, and the replies to rejected messages, whole frames for the
+  // sender (masked when the sender is the upstream).
+  std::vector<Refusal> refusals;
+  std::string replies;
   bool stopped = false;              // a message filter closed the session: nothing more goes out
   // The frame being read.
   ws::FrameHeader frame;
@@ -62,7 +82,9 @@ struct InspectSink {
 
  private:
   void complete();
-  void emit(ws::Opcode op, std::string_view payload);
+  void refused(const filters::MessageVerdict& v);
+  static void frame_into(std::string& to, ws::Opcode op, std::string_view payload, bool mask);
+  void emit(ws::Opcode op, std::string_view payload) { frame_into(st.out, op, payload, mask_out); }
 };
 
 }  // namespace weir::proxy

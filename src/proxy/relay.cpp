@@ -313,6 +313,7 @@ void Session::pump(Side d) {
         // is in its output, whole frames only.
         cells[m.dropped[d].at].add(o.dropped);
         note_drops(d, o.dropped);
+        if (!p.ins->refusals.empty() || !p.ins->replies.empty()) after_inspect(d);
         start = 0;
         end = p.ins->out.size();
       } else if (filtered && !drops.empty()) {

@@ -181,6 +181,9 @@ class Session final : public core::RefCounted,
   // What flush writes: the scanned run in buf, or the inspecting pump's output.
   const std::uint8_t* out_bytes(const Pump& p) const;
 
+  // session_inspect.cpp: the refusals and replies of an inspecting scan.
+  void after_inspect(Side d);
+
   // session_close.cpp
   // Who ended the session, with what code and reason: the first call wins,
   // later ones (the other side's Close, a timeout during the close) do not

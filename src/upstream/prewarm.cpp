@@ -24,6 +24,7 @@
 #include "observability/log.h"
 #include "observability/metrics.h"
 #include "upstream/group.h"
+#include "upstream/group_metrics.h"
 #include "ws/frame.h"
 
 namespace weir::upstream {
@@ -93,6 +94,12 @@ void declare_prewarm_metrics(const Group& g) {
     r.gauge(kIdle.name, kIdle.help, l);
   }
   for (const char* why : kReasons) r.counter(kDiscarded.name, kDiscarded.help, {{"group", g.label()}, {"reason", why}});
+}
+
+std::int64_t prewarm_idle(const Group& g, std::size_t i) {
+  if (g.conf().prewarm.size == 0) return -1;
+  auto& r = obs::Registry::global();
+  return r.value(r.gauge(kIdle.name, kIdle.help, member_labels(g.label(), g.member(i).up.text)));
 }
 
 IdleScan scan_idle_frames(std::string& in, std::string& early, std::size_t max_early) {
@@ -167,6 +174,10 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
     config::Upstream up;
     config::Prewarm conf;
     std::string group;
+    // The member's group in the latest generation, for passive health: a
+    // fill is a connection to the member like any other.
+    std::shared_ptr<const Group> owner;
+    std::size_t index = 0;
     std::list<ConnPtr> conns;  // connecting and idle; the oldest idle first
     std::size_t idle = 0;
     std::int64_t next_fill_ms = 0;     // no fill before (a backoff)
@@ -217,10 +228,17 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
     c->socket.close(ignored);
   }
 
+  // Passive health (Group::report), as a session's connect would.
+  void report(const Pool& p, bool ok) {
+    if (p.owner && p.owner->report(p.index, ok, core::coarse_now_ms()))
+      count_group_event(cells(), GroupEvent::ejection, p.owner->label(), p.up.text);
+  }
+
   void fill_failed(const ConnPtr& c, const std::string& why) {
     if (c->state != Conn::State::connecting) return;
     Pool& p = *c->pool;
     cells()[p.fill_failures].add();
+    report(p, false);
     // The fills started together fail together: only one that started after
     // the last backoff was set makes it longer.
     const std::int64_t now = core::coarse_now_ms();
@@ -255,6 +273,8 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
         }
         slot->up = g->member(i).up;
         slot->conf = conf;
+        slot->owner = g;
+        slot->index = i;
         slot->seen = true;
       }
     }
@@ -455,6 +475,7 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
     c->in.erase(0, c->response.size);
     Pool& p = *c->pool;
     const std::int64_t now = core::coarse_now_ms();
+    report(p, true);
     c->state = Conn::State::idle;
     c->idle_since_ms = c->last_ping_ms = now;
     ++p.idle;

@@ -81,6 +81,9 @@ class PrewarmPools {
 
 // Declares a prewarm group's series at 0 (docs/metrics.md).
 void declare_prewarm_metrics(const Group& g);
+// Idle pre-warmed connections to member i of g, all workers (the gauge);
+// -1 when g has no prewarm. Any thread.
+std::int64_t prewarm_idle(const Group& g, std::size_t i);
 
 // The server frames at the front of `in` (unmasked, as a backend sends
 // them), for a connection that nobody reads yet: data frames move to

@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "observability/log.h"
 #include "observability/metrics.h"
+#include "upstream/prewarm.h"
 #include "upstream/group_metrics.h"
 #include "upstream/health_check.h"
 
@@ -270,7 +271,7 @@ std::vector<Supervisor::GroupStatus> Supervisor::status() const {
       std::string last;
       if (auto it = impl_->checkers.find(&s); it != impl_->checkers.end()) last = it->second.last_error;
       gs.members.push_back({s.text, s.healthy.load(), s.ejected(now), s.draining(), g->member(i).backup, s.live(),
-                            g->member(i).weight, last});
+                            g->member(i).weight, last, prewarm_idle(*g, i)});
       gs.available += g->available(i, now) ? 1 : 0;
     }
     out.push_back(std::move(gs));

@@ -50,6 +50,7 @@ class Supervisor {
     std::int64_t sessions;
     std::uint32_t weight;
     std::string last_check;  // the last failed check's reason ("" = passing or none)
+    std::int64_t prewarm_idle = -1;  // idle pre-warmed connections, all workers (-1: no prewarm)
   };
   struct GroupStatus {
     std::string name;

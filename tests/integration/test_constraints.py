@@ -103,3 +103,70 @@ def test_a_bad_pattern_is_a_config_error(tmp_path):
     r = subprocess.run([weir_bin(), "check-config", "-c", str(cfg)], capture_output=True, text=True, timeout=10)
     assert r.returncode == 1
     assert "'constraints.patterns[0].match' is not a valid RE2 pattern" in r.stderr + r.stdout
+
+
+def test_reject_answers_the_sender_and_the_session_goes_on(weir, peers):
+    """on_failure: reject: the refused message never reaches the backend; its sender gets the
+    configured JSON error (reason and pointer) in its place, in order with the messages around
+    it, and the session goes on. Both ways: a refused backend message is answered to the
+    backend (here an echo backend, which sends the answer on to the client). Each refusal is
+    logged, with a payload prefix only because the route asks for one."""
+    rb = peers.raw("echo")
+    reply = '{"type":"error","detail":"{reason}","at":"{pointer}"}'
+    w = weir.routes([{"name": "chat", "upstreams": [rb.addr],
+                      "constraints": {"direction": "both", "max_string_length": 8,
+                                      "patterns": [{"pointer": "/type", "match": "chat|error"}],
+                                      "on_failure": "reject", "reject_reply": reply, "log_payload": 12}}])
+    c = RawClient(w.port, "/")
+    try:
+        c.send(OP_TEXT, b'{"type":"chat","t":"hi"}')
+        assert c.recv_message() == (OP_TEXT, b'{"type":"chat","t":"hi"}')
+        c.send(OP_TEXT, b'{"type":"shout","t":"HI"}')
+        c.send(OP_TEXT, b'{"type":"chat",', fin=False)  # fragmented, judged whole
+        c.send(OP_CONT, b'"t":"far too long"}')
+        c.send(OP_TEXT, b'{"type":"chat","t":"after"}')
+        assert c.recv_message() == (OP_TEXT, b'{"type":"error","detail":"/type does not match chat|error","at":"/type"}')
+        assert c.recv_message() == (OP_TEXT, b'{"type":"error","detail":"string longer than 8 bytes at /t","at":"/t"}')
+        assert c.recv_message() == (OP_TEXT, b'{"type":"chat","t":"after"}')
+    finally:
+        c.close()
+    seen = b"".join(backend_texts(rb))
+    assert b"shout" not in seen and b"far too long" not in seen and b"after" in seen
+    ev = w.log.wait("message.refused", count=2)
+    assert [(e["action"], e["filter"], e["side"], e["pointer"]) for e in ev] == [
+        ("reject", "constraints", "client", "/type"), ("reject", "constraints", "client", "/t")]
+    assert ev[0]["reason"] == "/type does not match chat|error" and ev[0]["replied"] is True
+    assert ev[0]["payload_prefix"] == '{"type":"sho' and ev[0]["size"] == 25
+    m = w.metrics()
+    assert m['weir_constraint_failures_total{route="chat",direction="client_to_upstream",reason="pattern"}'] == 1
+    assert m['weir_constraint_failures_total{route="chat",direction="client_to_upstream",reason="string_length"}'] == 1
+
+
+def test_reject_of_a_backend_message_answers_the_backend(weir, peers):
+    """A message from the backend that fails is answered to the backend (masked, as a client
+    frame must be); the client never sees the refused one. (The echo backend sends the answer
+    back, which passes: it has no /type.)"""
+    def greet(conn):
+        conn.send(OP_TEXT, b'{"type":"shout"}')
+        conn.send(OP_TEXT, b'{"type":"chat"}')
+    rb = peers.raw("echo", on_open=greet)
+    answer = (b'{"error":"message rejected","filter":"constraints",'
+              b'"reason":"/type does not match chat","pointer":"/type"}')
+    w = weir.routes([{"name": "chat", "upstreams": [rb.addr],
+                      "constraints": {"direction": "upstream", "patterns": [{"pointer": "/type", "match": "chat"}],
+                                      "on_failure": "reject"}}])
+    c = RawClient(w.port, "/")
+    try:
+        assert c.recv_message() == (OP_TEXT, b'{"type":"chat"}')
+        assert c.recv_message() == (OP_TEXT, answer)  # the backend's echo of Weir's answer
+    finally:
+        c.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        got = [f for conn in rb.conns for f in conn.frames if f.opcode == OP_TEXT]
+        if got:
+            break
+        time.sleep(0.05)
+    assert [(f.payload, f.mask_key is not None) for f in got] == [(answer, True)]
+    ev = w.log.wait("message.refused")[0]
+    assert ev["side"] == "upstream" and "payload_prefix" not in ev  # no log_payload: no payload

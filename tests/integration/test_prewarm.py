@@ -18,7 +18,7 @@ import asyncio
 import time
 
 import aiohelp
-from weirlib import PEERS_DIR, PYTHON, Peer
+from weirlib import PEERS_DIR, PYTHON, Peer, free_port
 
 
 def gate_backend(tmp_path) -> tuple[Peer, object]:
@@ -68,6 +68,9 @@ def test_burst_of_100_gets_pooled_connections_without_a_backend_handshake(weir, 
     try:
         w = start(weir, backend, 100)
         wait_for("a full pool", lambda: metric(w, "weir_upstream_prewarm_idle") == 100)
+        [member] = [m for g in w.admin_json("/admin/upstreams")["groups"] if g["group"] == "pool"
+                    for m in g["members"]]
+        assert member["upstream"] == backend.addr and member["prewarm_idle"] == 100
         # Every pooled upgrade went to the prewarm path, without any client header.
         opened = backend.log.find("handshake")
         assert len(opened) == 100 and {e["path"] for e in opened} == {"/pool"}
@@ -156,5 +159,35 @@ def test_an_empty_pool_falls_back_to_a_normal_connect(weir, tmp_path):
         assert aiohelp.run(two(), 20) == ("one", "two")
         assert metric(w, "weir_upstream_prewarm_hits_total") == 1
         assert metric(w, "weir_upstream_prewarm_misses_total") == 1
+    finally:
+        backend.stop()
+
+
+def test_failed_fills_count_as_passive_health_failures(weir, tmp_path):
+    """A pool's fills are connections to the member like a session's: a member where
+    nothing listens is ejected by its failed fills alone, before any client tries it, and
+    new clients of the generic route go to the other member."""
+    backend, _ = gate_backend(tmp_path)
+    try:
+        dead = f"127.0.0.1:{free_port()}"
+        w = weir.routes(
+            [{"name": "generic", "match": {"path": "/g"}, "upstream_group": "pool",
+              "generic_upstream_handshake": True}],
+            upstream_groups=[{"name": "pool", "members": [dead, backend.addr], "retries": 0,
+                              "outlier_detection": {"consecutive_failures": 3, "base_ejection": "30s"},
+                              "prewarm": {"size": 2, "path": "/pool"}}],
+            workers=1)
+        ev = w.log.wait("upstream.eject", timeout=10)[0]
+        assert ev["upstream"] == dead and ev["group"] == "pool"
+        states = {m["upstream"]: m for g in w.admin_json("/admin/upstreams")["groups"] for m in g["members"]}
+        assert states[dead]["ejected"] is True and states[dead]["prewarm_idle"] == 0
+        assert states[backend.addr]["ejected"] is False
+        assert metric(w, "weir_upstream_ejections_total", upstream=dead) == 1
+        assert metric(w, "weir_upstream_prewarm_fill_failures_total", upstream=dead) >= 3
+        async def four():
+            return await asyncio.gather(*(echo_session(w.url("/g"), f"m{i}") for i in range(4)))
+        replies = aiohelp.run(four(), 20)
+        assert replies == [f"m{i}" for i in range(4)]
+        assert metric(w, "weir_upstream_prewarm_hits_total", upstream=dead) == 0
     finally:
         backend.stop()

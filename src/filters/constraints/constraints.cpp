@@ -108,7 +108,8 @@ Failure walk(const json::value& v, const Settings& s, std::string& at, std::stri
 ConstraintsFilter::ConstraintsFilter(Settings s) : s_(std::move(s)) {}
 ConstraintsFilter::~ConstraintsFilter() = default;
 
-ConstraintsFilter::Failure ConstraintsFilter::check(Direction d, const Message& m, std::string* why) const {
+ConstraintsFilter::Failure ConstraintsFilter::check(Direction d, const Message& m, std::string* why,
+                                                    std::string* at_out) const {
   if (!s_.from[static_cast<int>(d)]) return Failure::none;
   const bool text = m.opcode == ws::Opcode::text;
   if (text ? !s_.text : !s_.binary) {
@@ -130,17 +131,22 @@ ConstraintsFilter::Failure ConstraintsFilter::check(Direction d, const Message& 
     return Failure::not_json;
   }
   std::string at;
-  if (const Failure f = walk(doc, s_, at, why); f != Failure::none) return f;
+  if (const Failure f = walk(doc, s_, at, why); f != Failure::none) {
+    if (at_out != nullptr) *at_out = at;
+    return f;
+  }
   for (const auto& p : s_.patterns) {
     const json::value* v = doc.find_pointer(p.pointer, ec);
     if (v == nullptr) continue;  // absent: required-ness is json_schema's business
     if (v->is_object() || v->is_array()) {
       *why = p.pointer + " is not a single value";
+      if (at_out != nullptr) *at_out = p.pointer;
       return Failure::pattern;
     }
     const std::string scalar = scalar_text(*v);
     if (!re2::RE2::FullMatch(scalar, *p.re)) {
       *why = p.pointer + " does not match " + p.text;
+      if (at_out != nullptr) *at_out = p.pointer;
       return Failure::pattern;
     }
   }
@@ -148,20 +154,20 @@ ConstraintsFilter::Failure ConstraintsFilter::check(Direction d, const Message& 
 }
 
 MessageVerdict ConstraintsFilter::verdict(Direction d, const Message& m, obs::CounterId* counted) const {
-  std::string why;
-  const Failure f = check(d, m, &why);
+  std::string why, at;
+  const Failure f = check(d, m, &why, &at);
   if (f == Failure::none) return MessageVerdict::forward();
   *counted = failures_[static_cast<int>(d)][static_cast<int>(f) - 1];
-  return refuse_message(s_.close,
+  return refuse_message(s_.on_failure, name(),
                         f == Failure::not_json       ? Refused::not_json
                         : f == Failure::message_type ? Refused::message_type
                                                      : Refused::rule,
-                        why);
+                        std::move(why), std::move(at));
 }
 
 std::shared_ptr<config::FilterSettings> ConstraintsFilter::parse(const config::FilterReader& v) {
   v.expect_keys({"direction", "message_types", "max_depth", "max_string_length", "max_array_length",
-                 "max_object_keys", "patterns", "on_failure"});
+                 "max_object_keys", "patterns", "on_failure", "reject_reply", "log_payload"});
   Settings s;
   if (auto f = v.find("direction")) {
     const std::string d = f->choice({"client", "upstream", "both"});
@@ -199,7 +205,7 @@ std::shared_ptr<config::FilterSettings> ConstraintsFilter::parse(const config::F
       s.patterns.push_back(std::move(p));
     }
   }
-  if (auto f = v.find("on_failure")) s.close = f->choice({"close", "drop"}) == "close";
+  s.on_failure = read_on_failure(v);
   if (s.text && s.binary && !s.json()) v.fail(v.label() + " checks nothing: set message_types, a JSON limit or patterns");
   return std::make_shared<ConstraintsFilter>(std::move(s));
 }
@@ -215,7 +221,7 @@ bool ConstraintsFilter::same_as(const config::FilterSettings& other) const {
   const Settings& b = o->s_;
   if (a.from[0] != b.from[0] || a.from[1] != b.from[1] || a.text != b.text || a.binary != b.binary ||
       a.max_depth != b.max_depth || a.max_string != b.max_string || a.max_array != b.max_array ||
-      a.max_keys != b.max_keys || a.close != b.close || a.patterns.size() != b.patterns.size())
+      a.max_keys != b.max_keys || !(a.on_failure == b.on_failure) || a.patterns.size() != b.patterns.size())
     return false;
   for (std::size_t i = 0; i < a.patterns.size(); ++i)
     if (a.patterns[i].pointer != b.patterns[i].pointer || a.patterns[i].text != b.patterns[i].text) return false;

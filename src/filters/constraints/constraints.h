@@ -19,6 +19,7 @@
 //     patterns:                  # the value at the pointer must match whole (absent: no check)
 //       - {pointer: /type, match: "chat|typing"}
 //     on_failure: close          # close (default): 1007 not JSON, 1003 type, 1008 the rest | drop
+//                                # | reject (filters/verdicts.h)
 
 #include <memory>
 #include <string>
@@ -26,6 +27,7 @@
 
 #include "config/filter_reader.h"
 #include "filters/api.h"
+#include "filters/verdicts.h"
 
 namespace re2 {
 class RE2;
@@ -48,7 +50,7 @@ class ConstraintsFilter final : public Filter {
     unsigned max_depth = 0;             // 0 = no limit (JSON limits below likewise)
     std::uint64_t max_string = 0, max_array = 0, max_keys = 0;
     std::vector<Pattern> patterns;
-    bool close = true;
+    OnFailure on_failure;
     bool json() const { return max_depth || max_string || max_array || max_keys || !patterns.empty(); }
   };
 
@@ -63,7 +65,8 @@ class ConstraintsFilter final : public Filter {
 
   // The verdict on one whole message (unmasked payload); why: for the log
   // and the Close reason, with the JSON pointer that failed.
-  Failure check(Direction d, const Message& m, std::string* why) const;
+  // *at (when given): the JSON pointer that failed, or empty.
+  Failure check(Direction d, const Message& m, std::string* why, std::string* at = nullptr) const;
   MessageVerdict verdict(Direction d, const Message& m, obs::CounterId* counted) const;
 
  private:

@@ -181,7 +181,8 @@ std::shared_ptr<const JsonSchemaFilter::Compiled> load_json_schema(const std::st
 JsonSchemaFilter::JsonSchemaFilter(Settings s) : s_(std::move(s)) {}
 JsonSchemaFilter::~JsonSchemaFilter() = default;
 
-JsonSchemaFilter::Failure JsonSchemaFilter::check(Direction d, const Message& m, std::string* why) const {
+JsonSchemaFilter::Failure JsonSchemaFilter::check(Direction d, const Message& m, std::string* why,
+                                                  std::string* at_out) const {
   const auto& compiled = s_.schema[static_cast<int>(d)];
   if (!compiled) return Failure::none;
   if (m.opcode != ws::Opcode::text) {
@@ -216,6 +217,7 @@ JsonSchemaFilter::Failure JsonSchemaFilter::check(Direction d, const Message& m,
       at += "/" + part;
     }
     *why = "schema: " + (at.empty() ? std::string("/") : at) + ": " + e.description;
+    if (at_out != nullptr) *at_out = at;
   } else {
     *why = "schema: invalid";
   }
@@ -223,19 +225,20 @@ JsonSchemaFilter::Failure JsonSchemaFilter::check(Direction d, const Message& m,
 }
 
 MessageVerdict JsonSchemaFilter::verdict(Direction d, const Message& m, obs::CounterId* counted) const {
-  std::string why;
-  const Failure f = check(d, m, &why);
+  std::string why, at;
+  const Failure f = check(d, m, &why, &at);
   if (f == Failure::none) return MessageVerdict::forward();
   *counted = failures_[static_cast<int>(d)][static_cast<int>(f) - 1];
-  return refuse_message(s_.close,
+  return refuse_message(s_.on_failure, name(),
                         f == Failure::not_json ? Refused::not_json
                         : f == Failure::binary ? Refused::message_type
                                                : Refused::rule,
-                        why);
+                        std::move(why), std::move(at));
 }
 
 std::shared_ptr<config::FilterSettings> JsonSchemaFilter::parse(const config::FilterReader& v) {
-  v.expect_keys({"client_to_upstream", "upstream_to_client", "on_failure", "binary", "max_depth"});
+  v.expect_keys({"client_to_upstream", "upstream_to_client", "on_failure", "reject_reply", "log_payload", "binary",
+                 "max_depth"});
   Settings s;
   for (Direction d : {Direction::to_upstream, Direction::to_client}) {
     const auto f = v.find(direction_name(d));
@@ -248,7 +251,7 @@ std::shared_ptr<config::FilterSettings> JsonSchemaFilter::parse(const config::Fi
     s.files[static_cast<int>(d)] = path;
   }
   if (!s.schema[0] && !s.schema[1]) v.fail(v.label() + " needs client_to_upstream or upstream_to_client (a schema file)");
-  if (auto f = v.find("on_failure")) s.close = f->choice({"close", "drop"}) == "close";
+  s.on_failure = read_on_failure(v);
   if (auto f = v.find("binary")) s.refuse_binary = f->choice({"allow", "refuse"}) == "refuse";
   if (auto f = v.find("max_depth")) s.max_depth = static_cast<unsigned>(f->integer(1, 1000));
   return std::make_shared<JsonSchemaFilter>(std::move(s));

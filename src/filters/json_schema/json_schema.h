@@ -10,6 +10,7 @@
 //     client_to_upstream: schemas/chat-in.json   # a file, relative to the config's directory
 //     upstream_to_client: schemas/chat-out.json  # optional; at least one direction
 //     on_failure: close     # close (default): 1007 not JSON, 1008 invalid | drop: counted, not relayed
+//                           # | reject: not relayed, a JSON error message goes back (filters/verdicts.h)
 //     binary: allow         # allow (default) | refuse: a binary message fails (1003 with close)
 //     max_depth: 64         # deeper documents fail before validation (the parser stops there)
 //
@@ -22,6 +23,7 @@
 
 #include "config/filter_reader.h"
 #include "filters/api.h"
+#include "filters/verdicts.h"
 
 namespace weir::filters {
 
@@ -31,7 +33,7 @@ class JsonSchemaFilter final : public Filter {
   struct Settings {
     std::shared_ptr<const Compiled> schema[2];  // by Direction; null = that way is not checked
     std::string files[2];                       // for same_as and messages
-    bool close = true;
+    OnFailure on_failure;
     bool refuse_binary = false;
     unsigned max_depth = 64;
   };
@@ -46,7 +48,8 @@ class JsonSchemaFilter final : public Filter {
 
   // The verdict on one whole message (unmasked payload).
   enum class Failure : std::uint8_t { none, not_json, invalid, binary };
-  Failure check(Direction d, const Message& m, std::string* why) const;
+  // *at (when given): the JSON pointer that failed, or empty.
+  Failure check(Direction d, const Message& m, std::string* why, std::string* at = nullptr) const;
   MessageVerdict verdict(Direction d, const Message& m, obs::CounterId* counted) const;
 
  private:

@@ -123,6 +123,46 @@ TEST_F(ConstraintsTest, VerdictsAndCloseCodes) {
   EXPECT_EQ(drop.verdict(Direction::to_upstream, m, &c).kind, MessageVerdict::Kind::drop);
 }
 
+TEST_F(ConstraintsTest, RejectRepliesWithTheReasonAndPointer) {
+  obs::CounterId c;
+  std::string p = R"({"msg":{"text":"abcdef"}})";
+  Message m{ws::Opcode::text, p};
+  // The standard reply.
+  const auto& f = load("{max_string_length: 4, on_failure: reject}");
+  auto v = f.verdict(Direction::to_upstream, m, &c);
+  EXPECT_EQ(v.kind, MessageVerdict::Kind::reject);
+  EXPECT_EQ(v.reply,
+            R"({"error":"message rejected","filter":"constraints","reason":"string longer than 4 bytes at /msg/text",)"
+            R"("pointer":"/msg/text"})");
+  EXPECT_EQ(v.reason, "string longer than 4 bytes at /msg/text");
+  EXPECT_EQ(v.pointer, "/msg/text");
+  EXPECT_EQ(v.log_prefix, 0u);
+  // A configured shape: placeholders inside longer strings and in keys, quotes
+  // in the reason escaped, other values kept as they are.
+  const auto& g = load(
+      "{patterns: [{pointer: /t, match: 'a\"b'}], on_failure: reject, log_payload: 8, reject_reply: "
+      "'{\"type\":\"error\",\"code\":4001,\"detail\":\"bad {pointer}: {reason}\",\"{filter}\":true}'}");
+  std::string t = R"({"t":"zz"})";
+  Message tm{ws::Opcode::text, t};
+  v = g.verdict(Direction::to_upstream, tm, &c);
+  EXPECT_EQ(v.kind, MessageVerdict::Kind::reject);
+  EXPECT_EQ(v.reply, R"({"type":"error","code":4001,"detail":"bad /t: /t does not match a\"b","constraints":true})");
+  EXPECT_EQ(v.log_prefix, 8u);
+  // A message type refused: no pointer.
+  const auto& types = load("{message_types: text, on_failure: reject}");
+  std::string b = "x";
+  Message bin{ws::Opcode::binary, b};
+  v = types.verdict(Direction::to_upstream, bin, &c);
+  EXPECT_EQ(v.kind, MessageVerdict::Kind::reject);
+  EXPECT_EQ(v.pointer, "");
+  EXPECT_NE(v.reply.find(R"("pointer":"")"), std::string::npos);
+  // drop keeps the reason for the log.
+  const auto& drop = load("{max_string_length: 4, on_failure: drop}");
+  v = drop.verdict(Direction::to_upstream, m, &c);
+  EXPECT_EQ(v.kind, MessageVerdict::Kind::drop);
+  EXPECT_EQ(v.reason, "string longer than 4 bytes at /msg/text");
+}
+
 TEST_F(ConstraintsTest, ConfigErrors) {
   using config::testing::error_of;
   const std::string head = "listeners: [{port: 1}]\nroutes:\n  - upstreams: [echo]\n    constraints: ";
@@ -135,6 +175,12 @@ TEST_F(ConstraintsTest, ConfigErrors) {
             "('~' only as ~0 or ~1)");
   EXPECT_NE(error_of(head + "{patterns: [{pointer: /a~2, match: x}]}\n").find("must be a JSON pointer"), std::string::npos);
   EXPECT_EQ(error_of(head + "{max_depth: 0}\n"), "t.yaml:4:30: 'constraints.max_depth' must be an integer from 1 to 1000, got '0'");
+  EXPECT_EQ(error_of(head + "{max_depth: 2, reject_reply: '{}'}\n"),
+            "t.yaml:4:47: 'constraints.reject_reply' needs on_failure: reject");
+  EXPECT_EQ(error_of(head + "{max_depth: 2, on_failure: reject, reject_reply: '{nope'}\n"),
+            "t.yaml:4:67: 'constraints.reject_reply': not JSON: syntax error");
+  EXPECT_EQ(error_of(head + "{max_depth: 2, on_failure: bounce}\n"),
+            "t.yaml:4:45: 'constraints.on_failure' must be one of close, drop, reject, got 'bounce'");
 }
 
 }  // namespace
