@@ -101,6 +101,20 @@ TEST_F(JsonSchemaTest, DropAndBinaryRefusal) {
   EXPECT_EQ(run(g, "\x01", ws::Opcode::binary).code, 1003);
 }
 
+TEST_F(JsonSchemaTest, RejectAnswersWithThePointerThatFailed) {
+  write("user.json", R"({"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}})");
+  const auto& f = load("{client_to_upstream: " + write("chat.json", kChat) +
+                       ", on_failure: reject, reject_reply: '{\"e\":\"{pointer}\"}'}");
+  auto v = run(f, R"({"type":"chat","text":"hi","to":{"id":"seven"}})");
+  EXPECT_EQ(v.kind, MessageVerdict::Kind::reject);
+  EXPECT_EQ(v.pointer, "/to/id");
+  EXPECT_EQ(v.reply, R"({"e":"/to/id"})");
+  v = run(f, "nope");  // not JSON: no pointer
+  EXPECT_EQ(v.kind, MessageVerdict::Kind::reject);
+  EXPECT_EQ(v.reply, R"({"e":""})");
+  EXPECT_EQ(v.reason.rfind("not JSON", 0), 0u);
+}
+
 TEST_F(JsonSchemaTest, BadSchemasAreConfigErrorsWithPositions) {
   const std::string bad = write("bad.json", "{\n  \"type\": \"object\",\n  \"properties\": {,}\n}");
   std::string e = error_of("{client_to_upstream: " + bad + "}");
