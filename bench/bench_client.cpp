@@ -74,6 +74,8 @@ struct Shared {
   TlsContext* tls = nullptr;  // --tls
   std::atomic<bool> tls_described{false};
   std::string tls_info;       // written once, by the first handshake
+  std::unique_ptr<JsonMessage> json;  // --json
+  ws::Opcode opcode = ws::Opcode::binary;  // of the messages sent and expected back
 };
 
 // Fills payload for message `seq`: byte i = (seq * 31 + i) & 0xFF; latency
@@ -231,7 +233,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
   void send_message() {
     const std::size_t n = std::max<std::size_t>(opt().size, sh_.mode == Mode::latency ? 8 : 0);
     ws::FrameHeader h;
-    h.opcode = ws::Opcode::binary;
+    h.opcode = sh_.opcode;
     h.masked = true;
     h.payload_len = n;
     std::memcpy(h.mask, mask_, 4);
@@ -239,7 +241,11 @@ class Conn : public std::enable_shared_from_this<Conn> {
     out.resize(ws::header_size(n, true) + n);
     auto* p = reinterpret_cast<std::uint8_t*>(out.data());
     const std::size_t hl = ws::write_header(p, h);
-    for (std::size_t i = 0; i < n; ++i) p[hl + i] = pattern(sent_, i);
+    if (sh_.json) {
+      for (std::size_t i = 0; i < n; ++i) p[hl + i] = sh_.json->byte(sent_, i);
+    } else {
+      for (std::size_t i = 0; i < n; ++i) p[hl + i] = pattern(sent_, i);
+    }
     if (sh_.mode == Mode::latency) {
       const std::int64_t t = std::chrono::duration_cast<std::chrono::nanoseconds>(next_send_ - sh_.start).count();
       std::memcpy(p + hl, &t, 8);
@@ -322,7 +328,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
       if (frame_left_ > 0) {
         const std::size_t k = std::min<std::uint64_t>(frame_left_, len - pos);
         if (!ws::is_control(frame_op_)) {
-          if (msg_op_ == ws::Opcode::binary) verify(p + pos, k);
+          if (msg_op_ == sh_.opcode) verify(p + pos, k);
           frame_off_ += k;
         }
         frame_left_ -= k;
@@ -359,7 +365,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
         reinterpret_cast<std::uint8_t*>(&stamp_)[at] = p[i];
         continue;
       }
-      if (p[i] != pattern(recv_, at)) {
+      if (p[i] != (sh_.json ? sh_.json->byte(recv_, at) : pattern(recv_, at))) {
         ++mismatch_in_frame_;
         break;
       }
@@ -372,7 +378,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
       last_pong_ = Clock::now();
       return;
     }
-    if (ws::is_control(frame_op_) || !frame_fin_ || msg_op_ != ws::Opcode::binary) return;
+    if (ws::is_control(frame_op_) || !frame_fin_ || msg_op_ != sh_.opcode) return;
     const auto now = Clock::now();
     const bool measured = now >= sh_.measure_from && now < sh_.end;
     if (mismatch_in_frame_) ++res_.mismatches;
@@ -499,6 +505,10 @@ Result run(const Options& o, Mode mode) {
   Shared sh;
   sh.opt = &o;
   sh.mode = mode;
+  if (o.json) {
+    sh.json = std::make_unique<JsonMessage>(o.size);
+    sh.opcode = ws::Opcode::text;
+  }
   sh.start = Clock::now();
   sh.measure_from = sh.start + std::chrono::milliseconds(static_cast<int>(o.warmup_s * 1000));
   sh.end = sh.measure_from + std::chrono::milliseconds(static_cast<int>(o.duration_s * 1000));

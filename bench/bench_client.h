@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "json_message.h"
+
 namespace weir::bench {
 
 struct Options {
@@ -27,7 +29,12 @@ struct Options {
   std::string ca;                 // verify the server against this CA file; empty = no verification
   std::string sni;                // server name sent and verified; empty = host (none for an IP)
   bool tls_resume = false;        // connect: offer the previous connection's session (ticket)
+  // throughput --json-messages: text messages, each a chat-like JSON object of exactly `size`
+  // bytes (at least 96) with its sequence number in it, instead of binary
+  // byte patterns (for routes that validate or sanitize JSON).
+  bool json = false;
 };
+
 
 // Log-linear histogram in microseconds (HDR-style: 64 sub-buckets per power of two).
 class Histogram {

@@ -112,6 +112,7 @@ int main(int argc, char** argv) {
   auto* tp = app.add_subcommand("throughput", "closed loop: P messages in flight per connection");
   add_common(tp);
   tp->add_option("-p,--inflight", o.inflight, "messages in flight per connection");
+  tp->add_flag("--json-messages", o.json, "text messages: a chat-like JSON object of --size bytes (at least 96)");
   auto* lat = app.add_subcommand("latency", "open loop at a fixed total rate; percentiles in us");
   add_common(lat);
   lat->add_option("-r,--rate", o.rate, "messages/s over all connections");
@@ -159,6 +160,10 @@ int main(int argc, char** argv) {
   } else if (url.rfind("wss://", 0) == 0) {
     rest = url.substr(6);
     o.tls = true;
+  }
+  if (o.json && o.size < weir::bench::JsonMessage::kMinSize) {
+    std::fprintf(stderr, "--json needs --size %zu or more\n", weir::bench::JsonMessage::kMinSize);
+    return 2;
   }
   if (!o.tls && (!o.ca.empty() || !o.sni.empty() || o.tls_resume)) {
     std::fprintf(stderr, "weir-bench: --ca, --sni and --tls-resume need --tls or a wss:// URL\n");
