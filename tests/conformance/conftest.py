@@ -74,8 +74,9 @@ def tls_backend(pki):
 
 @pytest.fixture(scope="session")
 def proxy(backend, tls_backend, pki, tmp_path_factory):
-    """One Weir with a ws:// and a wss:// listener, and three routes: /strict (strict: true)
-    and / (default) to the reference backend, /wss-upstream to the same reference over TLS.
+    """One Weir with a ws:// and a wss:// listener, and four routes: /strict (strict: true),
+    /inspect (the inspecting pump) and / (default) to the reference backend, /wss-upstream to
+    the same reference over TLS.
     The listeners' ports are proxy.ports[0] (ws) and proxy.ports[1] (wss)."""
     f = WeirFactory(tmp_path_factory.mktemp("weir"))
     listeners = [
@@ -87,6 +88,11 @@ def proxy(backend, tls_backend, pki, tmp_path_factory):
         {"name": "strict", "match": {"path_prefix": "/strict"}, "upstreams": [backend.addr], "strict": True},
         {"name": "wss-upstream", "match": {"path_prefix": "/wss-upstream"},
          "upstreams": [f"wss://127.0.0.1:{tls_backend.port}"], "upstream_tls": {"ca": str(pki.ca)}},
+        # The inspecting pump (every message reassembled, handed to a filter, re-framed and
+        # re-masked): a filter that reads payloads but changes none of the cases' messages
+        # (they hold no control characters; binary ones are not its business).
+        {"name": "inspect", "match": {"path_prefix": "/inspect"}, "upstreams": [backend.addr],
+         "sanitize": {"html": "keep", "control_chars": "drop", "direction": "client"}},
         {"name": "plain", "match": {"path_prefix": "/"}, "upstreams": [backend.addr]},
     ], listeners=listeners)
     w = f.start(cfg, name="weir-conformance")
