@@ -234,11 +234,6 @@ void Loader::group_settings(const Fields& fs, UpstreamGroup& g) const {
       if (f != nullptr && duration(*f, false) < Millis(100)) fail(f->mark, f->label + " must be at least 100ms");
     if (w.timeout >= w.ping_interval)
       fail(v->key_mark, "'prewarm.timeout' must be shorter than 'prewarm.ping_interval' (one pong is awaited at a time)");
-    // The handed-out socket is a plain one: a pooled TLS session would have
-    // to move its OpenSSL state into the session's leg (not done yet).
-    for (const auto& m : g.members)
-      if (m.up.tls)
-        fail(v->key_mark, "'prewarm' supports ws:// and echo members only: member " + quote(m.up.text) + " is wss://");
   }
 }
 

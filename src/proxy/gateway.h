@@ -30,7 +30,7 @@ class WorkerGateway {
   // generation start filling.
   void start_prewarm() {
     prewarm_ = std::make_unique<upstream::PrewarmPools>(worker_, echo_port);
-    prewarm_->set_groups(runtime_->groups);
+    prewarm_->set_groups(runtime_->groups, runtime_->group_tls);
   }
 
   // Worker thread: new connections get `rt` from now on; live sessions keep
@@ -38,7 +38,7 @@ class WorkerGateway {
   void set_runtime(std::shared_ptr<const Runtime> rt) {
     runtime_ = std::move(rt);
     worker_.buffers().resize(runtime_->buffer_bytes);
-    if (prewarm_) prewarm_->set_groups(runtime_->groups);
+    if (prewarm_) prewarm_->set_groups(runtime_->groups, runtime_->group_tls);
     worker_.notify_reload();
   }
 

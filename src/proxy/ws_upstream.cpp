@@ -192,6 +192,16 @@ class WsUpstream final : public UpstreamLeg {
     if (!pooled_) return false;
     ctx_.leg.fd = pooled_->fd;
     pooled_->fd = -1;
+    if (pooled_->ssl != nullptr) {
+      // wss://: its TLS session, handshake done; its socket BIO now notes
+      // this leg's drained flag.
+      ctx_.leg.ssl = pooled_->ssl;
+      pooled_->ssl = nullptr;
+      if (!net::attach_socket(ctx_.leg.ssl, ctx_.leg.fd, &ctx_.leg.tls_drained)) {
+        fail(502, "upstream TLS: out of memory", "tls");
+        return true;
+      }
+    }
     if (!ctx_.worker.poller().add(ctx_.leg.fd, &ctx_.target, ctx_.tag)) {
       fail(503, "cannot watch the upstream socket: " + std::string(std::strerror(errno)), nullptr);
       return true;

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,8 @@
 #include "core/clock.h"
 #include "core/worker.h"
 #include "http/upgrade.h"
+#include "net/stream.h"
+#include "net/tls.h"
 #include "observability/log.h"
 #include "observability/metrics.h"
 #include "upstream/group.h"
@@ -80,6 +83,7 @@ obs::Labels member_labels(std::string_view group, std::string_view member) {
 }  // namespace
 
 Pooled::~Pooled() {
+  if (ssl != nullptr) SSL_free(ssl);
   if (fd >= 0) ::close(fd);
 }
 
@@ -102,66 +106,24 @@ std::int64_t prewarm_idle(const Group& g, std::size_t i) {
   return r.value(r.gauge(kIdle.name, kIdle.help, member_labels(g.label(), g.member(i).up.text)));
 }
 
-IdleScan scan_idle_frames(std::string& in, std::string& early, std::size_t max_early) {
-  IdleScan out;
-  std::size_t pos = 0;
-  while (in.size() - pos >= 2) {
-    const auto* p = reinterpret_cast<const std::uint8_t*>(in.data() + pos);
-    const std::size_t avail = in.size() - pos;
-    const unsigned op = p[0] & 0x0f;
-    if ((p[1] & 0x80) != 0) {  // a server never masks
-      out.verdict = IdleScan::Verdict::bad;
-      break;
-    }
-    std::uint64_t len = p[1] & 0x7f;
-    std::size_t hdr = 2;
-    if (len == 126) {
-      if (avail < 4) break;
-      len = (std::uint64_t{p[2]} << 8) | p[3];
-      hdr = 4;
-    } else if (len == 127) {
-      if (avail < 10) break;
-      len = 0;
-      for (int k = 2; k < 10; ++k) len = (len << 8) | p[k];
-      hdr = 10;
-    }
-    if (len > max_early) {
-      out.verdict = IdleScan::Verdict::bad;
-      break;
-    }
-    if (avail < hdr + len) break;
-    const std::string_view payload(in.data() + pos + hdr, static_cast<std::size_t>(len));
-    if (op == 0x8) {
-      out.verdict = IdleScan::Verdict::close;
-      break;
-    }
-    if (op == 0x9) {
-      out.pings.emplace_back(payload);
-    } else if (op == 0xa) {
-      out.pong = true;
-    } else {
-      if (early.size() + hdr + len > max_early) {
-        out.verdict = IdleScan::Verdict::bad;
-        break;
-      }
-      early.append(in, pos, hdr + static_cast<std::size_t>(len));
-    }
-    pos += hdr + static_cast<std::size_t>(len);
-  }
-  in.erase(0, pos);
-  return out;
-}
-
 struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
   struct Pool;
 
   struct Conn {
     enum class State { connecting, idle, gone };
     Conn(asio::io_context& io, Pool* p) : pool(p), socket(io), resolver(io) {}
+    Conn(const Conn&) = delete;
+    Conn& operator=(const Conn&) = delete;
+    ~Conn() {
+      if (ssl != nullptr) SSL_free(ssl);
+    }
     Pool* pool;  // valid while state != gone
     State state = State::connecting;
     tcp::socket socket;
     tcp::resolver resolver;
+    SSL* ssl = nullptr;     // wss:// members, bound to the socket with `drained`
+    bool drained = false;
+    std::size_t sent = 0;   // of `out`
     std::string key, out, in, head, early;
     http::Head response;
     std::array<char, 4096> buf{};
@@ -173,6 +135,7 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
     std::shared_ptr<MemberState> state;
     config::Upstream up;
     config::Prewarm conf;
+    std::shared_ptr<const net::TlsClient> tls;  // the group's upstream TLS (wss:// members)
     std::string group;
     // The member's group in the latest generation, for passive health: a
     // fill is a connection to the member like any other.
@@ -253,10 +216,12 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
     drop(c, nullptr);
   }
 
-  void set_groups(const std::vector<std::shared_ptr<const Group>>& groups) {
+  void set_groups(const std::vector<std::shared_ptr<const Group>>& groups,
+                  const std::vector<std::shared_ptr<const net::TlsClient>>& tls) {
     for (auto& [k, p] : pools) p->seen = false;
     auto& reg = obs::Registry::global();
-    for (const auto& g : groups) {
+    for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+      const auto& g = groups[gi];
       const auto& conf = g->conf().prewarm;
       if (conf.size == 0) continue;
       for (std::size_t i = 0; i < g->size(); ++i) {
@@ -273,6 +238,7 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
         }
         slot->up = g->member(i).up;
         slot->conf = conf;
+        slot->tls = gi < tls.size() ? tls[gi] : nullptr;
         slot->owner = g;
         slot->index = i;
         slot->seen = true;
@@ -348,8 +314,8 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
   // Sends a small frame without Asio (an idle connection has nothing else
   // to write): false when it did not fit at once or the socket is broken.
   static bool send_now(Conn& c, const std::uint8_t* data, std::size_t n) {
-    const ssize_t w = ::send(c.socket.native_handle(), data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    return w == static_cast<ssize_t>(n);
+    const net::IoResult r = net::write_some(c.socket.native_handle(), c.ssl, data, n);
+    return r.status == net::Io::done && r.n == n;
   }
 
   void ping(const ConnPtr& c, std::int64_t now) {
@@ -422,13 +388,39 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
       if (ec) return self->fill_failed(c, "connect: " + ec.message());
       error_code ignored;
       c->socket.set_option(tcp::no_delay(true), ignored);
+      c->socket.non_blocking(true, ignored);  // the reads and writes below are net::'s, readiness-driven
       self->send_upgrade(c);
     });
     worker.poke_asio();
   }
 
+  // The next step of c once its socket is ready for what r wanted; a
+  // failure on the way: a failed fill while connecting, a discard when idle.
+  using Step = void (Impl::*)(const ConnPtr&);
+  void wait(const ConnPtr& c, const net::IoResult& r, Step next) {
+    const auto want = r.status == net::Io::want_write ? tcp::socket::wait_write : tcp::socket::wait_read;
+    c->socket.async_wait(want, [self = shared_from_this(), c, next, st = c->state](error_code ec) {
+      if (c->state != st) return;
+      if (ec) return self->lost(c, "wait: " + ec.message());
+      c->drained = false;
+      (self.get()->*next)(c);
+    });
+    worker.poke_asio();
+  }
+  void lost(const ConnPtr& c, const std::string& why) {
+    if (c->state == Conn::State::connecting) fill_failed(c, why);
+    else drop(c, "closed");
+  }
+
   void send_upgrade(const ConnPtr& c) {
     const auto& up = c->pool->up;
+    if (up.tls && c->ssl == nullptr) {
+      c->ssl = c->pool->tls ? c->pool->tls->new_ssl(up.host, up.port) : nullptr;
+      if (c->ssl == nullptr) return fill_failed(c, "tls: no TLS context for the member");
+      if (!net::attach_socket(c->ssl, c->socket.native_handle(), &c->drained))
+        return fill_failed(c, "tls: out of memory");
+      return tls_step(c);
+    }
     std::string host;
     if (up.kind == config::Upstream::Kind::echo) {
       host = "127.0.0.1:" + std::to_string(echo_port);
@@ -440,27 +432,51 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
     c->out = "GET " + c->pool->conf.path + " HTTP/1.1\r\nHost: " + host +
              "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " +
              c->key + "\r\nUser-Agent: weir-prewarm\r\n\r\n";
-    asio::async_write(c->socket, asio::buffer(c->out), [self = shared_from_this(), c](error_code ec, std::size_t) {
-      if (c->state != Conn::State::connecting) return;
-      if (ec) return self->fill_failed(c, "write: " + ec.message());
-      std::string().swap(c->out);
-      self->read_head(c);
-    });
+    c->sent = 0;
+    write_upgrade(c);
+  }
+
+  // wss://: the TLS handshake (verification as the sessions': TlsClient::new_ssl).
+  void tls_step(const ConnPtr& c) {
+    const net::IoResult r = net::handshake(c->ssl);
+    if (r.would_block()) return wait(c, r, &Impl::tls_step);
+    if (r.status != net::Io::done) return fill_failed(c, "tls: " + net::describe(r));
+    send_upgrade(c);
+  }
+
+  void write_upgrade(const ConnPtr& c) {
+    while (c->sent < c->out.size()) {
+      const net::IoResult r = net::write_some(c->socket.native_handle(), c->ssl, c->out.data() + c->sent,
+                                              c->out.size() - c->sent);
+      if (r.would_block()) return wait(c, r, &Impl::write_upgrade);
+      if (r.status != net::Io::done) return fill_failed(c, "write: " + net::describe(r));
+      c->sent += r.n;
+    }
+    std::string().swap(c->out);
+    read_head(c);
+  }
+
+  // Reads what is there onto c->in: done (something came), would block, or
+  // the connection ended.
+  net::IoResult read_in(Conn& c) {
+    const net::IoResult r = net::read_some(c.socket.native_handle(), c.ssl, c.buf.data(), c.buf.size());
+    if (r.status == net::Io::done) c.in.append(c.buf.data(), r.n);
+    return r;
   }
 
   void read_head(const ConnPtr& c) {
-    c->socket.async_read_some(asio::buffer(c->buf), [self = shared_from_this(), c](error_code ec, std::size_t n) {
-      if (c->state != Conn::State::connecting) return;
-      if (ec) return self->fill_failed(c, "read: " + ec.message());
-      c->in.append(c->buf.data(), n);
+    for (;;) {
+      const net::IoResult r = read_in(*c);
+      if (r.would_block()) return wait(c, r, &Impl::read_head);
+      if (r.status != net::Io::done) return fill_failed(c, "read: " + net::describe(r));
       switch (http::parse_response_head(c->in, kMaxHead, c->response)) {
-        case http::ParseStatus::need_more: return self->read_head(c);
-        case http::ParseStatus::too_large: return self->fill_failed(c, "response head too large");
-        case http::ParseStatus::bad: return self->fill_failed(c, "malformed response");
+        case http::ParseStatus::need_more: continue;
+        case http::ParseStatus::too_large: return fill_failed(c, "response head too large");
+        case http::ParseStatus::bad: return fill_failed(c, "malformed response");
         case http::ParseStatus::complete: break;
       }
-      self->on_head(c);
-    });
+      return on_head(c);
+    }
   }
 
   void on_head(const ConnPtr& c) {
@@ -491,26 +507,21 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
   }
 
   void read_idle(const ConnPtr& c) {
-    c->socket.async_read_some(asio::buffer(c->buf), [self = shared_from_this(), c](error_code ec, std::size_t n) {
-      if (c->state != Conn::State::idle) return;
-      if (ec) return self->drop(c, "closed");
-      c->in.append(c->buf.data(), n);
-      if (self->scan(c)) self->read_idle(c);
-    });
+    if (still_open(c)) wait(c, net::IoResult{0, net::Io::want_read}, &Impl::read_idle);
   }
 
-  // Reads what came since Asio last looked (a FIN or a Close may be sitting
-  // in the socket while this batch of events runs): false when it is dead.
+  // Reads what came since the last look (a FIN or a Close may be sitting in
+  // the socket while this batch of events runs): false when it is dead.
   bool still_open(const ConnPtr& c) {
     for (;;) {
-      const ssize_t n = ::recv(c->socket.native_handle(), c->buf.data(), c->buf.size(), MSG_DONTWAIT);
-      if (n > 0) {
-        c->in.append(c->buf.data(), static_cast<std::size_t>(n));
+      const net::IoResult r = read_in(*c);
+      if (r.status == net::Io::done) {
         if (!scan(c)) return false;
         continue;
       }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-      if (n < 0 && errno == EINTR) continue;
+      // TLS may want to write to read on (a key update): the idle wait
+      // covers it, since the next read retries.
+      if (r.would_block()) return true;
       drop(c, "closed");
       return false;
     }
@@ -539,6 +550,8 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
       out->early += c->in;  // a frame begun, if any
       error_code ec;
       const int fd = c->socket.release(ec);
+      out->ssl = c->ssl;  // its BIO still names c->drained: the taker binds it anew
+      c->ssl = nullptr;
       drop(c, nullptr);
       if (ec || fd < 0) {
         count_discard(p, "closed");
@@ -560,7 +573,10 @@ PrewarmPools::PrewarmPools(core::Worker& worker, std::uint16_t echo_port)
 
 PrewarmPools::~PrewarmPools() { impl_->stop(); }
 
-void PrewarmPools::set_groups(const std::vector<std::shared_ptr<const Group>>& groups) { impl_->set_groups(groups); }
+void PrewarmPools::set_groups(const std::vector<std::shared_ptr<const Group>>& groups,
+                              const std::vector<std::shared_ptr<const net::TlsClient>>& tls) {
+  impl_->set_groups(groups, tls);
+}
 
 std::unique_ptr<Pooled> PrewarmPools::take(const Group& g, std::size_t i) { return impl_->take(g, i); }
 

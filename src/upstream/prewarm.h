@@ -10,8 +10,9 @@
 // size x members x workers idle connections), so a worker never waits for
 // another's pool.
 //
-// Lifecycle of a pooled connection: connect + upgrade (GET `path`, no client
-// header) within `timeout`; idle, read all the time (a backend Close, EOF or
+// Lifecycle of a pooled connection: connect (+ TLS for wss:// members, with
+// the group's upstream_tls) + upgrade (GET `path`, no client header) within
+// `timeout`; idle, read all the time (a backend Close, EOF or
 // reset discards it at once, a backend ping is answered); pinged every
 // `ping_interval`, discarded when the pong is later than `timeout`; closed
 // after `max_idle` unused; closed when its member stops being available
@@ -29,9 +30,15 @@
 #include <vector>
 
 #include "http/head.h"
+#include "upstream/idle_scan.h"
+
+struct ssl_st;
 
 namespace weir::core {
 class Worker;
+}
+namespace weir::net {
+class TlsClient;
 }
 
 namespace weir::upstream {
@@ -45,6 +52,10 @@ struct Pooled {
   Pooled& operator=(const Pooled&) = delete;
   ~Pooled();
   int fd = -1;               // the taker owns it (closed here when still >= 0)
+  // wss:// members: the TLS session over fd, handshake done (the taker owns
+  // it and binds it to its own drained flag with net::attach_socket; freed
+  // here when still set).
+  ssl_st* ssl = nullptr;
   std::string head;          // the backend's 101, as received
   http::Head response;       // parsed, views into head
   std::string early;         // frame bytes the backend sent after the 101 (a greeting), unread
@@ -62,7 +73,9 @@ class PrewarmPools {
   // and after each reload). Pools are kept per member state and path, so a
   // reload that keeps a member keeps its idle connections; the others are
   // closed. Starts filling at once.
-  void set_groups(const std::vector<std::shared_ptr<const Group>>& groups);
+  // tls: by group, its upstream TLS client (null: none), as Runtime::group_tls.
+  void set_groups(const std::vector<std::shared_ptr<const Group>>& groups,
+                  const std::vector<std::shared_ptr<const net::TlsClient>>& tls);
 
   // Worker thread: an idle connection to member i of g, or null (no pool, or
   // none idle: a miss, counted; the caller connects as usual). Refills.
@@ -85,18 +98,6 @@ void declare_prewarm_metrics(const Group& g);
 // -1 when g has no prewarm. Any thread.
 std::int64_t prewarm_idle(const Group& g, std::size_t i);
 
-// The server frames at the front of `in` (unmasked, as a backend sends
-// them), for a connection that nobody reads yet: data frames move to
-// `early`, pongs are noted, pings are collected for an answer. I/O-free,
-// so it is unit tested.
-struct IdleScan {
-  enum class Verdict { ok, close, bad };
-  Verdict verdict = Verdict::ok;
-  bool pong = false;                 // a pong came
-  std::vector<std::string> pings;    // payloads of pings to answer
-};
-// Consumes whole frames from the front of `in` (a partial one stays);
-// data frames go to `early` (bad once it would exceed max_early bytes).
-IdleScan scan_idle_frames(std::string& in, std::string& early, std::size_t max_early);
+
 
 }  // namespace weir::upstream

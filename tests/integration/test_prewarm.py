@@ -9,7 +9,8 @@ connections on command:
 - pooled connections the backend kills (TCP abort or Close 1001) are discarded, never handed
   out: every client that comes right after gets a working session;
 - a route on the same group without the flag connects as usual (the backend sees the
-  client's request) and takes nothing from the pool.
+  client's request) and takes nothing from the pool;
+- failed fills count for passive health; wss:// members are pooled over TLS.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import asyncio
 import time
 
 import aiohelp
+from test_tls import tls_backend
+from tlscerts import certs  # noqa: F401 (fixture)
 from weirlib import PEERS_DIR, PYTHON, Peer, free_port
 
 
@@ -191,3 +194,41 @@ def test_failed_fills_count_as_passive_health_failures(weir, tmp_path):
         assert metric(w, "weir_upstream_prewarm_hits_total", upstream=dead) == 0
     finally:
         backend.stop()
+
+
+def test_wss_members_are_pooled_over_tls(weir, peers, certs):
+    """A wss:// member's pool speaks TLS with the group's upstream_tls (CA, SNI, name check),
+    and a session takes the TLS session along with the socket: its messages go through the
+    pooled connection (the backend counts them there), with no new upgrade for the client's
+    path. A CA that did not sign the backend fails every fill, with the certificate error."""
+    back = tls_backend(certs.backend)  # CN=weir-backend, DNS:localhost
+    peers.peers.append(back)
+    member = f"wss://localhost:{back.port}"
+    w = weir.routes(
+        [{"name": "generic", "match": {"path": "/g"}, "upstream_group": "pool", "generic_upstream_handshake": True},
+         {"name": "wrong", "match": {"path": "/w"}, "upstream_group": "wrongca", "generic_upstream_handshake": True}],
+        upstream_groups=[{"name": "pool", "members": [member], "upstream_tls": {"ca": str(certs.ca)},
+                          "prewarm": {"size": 3, "path": "/pool"}},
+                         {"name": "wrongca", "members": [member], "upstream_tls": {"ca": str(certs.ca2)},
+                          "prewarm": {"size": 1, "path": "/never"}}],
+        workers=1)
+    wait_for("a full pool", lambda: metric(w, "weir_upstream_prewarm_idle", group="pool") == 3)
+    opened = back.log.wait("open", count=3)
+    assert {(e["path"], e["sni"]) for e in opened} == {("/pool", "localhost")}, opened
+    mark = back.log.mark()
+
+    async def three():
+        return await asyncio.gather(*(echo_session(w.url("/g"), f"tls{i}") for i in range(3)))
+    assert aiohelp.run(three(), 20) == ["tls0", "tls1", "tls2"]
+    assert metric(w, "weir_upstream_prewarm_hits_total", group="pool") == 3
+    assert metric(w, "weir_upstream_prewarm_misses_total", group="pool") == 0
+    # The sessions' messages went through the pooled connections; every upgrade the backend
+    # saw since was a refill on the pool's path, never the client's.
+    closed = back.log.wait("closed", count=3, since=mark)
+    assert sorted(e["received"] for e in closed) == [1, 1, 1]
+    assert {e["conn"] for e in closed} <= {e["conn"] for e in opened}
+    assert {e["path"] for e in back.log.find("open", since=mark)} <= {"/pool"}
+
+    ev = w.log.wait("upstream.prewarm_fail", group="wrongca")[0]
+    assert "certificate" in ev["error"], ev
+    assert metric(w, "weir_upstream_prewarm_idle", group="wrongca") == 0

@@ -75,9 +75,6 @@ TEST(PrewarmConfig, ErrorsPointAtTheKey) {
             "t.yaml:5:5: 'prewarm.timeout' must be shorter than 'prewarm.ping_interval' (one pong is awaited at a time)");
   EXPECT_EQ(error_of(kHead + "    prewarm: {size: 2, sizes: 3}\n" + routes).substr(0, 43),
             "t.yaml:5:24: unknown key 'sizes' in prewarm");
-  EXPECT_EQ(error_of("listeners: [{port: 1}]\nupstream_groups:\n  - name: g\n    members: [wss://a.example:443]\n"
-                     "    prewarm: {size: 2}\n" + routes),
-            "t.yaml:5:5: 'prewarm' supports ws:// and echo members only: member 'wss://a.example:443' is wss://");
   EXPECT_EQ(error_of(kHead + "routes: [{upstream_group: g, generic_upstream_handshake: true}]\n"),
             "t.yaml:5:30: 'generic_upstream_handshake' needs an upstream group with 'prewarm' (route 'route1' uses "
             "group 'g')");
@@ -133,7 +130,7 @@ struct PoolRig {
     pools = std::make_unique<PrewarmPools>(*worker, echo->port());
     worker->post([this] {
       echo->start();
-      pools->set_groups({group});
+      pools->set_groups({group}, {nullptr});
     });
     worker->start();
   }
