@@ -10,14 +10,17 @@
 
 namespace weir::filters {
 
-// What failed: payload not JSON (1007), a message type refused (1003), or a
-// rule broken (1008). close false: the message is dropped (counted as such).
-enum class Refused : std::uint8_t { not_json, message_type, rule };
+// What failed: payload not in its format, JSON or MessagePack (1007), a
+// message type refused (1003), a message over a filter's size limit (1009),
+// or a rule broken (1008). close false: the message is dropped (counted as
+// such).
+enum class Refused : std::uint8_t { not_json, message_type, rule, too_big };
 
 inline MessageVerdict refuse_message(bool close, Refused what, const std::string& why) {
   if (!close) return MessageVerdict::drop();
   const std::uint16_t code = what == Refused::not_json       ? ws::close_code::invalid_payload
                              : what == Refused::message_type ? ws::close_code::unsupported_data
+                             : what == Refused::too_big      ? ws::close_code::too_big
                                                              : ws::close_code::policy_violation;
   return MessageVerdict::close(code, close_reason(why));
 }

@@ -13,6 +13,7 @@
 #include <vector>
 #include <sstream>
 
+#include "filters/json_schema/msgpack_json.h"
 #include "filters/verdicts.h"
 
 namespace weir::filters {
@@ -25,7 +26,9 @@ struct JsonSchemaFilter::Compiled {
 
 namespace {
 
-constexpr const char* kReasons[] = {"not_json", "invalid", "binary"};
+// By Failure - 1.
+constexpr const char* kReasons[JsonSchemaFilter::kFailures] = {"not_json", "invalid", "binary", "not_msgpack",
+                                                               "binary_too_big"};
 
 // "line:col" of a byte offset in text (1-based).
 std::string position(std::string_view text, std::size_t offset) {
@@ -184,22 +187,36 @@ JsonSchemaFilter::~JsonSchemaFilter() = default;
 JsonSchemaFilter::Failure JsonSchemaFilter::check(Direction d, const Message& m, std::string* why) const {
   const auto& compiled = s_.schema[static_cast<int>(d)];
   if (!compiled) return Failure::none;
+  json::value doc;
   if (m.opcode != ws::Opcode::text) {
-    if (!s_.refuse_binary) return Failure::none;
-    *why = "binary messages are refused";
-    return Failure::binary;
-  }
-  json::parse_options opt;
-  opt.max_depth = s_.max_depth;
-  boost::system::error_code ec;
-  json::value doc = json::parse(m.payload, ec, {}, opt);
-  if (ec == json::error::too_deep) {
-    *why = "nested deeper than " + std::to_string(s_.max_depth);
-    return Failure::invalid;
-  }
-  if (ec) {
-    *why = "not JSON: " + ec.message();
-    return Failure::not_json;
+    if (s_.max_binary_bytes != 0 && m.payload.size() > s_.max_binary_bytes) {
+      *why = "binary message over " + std::to_string(s_.max_binary_bytes) + " bytes";
+      return Failure::binary_too_big;
+    }
+    if (s_.binary == Settings::Binary::allow) return Failure::none;
+    if (s_.binary == Settings::Binary::refuse) {
+      *why = "binary messages are refused";
+      return Failure::binary;
+    }
+    MsgpackJson r = msgpack_to_json(m.payload, s_.max_depth);
+    if (r.error != MsgpackJson::Error::none) {
+      *why = std::move(r.why);
+      return r.error == MsgpackJson::Error::not_msgpack ? Failure::not_msgpack : Failure::invalid;
+    }
+    doc = std::move(r.value);
+  } else {
+    json::parse_options opt;
+    opt.max_depth = s_.max_depth;
+    boost::system::error_code ec;
+    doc = json::parse(m.payload, ec, {}, opt);
+    if (ec == json::error::too_deep) {
+      *why = "nested deeper than " + std::to_string(s_.max_depth);
+      return Failure::invalid;
+    }
+    if (ec) {
+      *why = "not JSON: " + ec.message();
+      return Failure::not_json;
+    }
   }
   valijson::Validator validator;
   valijson::ValidationResults results;
@@ -228,14 +245,15 @@ MessageVerdict JsonSchemaFilter::verdict(Direction d, const Message& m, obs::Cou
   if (f == Failure::none) return MessageVerdict::forward();
   *counted = failures_[static_cast<int>(d)][static_cast<int>(f) - 1];
   return refuse_message(s_.close,
-                        f == Failure::not_json ? Refused::not_json
-                        : f == Failure::binary ? Refused::message_type
-                                               : Refused::rule,
+                        f == Failure::not_json || f == Failure::not_msgpack ? Refused::not_json
+                        : f == Failure::binary                              ? Refused::message_type
+                        : f == Failure::binary_too_big                      ? Refused::too_big
+                                                                            : Refused::rule,
                         why);
 }
 
 std::shared_ptr<config::FilterSettings> JsonSchemaFilter::parse(const config::FilterReader& v) {
-  v.expect_keys({"client_to_upstream", "upstream_to_client", "on_failure", "binary", "max_depth"});
+  v.expect_keys({"client_to_upstream", "upstream_to_client", "on_failure", "binary", "max_binary_bytes", "max_depth"});
   Settings s;
   for (Direction d : {Direction::to_upstream, Direction::to_client}) {
     const auto f = v.find(direction_name(d));
@@ -249,7 +267,11 @@ std::shared_ptr<config::FilterSettings> JsonSchemaFilter::parse(const config::Fi
   }
   if (!s.schema[0] && !s.schema[1]) v.fail(v.label() + " needs client_to_upstream or upstream_to_client (a schema file)");
   if (auto f = v.find("on_failure")) s.close = f->choice({"close", "drop"}) == "close";
-  if (auto f = v.find("binary")) s.refuse_binary = f->choice({"allow", "refuse"}) == "refuse";
+  if (auto f = v.find("binary")) {
+    const std::string b = f->choice({"allow", "refuse", "msgpack"});
+    s.binary = b == "refuse" ? Settings::Binary::refuse : b == "msgpack" ? Settings::Binary::msgpack : Settings::Binary::allow;
+  }
+  if (auto f = v.find("max_binary_bytes")) s.max_binary_bytes = f->size(1, 1ull << 30, "from 1 byte to 1GiB");
   if (auto f = v.find("max_depth")) s.max_depth = static_cast<unsigned>(f->integer(1, 1000));
   return std::make_shared<JsonSchemaFilter>(std::move(s));
 }
@@ -264,7 +286,7 @@ bool JsonSchemaFilter::same_as(const config::FilterSettings&) const { return fal
 void JsonSchemaFilter::declare_metrics(obs::Registry& reg, const std::string& route) const {
   for (Direction d : {Direction::to_upstream, Direction::to_client}) {
     if (!s_.schema[static_cast<int>(d)]) continue;
-    for (int r = 0; r < 3; ++r) {
+    for (int r = 0; r < kFailures; ++r) {
       failures_[static_cast<int>(d)][r] =
           reg.counter("weir_json_schema_failures_total", "Messages the json_schema filter refused, by reason",
                       {{"route", route}, {"direction", std::string(direction_name(d))}, {"reason", kReasons[r]}});
