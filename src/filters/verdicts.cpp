@@ -100,6 +100,7 @@ MessageVerdict refuse_message(const OnFailure& how, std::string_view filter, Ref
     case OnFailure::Mode::close: {
       const std::uint16_t code = what == Refused::not_json       ? ws::close_code::invalid_payload
                                  : what == Refused::message_type ? ws::close_code::unsupported_data
+                                 : what == Refused::too_big      ? ws::close_code::too_big
                                                                  : ws::close_code::policy_violation;
       v = MessageVerdict::close(code, close_reason(std::move(why)));
       break;

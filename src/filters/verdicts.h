@@ -49,9 +49,10 @@ struct OnFailure {
 // expect_keys lists).
 OnFailure read_on_failure(const config::FilterReader& v);
 
-// What failed: payload not JSON (1007), a message type refused (1003), or a
-// rule broken (1008).
-enum class Refused : std::uint8_t { not_json, message_type, rule };
+// What failed: payload not in its format, JSON or MessagePack (1007), a
+// message type refused (1003), a message over a filter's size limit (1009),
+// or a rule broken (1008).
+enum class Refused : std::uint8_t { not_json, message_type, rule, too_big };
 
 // The verdict on a refused message: why (log, Close reason, {reason}) and
 // where (a JSON pointer, or empty).

@@ -13,6 +13,7 @@
 #include <vector>
 #include <sstream>
 
+#include "filters/json_schema/msgpack_json.h"
 #include "filters/verdicts.h"
 
 namespace weir::filters {
@@ -25,7 +26,9 @@ struct JsonSchemaFilter::Compiled {
 
 namespace {
 
-constexpr const char* kReasons[] = {"not_json", "invalid", "binary"};
+// By Failure - 1.
+constexpr const char* kReasons[JsonSchemaFilter::kFailures] = {"not_json", "invalid", "binary", "not_msgpack",
+                                                               "binary_too_big"};
 
 // "line:col" of a byte offset in text (1-based).
 std::string position(std::string_view text, std::size_t offset) {
@@ -94,6 +97,41 @@ void collect_refs(const json::value& v, std::vector<std::string>& out) {
 std::string dir_of(const std::string& path) {
   const auto slash = path.rfind('/');
   return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+// The first string or key holding a NUL character, as a JSON pointer into
+// *at: valijson's Boost.JSON adapter reads strings up to their first NUL,
+// so such a string would be judged by its head only ("chat\u0000evil"
+// passing an enum of "chat"). Refused instead.
+bool find_nul(const json::value& v, std::string& at) {
+  auto has_nul = [](std::string_view s) { return s.find('\0') != std::string_view::npos; };
+  switch (v.kind()) {
+    case json::kind::string:
+      return has_nul(v.get_string());
+    case json::kind::array: {
+      const std::size_t len = at.size();
+      std::size_t i = 0;
+      for (const auto& item : v.get_array()) {
+        at += "/" + std::to_string(i++);
+        if (find_nul(item, at)) return true;
+        at.resize(len);
+      }
+      return false;
+    }
+    case json::kind::object: {
+      const std::size_t len = at.size();
+      for (const auto& kv : v.get_object()) {
+        std::string token;
+        for (const char ch : kv.key()) token += ch == '~' ? "~0" : ch == '/' ? "~1" : std::string(1, ch);
+        at += "/" + token;
+        if (has_nul(kv.key()) || find_nul(kv.value(), at)) return true;
+        at.resize(len);
+      }
+      return false;
+    }
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -185,26 +223,45 @@ JsonSchemaFilter::Failure JsonSchemaFilter::check(Direction d, const Message& m,
                                                   std::string* at_out) const {
   const auto& compiled = s_.schema[static_cast<int>(d)];
   if (!compiled) return Failure::none;
-  if (m.opcode != ws::Opcode::text) {
-    if (!s_.refuse_binary) return Failure::none;
-    *why = "binary messages are refused";
-    return Failure::binary;
-  }
-  json::parse_options opt;
-  opt.max_depth = s_.max_depth;
-  boost::system::error_code ec;
   // The document lives for this call only: an arena (a small message needs
   // no allocation at all) instead of one malloc per value.
   unsigned char arena[4096];
   json::monotonic_resource mr(arena, sizeof arena);
-  json::value doc = json::parse(m.payload, ec, &mr, opt);
-  if (ec == json::error::too_deep) {
-    *why = "nested deeper than " + std::to_string(s_.max_depth);
-    return Failure::invalid;
+  json::value doc(&mr);
+  if (m.opcode != ws::Opcode::text) {
+    if (s_.max_binary_bytes != 0 && m.payload.size() > s_.max_binary_bytes) {
+      *why = "binary message over " + std::to_string(s_.max_binary_bytes) + " bytes";
+      return Failure::binary_too_big;
+    }
+    if (s_.binary == Settings::Binary::allow) return Failure::none;
+    if (s_.binary == Settings::Binary::refuse) {
+      *why = "binary messages are refused";
+      return Failure::binary;
+    }
+    MsgpackJson r = msgpack_to_json(m.payload, s_.max_depth);
+    if (r.error != MsgpackJson::Error::none) {
+      *why = std::move(r.why);
+      return r.error == MsgpackJson::Error::not_msgpack ? Failure::not_msgpack : Failure::invalid;
+    }
+    doc = std::move(r.value);
+  } else {
+    json::parse_options opt;
+    opt.max_depth = s_.max_depth;
+    boost::system::error_code ec;
+    doc = json::parse(m.payload, ec, &mr, opt);
+    if (ec == json::error::too_deep) {
+      *why = "nested deeper than " + std::to_string(s_.max_depth);
+      return Failure::invalid;
+    }
+    if (ec) {
+      *why = "not JSON: " + ec.message();
+      return Failure::not_json;
+    }
   }
-  if (ec) {
-    *why = "not JSON: " + ec.message();
-    return Failure::not_json;
+  if (std::string nul_at; find_nul(doc, nul_at)) {
+    *why = "a NUL character in the string at " + (nul_at.empty() ? std::string("/") : nul_at);
+    if (at_out != nullptr) *at_out = nul_at;
+    return Failure::invalid;
   }
   valijson::Validator validator;
   valijson::adapters::BoostJsonAdapter target(doc);
@@ -237,15 +294,16 @@ MessageVerdict JsonSchemaFilter::verdict(Direction d, const Message& m, obs::Cou
   if (f == Failure::none) return MessageVerdict::forward();
   *counted = failures_[static_cast<int>(d)][static_cast<int>(f) - 1];
   return refuse_message(s_.on_failure, name(),
-                        f == Failure::not_json ? Refused::not_json
-                        : f == Failure::binary ? Refused::message_type
-                                               : Refused::rule,
+                        f == Failure::not_json || f == Failure::not_msgpack ? Refused::not_json
+                        : f == Failure::binary                              ? Refused::message_type
+                        : f == Failure::binary_too_big                      ? Refused::too_big
+                                                                            : Refused::rule,
                         std::move(why), std::move(at));
 }
 
 std::shared_ptr<config::FilterSettings> JsonSchemaFilter::parse(const config::FilterReader& v) {
   v.expect_keys({"client_to_upstream", "upstream_to_client", "on_failure", "reject_reply", "log_payload", "binary",
-                 "max_depth"});
+                 "max_binary_bytes", "max_depth"});
   Settings s;
   for (Direction d : {Direction::to_upstream, Direction::to_client}) {
     const auto f = v.find(direction_name(d));
@@ -259,7 +317,11 @@ std::shared_ptr<config::FilterSettings> JsonSchemaFilter::parse(const config::Fi
   }
   if (!s.schema[0] && !s.schema[1]) v.fail(v.label() + " needs client_to_upstream or upstream_to_client (a schema file)");
   s.on_failure = read_on_failure(v);
-  if (auto f = v.find("binary")) s.refuse_binary = f->choice({"allow", "refuse"}) == "refuse";
+  if (auto f = v.find("binary")) {
+    const std::string b = f->choice({"allow", "refuse", "msgpack"});
+    s.binary = b == "refuse" ? Settings::Binary::refuse : b == "msgpack" ? Settings::Binary::msgpack : Settings::Binary::allow;
+  }
+  if (auto f = v.find("max_binary_bytes")) s.max_binary_bytes = f->size(1, 1ull << 30, "from 1 byte to 1GiB");
   if (auto f = v.find("max_depth")) s.max_depth = static_cast<unsigned>(f->integer(1, 1000));
   return std::make_shared<JsonSchemaFilter>(std::move(s));
 }
@@ -274,7 +336,7 @@ bool JsonSchemaFilter::same_as(const config::FilterSettings&) const { return fal
 void JsonSchemaFilter::declare_metrics(obs::Registry& reg, const std::string& route) const {
   for (Direction d : {Direction::to_upstream, Direction::to_client}) {
     if (!s_.schema[static_cast<int>(d)]) continue;
-    for (int r = 0; r < 3; ++r) {
+    for (int r = 0; r < kFailures; ++r) {
       failures_[static_cast<int>(d)][r] =
           reg.counter("weir_json_schema_failures_total", "Messages the json_schema filter refused, by reason",
                       {{"route", route}, {"direction", std::string(direction_name(d))}, {"reason", kReasons[r]}});

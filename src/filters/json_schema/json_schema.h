@@ -1,9 +1,11 @@
 #pragma once
 // json_schema: text messages must be JSON that validates against a JSON
 // Schema (draft 7; `$ref` within the file and to sibling files), per
-// direction. Validation by valijson (Debian libvalijson-dev) over Boost.JSON
-// documents; schemas are loaded and compiled once per config generation and
-// shared read-only by every worker. Runs on the inspecting pump.
+// direction; binary ones may be MessagePack validated against the same
+// schema (msgpack_json.h maps them to JSON). Validation by valijson (Debian
+// libvalijson-dev) over Boost.JSON documents; schemas are loaded and compiled
+// once per config generation and shared read-only by every worker. Runs on
+// the inspecting pump.
 //
 // YAML (on a route):
 //   json_schema:
@@ -12,6 +14,8 @@
 //     on_failure: close     # close (default): 1007 not JSON, 1008 invalid | drop: counted, not relayed
 //                           # | reject: not relayed, a JSON error message goes back (filters/verdicts.h)
 //     binary: allow         # allow (default) | refuse: a binary message fails (1003 with close)
+//                           # | msgpack: MessagePack, validated (1007 not MessagePack, 1008 invalid)
+//     max_binary_bytes: 64KiB  # optional, any binary mode: a larger binary message fails (1009)
 //     max_depth: 64         # deeper documents fail before validation (the parser stops there)
 //
 // Schemas using `pattern` or `patternProperties` are refused: valijson runs
@@ -34,8 +38,9 @@ class JsonSchemaFilter final : public Filter {
     std::shared_ptr<const Compiled> schema[2];  // by Direction; null = that way is not checked
     std::string files[2];                       // for same_as and messages
     OnFailure on_failure;
-    bool refuse_binary = false;
-    unsigned max_depth = 64;
+    enum class Binary : std::uint8_t { allow, refuse, msgpack } binary = Binary::allow;
+    std::uint64_t max_binary_bytes = 0;         // 0: no limit of this filter's
+    unsigned max_depth = 64;                    // JSON text and MessagePack alike
   };
   explicit JsonSchemaFilter(Settings s);
   ~JsonSchemaFilter() override;
@@ -47,14 +52,15 @@ class JsonSchemaFilter final : public Filter {
   void declare_metrics(obs::Registry& reg, const std::string& route) const override;
 
   // The verdict on one whole message (unmasked payload).
-  enum class Failure : std::uint8_t { none, not_json, invalid, binary };
+  enum class Failure : std::uint8_t { none, not_json, invalid, binary, not_msgpack, binary_too_big };
+  static constexpr int kFailures = 5;  // Failure values but none: the reasons counted
   // *at (when given): the JSON pointer that failed, or empty.
   Failure check(Direction d, const Message& m, std::string* why, std::string* at = nullptr) const;
   MessageVerdict verdict(Direction d, const Message& m, obs::CounterId* counted) const;
 
  private:
   Settings s_;
-  mutable obs::CounterId failures_[2][3];  // [direction][not_json, invalid, binary]
+  mutable obs::CounterId failures_[2][kFailures];  // [direction][Failure - 1]
 };
 
 // Loads a schema file (and the sibling files it $refs) for validation;

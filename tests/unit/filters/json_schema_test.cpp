@@ -101,6 +101,25 @@ TEST_F(JsonSchemaTest, DropAndBinaryRefusal) {
   EXPECT_EQ(run(g, "\x01", ws::Opcode::binary).code, 1003);
 }
 
+TEST_F(JsonSchemaTest, StringsWithANulAreRefusedSinceTheValidatorWouldSeeOnlyTheirHead) {
+  write("user.json", R"({"type": "object"})");
+  const auto& f = load("{client_to_upstream: " + write("chat.json", kChat) + ", binary: msgpack}");
+  // valijson reads "chat\u0000evil" as "chat", which the enum allows.
+  auto v = run(f, R"({"type":"chat\u0000evil","text":"hi"})");
+  EXPECT_EQ(v.kind, MessageVerdict::Kind::close);
+  EXPECT_EQ(v.code, 1008);
+  EXPECT_EQ(v.reason, "a NUL character in the string at /type");
+  v = run(f, R"({"type":"chat","text":"hi","to":{"a\u0000b":1}})");  // keys too
+  EXPECT_EQ(v.reason, std::string("a NUL character in the string at /to/a\0b", 40));
+  EXPECT_EQ(v.code, 1008);
+  // MessagePack alike: {"type": "chat\0evil", "text": "hi"}.
+  const std::string mp = std::string("\x82\xa4type\xa9" "chat\0evil\xa4text\xa2hi", 24);
+  v = run(f, mp, ws::Opcode::binary);
+  EXPECT_EQ(v.code, 1008);
+  EXPECT_EQ(v.reason, "a NUL character in the string at /type");
+  EXPECT_EQ(run(f, R"({"type":"chat","text":"hi"})").kind, MessageVerdict::Kind::forward);
+}
+
 TEST_F(JsonSchemaTest, RejectAnswersWithThePointerThatFailed) {
   write("user.json", R"({"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}})");
   const auto& f = load("{client_to_upstream: " + write("chat.json", kChat) +
@@ -113,6 +132,74 @@ TEST_F(JsonSchemaTest, RejectAnswersWithThePointerThatFailed) {
   EXPECT_EQ(v.kind, MessageVerdict::Kind::reject);
   EXPECT_EQ(v.reply, R"({"e":""})");
   EXPECT_EQ(v.reason.rfind("not JSON", 0), 0u);
+}
+
+// MessagePack by hand: a fixmap of fixstr keys and values.
+std::string mp_str(const std::string& s) { return std::string(1, static_cast<char>(0xa0 | s.size())) + s; }
+
+TEST_F(JsonSchemaTest, MsgpackBinaryMessagesAreValidatedAgainstTheSameSchema) {
+  write("user.json", R"({"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}})");
+  const auto& f = load("{client_to_upstream: " + write("chat.json", kChat) + ", binary: msgpack, max_binary_bytes: 64, max_depth: 8}");
+  using K = MessageVerdict::Kind;
+  // {"type": "chat", "text": "hi"}: forwarded, untouched.
+  const std::string good = "\x82" + mp_str("type") + mp_str("chat") + mp_str("text") + mp_str("hi");
+  std::string payload = good;
+  Message m{ws::Opcode::binary, payload};
+  obs::CounterId c;
+  EXPECT_EQ(f.verdict(Direction::to_upstream, m, &c).kind, K::forward);
+  EXPECT_EQ(payload, good);
+  // {"type": "chat", "text": "hi", "to": {"id": "seven"}}: 1008 at the pointer, through the $ref.
+  auto v = run(f, "\x83" + mp_str("type") + mp_str("chat") + mp_str("text") + mp_str("hi") + mp_str("to") + "\x81" +
+                      mp_str("id") + mp_str("seven"),
+               ws::Opcode::binary);
+  EXPECT_EQ(v.kind, K::close);
+  EXPECT_EQ(v.code, 1008);
+  EXPECT_EQ(v.reason.rfind("schema: /to/id: ", 0), 0u) << v.reason;
+  // {"type": "chat", "text": bin}: not representable.
+  v = run(f, "\x82" + mp_str("type") + mp_str("chat") + mp_str("text") + std::string("\xc4\x01x", 3), ws::Opcode::binary);
+  EXPECT_EQ(v.code, 1008);
+  EXPECT_EQ(v.reason, "msgpack: /text: bin is not representable in JSON");
+  v = run(f, std::string(70, '\x91') + '\xc0', ws::Opcode::binary);  // too big before too deep
+  EXPECT_EQ(v.code, 1009);
+  EXPECT_EQ(v.reason, "binary message over 64 bytes");
+  v = run(f, std::string(9, '\x91') + '\xc0', ws::Opcode::binary);  // deeper than max_depth: 8
+  EXPECT_EQ(v.code, 1008);
+  EXPECT_EQ(v.reason, "nested deeper than 8");
+  v = run(f, std::string(8, '\x91') + '\xc0', ws::Opcode::binary);  // at the limit: decoded, then validated
+  EXPECT_EQ(v.code, 1008);
+  EXPECT_EQ(v.reason.rfind("schema: /: ", 0), 0u) << v.reason;
+  v = run(f, "garbage", ws::Opcode::binary);  // 'g' is a fixint: 6 bytes follow it
+  EXPECT_EQ(v.code, 1007);
+  EXPECT_EQ(v.reason, "not MessagePack: 6 trailing bytes after the object");
+  EXPECT_EQ(run(f, good.substr(0, good.size() - 1), ws::Opcode::binary).reason, "not MessagePack: truncated");
+  // Text is still JSON; the unchecked direction is not looked at.
+  EXPECT_EQ(run(f, R"({"type":"chat","text":"hi"})").kind, K::forward);
+  EXPECT_EQ(run(f, "garbage", ws::Opcode::binary, Direction::to_client).kind, K::forward);
+
+  // drop: not relayed, the session goes on.
+  const auto& d = load("{client_to_upstream: " + write("c2.json", kChat) + ", binary: msgpack, on_failure: drop}");
+  EXPECT_EQ(run(d, "garbage", ws::Opcode::binary).kind, K::drop);
+  EXPECT_EQ(run(d, good, ws::Opcode::binary).kind, K::forward);
+  // The size limit holds in allow and refuse modes too.
+  const auto& a = load("{client_to_upstream: " + write("c3.json", kChat) + ", max_binary_bytes: 1KiB}");
+  EXPECT_EQ(run(a, std::string(1024, 'x'), ws::Opcode::binary).kind, K::forward);
+  EXPECT_EQ(run(a, std::string(1025, 'x'), ws::Opcode::binary).code, 1009);
+  EXPECT_EQ(run(a, std::string(2000, 'x')).code, 1007);  // text is not limited by it
+  const auto& r = load("{client_to_upstream: " + write("c4.json", kChat) + ", binary: refuse, max_binary_bytes: 4}");
+  EXPECT_EQ(run(r, "\x01", ws::Opcode::binary).code, 1003);
+  EXPECT_EQ(run(r, "12345", ws::Opcode::binary).code, 1009);
+}
+
+TEST_F(JsonSchemaTest, BinarySettingsAreCheckedWhenLoading) {
+  const std::string chat = write("chat.json", R"({"type": "object"})");
+  std::string e = error_of("{client_to_upstream: " + chat + ", binary: cbor}");
+  EXPECT_EQ(e.rfind("t.yaml:4:", 0), 0u) << e;
+  EXPECT_NE(e.find("'json_schema.binary' must be one of allow, refuse, msgpack, got 'cbor'"), std::string::npos) << e;
+  e = error_of("{client_to_upstream: " + chat + ", max_binary_bytes: lots}");
+  EXPECT_EQ(e.rfind("t.yaml:4:", 0), 0u) << e;
+  EXPECT_NE(e.find("max_binary_bytes"), std::string::npos) << e;
+  e = error_of("{client_to_upstream: " + chat + ", max_binary_bytes: 0}");
+  EXPECT_NE(e.find("from 1 byte to 1GiB"), std::string::npos) << e;
 }
 
 TEST_F(JsonSchemaTest, BadSchemasAreConfigErrorsWithPositions) {
