@@ -163,21 +163,29 @@ struct MessageVerdict {
   std::string reply;                 // reject: the text payload sent back
 
   static MessageVerdict forward() { return {}; }
-  static MessageVerdict replace() { return {Kind::replace}; }
-  static MessageVerdict drop() { return {Kind::drop}; }
+  static MessageVerdict replace() { return of(Kind::replace); }
+  static MessageVerdict drop() { return of(Kind::drop); }
   static MessageVerdict close(std::uint16_t code, std::string reason) {
-    MessageVerdict v{Kind::close, code};
+    MessageVerdict v = of(Kind::close);
+    v.code = code;
     v.reason = std::move(reason);
     return v;
   }
   static MessageVerdict consume(std::int64_t deadline_ms = 0) {
-    MessageVerdict v{Kind::consume};
+    MessageVerdict v = of(Kind::consume);
     v.deadline_ms = deadline_ms;
     return v;
   }
   static MessageVerdict reject(std::string reply) {
-    MessageVerdict v{Kind::reject};
+    MessageVerdict v = of(Kind::reject);
     v.reply = std::move(reply);
+    return v;
+  }
+
+ private:
+  static MessageVerdict of(Kind k) {
+    MessageVerdict v;
+    v.kind = k;
     return v;
   }
 };
