@@ -440,6 +440,11 @@ bool Deflater::deflate(std::string_view in, std::string& out) {
   }
   // A sync flush ends with 00 00 ff ff, which the receiver puts back.
   if (out.size() - start >= 4 && std::memcmp(out.data() + out.size() - 4, kTail, 4) == 0) out.resize(out.size() - 4);
+  // Nothing came out (an empty message right after a flush: zlib has
+  // nothing to flush): the tail alone would be read as the length of a
+  // stored block whose header never came. One 0x00 byte is that header: an
+  // empty stored block, as RFC 7692 7.2.3.6 sends an empty message.
+  if (out.size() == start) out.push_back('\0');
   if (reset_) deflateReset(&zs);
   return true;
 }

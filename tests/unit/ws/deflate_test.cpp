@@ -240,6 +240,20 @@ TEST(Deflate, RoundTrips) {
   round_trip(9, 15, false);  // a larger inflate window reads a smaller one
 }
 
+TEST(Deflate, EmptyMessagesKeepTheStreamInStep) {
+  // Found by fuzz_inflate: after a flush zlib has nothing to emit for an
+  // empty message, and a bare tail would desynchronise the reader.
+  Deflater de(15, false);
+  Inflater in(15, false);
+  for (std::string_view m : {"abc", "", "", "xyz", ""}) {
+    std::string z, out;
+    ASSERT_TRUE(de.deflate(m, z));
+    EXPECT_FALSE(z.empty());
+    ASSERT_EQ(in.inflate(z, out, 100), Inflater::Status::ok);
+    EXPECT_EQ(out, m);
+  }
+}
+
 TEST(Deflate, ContextTakeoverShrinksRepeats) {
   const std::string msg = sample(2000, 7);
   std::string a, b, c, d;
@@ -333,15 +347,25 @@ TEST(Deflate, LazyAllocationAndMemory) {
                 static_cast<long long>(both));
   }
   EXPECT_EQ(deflate_memory_in_use(), before);
-  {
-    Inflater in(10, false);
-    Deflater de(10, false, 4);
+  // The figures in docs/configuration.md ("compression"): one leg's pair
+  // (what a session pays per leg that negotiated the extension, once
+  // messages flowed both ways on it).
+  struct Case {
+    int window, peer, mem;
+  };
+  for (const Case c : {Case{15, 15, 8}, Case{15, 15, 9}, Case{12, 12, 8}, Case{10, 10, 4}, Case{9, 9, 1}}) {
+    Inflater in(c.peer, false);
+    Deflater de(c.window, false, c.mem);
     std::string z, out;
     ASSERT_TRUE(de.deflate("hello", z));
+    const std::int64_t d = deflate_memory_in_use() - before;
     ASSERT_EQ(in.inflate(z, out, 100), Inflater::Status::ok);
-    std::printf("zlib bytes for one deflater + one inflater (10 bits, memLevel 4): %lld\n",
-                static_cast<long long>(deflate_memory_in_use() - before));
+    const std::int64_t i = deflate_memory_in_use() - before - d;
+    std::printf("window_bits %d peer_window_bits %d memory_level %d: deflate %lld B, inflate %lld B, per leg %lld B\n",
+                c.window, c.peer, c.mem, static_cast<long long>(d), static_cast<long long>(i),
+                static_cast<long long>(d + i));
   }
+  EXPECT_EQ(deflate_memory_in_use(), before);
 }
 
 }  // namespace
