@@ -13,9 +13,12 @@
 // relay's CPU on 1 MiB messages) and given back a second after the last one.
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "proxy/relay_sink.h"
+#include "ws/deflate.h"
 #include "ws/frame.h"
 
 namespace weir::proxy {
@@ -34,6 +37,13 @@ struct InspectState {
   ws::FrameHeader frame;
   bool frame_dropped = false;        // a frame filter dropped it (its payload goes nowhere)
   std::int64_t trim_at_ms = 0;       // give large buffers back then (0: none held)
+  // permessage-deflate where Weir terminates it (ws/deflate.h): inflates
+  // the messages this pump reads from a leg that negotiated it, deflates
+  // what it writes to a leg that did. Null: not on that leg.
+  std::unique_ptr<ws::Inflater> inflater;
+  std::unique_ptr<ws::Deflater> deflater;
+  std::string scratch;               // the inflated or compressed copy of a message
+  bool compressed = false;           // the message being reassembled came with RSV1
 
   static constexpr std::int64_t kTrimDelayMs = 1000;
   // After a run went out: large buffers are kept for kTrimDelayMs more.
@@ -44,6 +54,12 @@ struct InspectState {
   bool trim(std::int64_t now_ms);
 };
 
+// Sets up st's codecs for the pump that reads leg `from` (the client leg:
+// Weir is the server there) and writes the other: the permessage-deflate
+// each leg agreed, unset where it is not used.
+void setup_deflate(InspectState& st, bool from_client, const std::optional<ws::DeflateParams>& client_leg,
+                   const std::optional<ws::DeflateParams>& upstream_leg, const ws::DeflateSettings& s);
+
 struct InspectSink {
   static constexpr bool wants_payload = true;
   InspectState& st;
@@ -51,6 +67,8 @@ struct InspectSink {
   filters::SessionFilters& filters;  // has on_message filters
   FrameGate gate;                    // gate.filters null: no frame filters
   bool mask_out = false;             // frames go to the upstream: mask them
+  std::uint64_t max_message = 0;     // inflated messages: 1009 past this many bytes
+  bool check_utf8 = false;           // inflated text messages: 1007 unless UTF-8 (strict)
 
   bool on_frame(ws::FrameHeader& h, std::uint8_t* frame);
   void on_payload(std::uint8_t* p, std::size_t n, std::uint64_t offset);
@@ -62,7 +80,13 @@ struct InspectSink {
 
  private:
   void complete();
-  void emit(ws::Opcode op, std::string_view payload);
+  // inspect_deflate.cpp: st.message becomes the inflated message; false
+  // (the session closes: 1009, 1007, 1011) when it cannot.
+  bool inflate_message();
+  // The payload of a data message for the wire: compressed into st.scratch
+  // (*rsv = RSV1) when the leg it goes to negotiated permessage-deflate.
+  std::string_view deflate_message(std::string_view payload, std::uint8_t* rsv);
+  void emit(ws::Opcode op, std::string_view payload, std::uint8_t rsv = 0);
 };
 
 }  // namespace weir::proxy
