@@ -12,14 +12,15 @@ import os
 import socket
 import subprocess
 import threading
+import time
 import zlib
 
 import pytest
 import websockets
 
 from aiohelp import connect, run
-from weirlib import (NODE_DIR, OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawClient, accept_key,
-                     node_available)
+from weirlib import (NODE_DIR, OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, FrameReader, RawClient,
+                     accept_key, node_available)
 
 OFFER = ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")
 TAIL = b"\x00\x00\xff\xff"
@@ -191,8 +192,9 @@ def test_route_settings_shape_the_answer(weir, peers):
         c.close()
 
 
-def bad_backend(answer: str):
-    """A backend that answers every upgrade with the given extension header."""
+def bad_backend(answer: str, frames: list | None = None):
+    """A backend that answers every upgrade with the given extension header (and, when
+    `frames` is given, appends the frames it then reads)."""
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
     ls.listen(8)
@@ -216,6 +218,13 @@ def bad_backend(answer: str):
             s.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                        f"Sec-WebSocket-Accept: {accept_key(key)}\r\n"
                        f"Sec-WebSocket-Extensions: {answer}\r\n\r\n").encode())
+            if frames is not None:
+                reader = FrameReader(s, buf.split(b"\r\n\r\n", 1)[1])
+                try:
+                    while True:
+                        frames.append(reader.read_frame(10))
+                except (EOFError, TimeoutError, OSError):
+                    pass
 
     threading.Thread(target=serve, daemon=True).start()
     return ls
@@ -229,6 +238,31 @@ def test_bad_backend_answer_is_502(weir, answer):
         w = weir.routes([{"upstreams": [f"127.0.0.1:{ls.getsockname()[1]}"], "sanitize": {}}])
         with pytest.raises(AssertionError, match="upgrade refused: 502"):
             RawClient(w.port, "/", headers=[OFFER])
+    finally:
+        ls.close()
+
+
+def test_weir_compresses_towards_a_backend_that_agreed(weir):
+    # The backend leg on its own terms: no context takeover and a 10-bit window for Weir.
+    frames: list = []
+    ls = bad_backend("permessage-deflate; client_no_context_takeover; client_max_window_bits=10", frames)
+    try:
+        w = weir.routes([{"upstreams": [f"127.0.0.1:{ls.getsockname()[1]}"], "sanitize": {}}])
+        c = RawClient(w.port, "/")  # the client offers nothing: its leg is plain
+        try:
+            for _ in range(2):
+                c.send(OP_TEXT, b"<hello> " * 50)
+            deadline = time.monotonic() + 5
+            while len(frames) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            c.close()
+        assert len(frames) >= 2
+        for f in frames[:2]:
+            assert (f.opcode, f.rsv) == (OP_TEXT, RSV1) and f.mask_key is not None
+            # Each message on its own (client_no_context_takeover), within a 10-bit window.
+            assert zlib.decompressobj(-10).decompress(f.payload + TAIL) == b"&lt;hello&gt; " * 50
+        assert frames[0].payload == frames[1].payload
     finally:
         ls.close()
 
