@@ -34,6 +34,7 @@ bool InspectSink::inflate_message() {
     st.stopped = true;
     out.stop_code = code;
     out.stop_reason = reason;
+    out.stop_is_protocol = true;  // the sender's fault, not a filter's ruling
     return false;
   };
   // The scanner lets RSV1 through only from a leg that negotiated it.

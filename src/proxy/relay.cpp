@@ -368,6 +368,9 @@ void Session::pump(Side d) {
         p.paused_until = o.pause_until;
         p.rescan = true;
         cells[m.throttle[d].at].add();
+      } else if (o.stop_is_protocol) {
+        p.keep_to = p.keep_from;
+        protocol_error(d, o.stop_code, o.stop_reason);
       } else if (r.stopped || o.stop_code != 0) {
         p.keep_to = p.keep_from;
         count_filter(cells, route_->name, filters_->decided_by(), /*refusal=*/false);

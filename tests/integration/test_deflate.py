@@ -130,6 +130,8 @@ def test_zip_bomb_ends_in_1009(weir, peers):
         assert [f for f in conn.frames if f.opcode in (OP_TEXT, OP_BINARY, OP_CONT)] == []
     finally:
         c.close()
+    ev = w.log.wait("protocol.error", timeout=5)[0]  # the client's fault, not a filter's ruling
+    assert (ev["close_code"], ev["reason"]) == (1009, "message too big when inflated"), ev
 
 
 @pytest.mark.parametrize("case", ["garbage", "rsv1_on_continuation", "not_negotiated"])

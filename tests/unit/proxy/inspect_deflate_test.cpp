@@ -141,6 +141,7 @@ TEST(InspectDeflate, ZipBombIs1009AndNothingGoesOut) {
   ASSERT_LT(z.size(), 64u * 1024);
   const PumpRun r = pump(encode_frame(Opcode::binary, z, true, true, 0x4), true, true, 1 << 20);
   EXPECT_EQ(r.outcome.stop_code, 1009);
+  EXPECT_TRUE(r.outcome.stop_is_protocol);  // the sender's fault: not counted as a filter's ruling
   EXPECT_TRUE(r.out.empty());
   EXPECT_TRUE(UpperFilter::seen.empty());
 }
