@@ -201,6 +201,26 @@ void Loader::apply_keepalive(const Field& f, Keepalive& k) const {
   if (const Field* v = fs.find("timeout")) k.timeout = duration(*v, false);
 }
 
+void Loader::apply_compression(const Field& f, ws::DeflateSettings& c) const {
+  const Fields fs = fields(f, "in " + f.name,
+                           {"enabled", "window_bits", "peer_window_bits", "memory_level", "level", "context_takeover"});
+  const auto number = [&](const char* key, int min, int max, std::string_view rule, int& out) {
+    const Field* v = fs.find(key);
+    if (v == nullptr) return;
+    const auto n = parse_uint(scalar(*v, rule));
+    if (!n || *n < static_cast<std::uint64_t>(min) || *n > static_cast<std::uint64_t>(max))
+      fail(v->mark, v->label + " must be " + std::string(rule) + ", got " + quote(scalar(*v, rule)));
+    out = static_cast<int>(*n);
+  };
+  if (const Field* v = fs.find("enabled")) c.enabled = boolean(*v);
+  // zlib's deflate cannot keep to an 8-bit window (it uses 9): 8 is refused.
+  number("window_bits", 9, 15, "an integer 9-15 (zlib cannot compress with an 8-bit window)", c.window_bits);
+  number("peer_window_bits", 9, 15, "an integer 9-15", c.peer_window_bits);
+  number("memory_level", 1, 9, "an integer 1-9", c.memory_level);
+  number("level", 1, 9, "an integer 1-9", c.level);
+  if (const Field* v = fs.find("context_takeover")) c.context_takeover = boolean(*v);
+}
+
 RouteMatch Loader::match(const Field& f) const {
   const Fields fs = fields(f, "in match", {"host", "path", "path_prefix", "headers"});
   RouteMatch m;
@@ -267,7 +287,7 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index, const Ro
   const Fields fs = fields(
       item, "in route",
       {"name", "match", "upstreams", "upstream_group", "upstream_tls", "remask", "strict", "timeouts",
-       "limits", "keepalive", "generic_upstream_handshake", "rebalance_sticky"},
+       "limits", "keepalive", "compression", "generic_upstream_handshake", "rebalance_sticky"},
       filter_keys());
   ParsedRoute parsed{defaults, item.mark, item.mark};
   Route& r = parsed.route;
@@ -335,6 +355,7 @@ Loader::ParsedRoute Loader::route(const Field& item, std::size_t index, const Ro
   if (const Field* v = fs.find("timeouts")) apply_timeouts(*v, r.timeouts, true);
   if (const Field* v = fs.find("limits")) apply_limits(*v, r.limits, true);
   if (const Field* v = fs.find("keepalive")) apply_keepalive(*v, r.keepalive);
+  if (const Field* v = fs.find("compression")) apply_compression(*v, r.compression);
   return parsed;
 }
 
@@ -398,7 +419,7 @@ Config Loader::load_unchecked(const std::string& yaml) const {
   }
   const Fields fs = fields(
       root, "at top level",
-      {"workers", "listeners", "timeouts", "limits", "keepalive", "shutdown", "reload", "log", "admin",
+      {"workers", "listeners", "timeouts", "limits", "keepalive", "compression", "shutdown", "reload", "log", "admin",
        "state", "resolver", "trusted_proxies", "upstream_groups", "routes"});
 
   Config config;
@@ -431,6 +452,7 @@ Config Loader::load_unchecked(const std::string& yaml) const {
   if (const Field* v = fs.find("timeouts")) apply_timeouts(*v, defaults.timeouts, false);
   if (const Field* v = fs.find("limits")) apply_limits(*v, defaults.limits, false);
   if (const Field* v = fs.find("keepalive")) apply_keepalive(*v, defaults.keepalive);
+  if (const Field* v = fs.find("compression")) apply_compression(*v, defaults.compression);
   if (const Field* v = fs.find("shutdown")) {
     const Fields shutdown = fields(*v, "in shutdown", {"drain"});
     if (const Field* d = shutdown.find("drain")) config.drain = duration(*d, true);

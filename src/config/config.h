@@ -14,6 +14,7 @@
 
 #include "config/upstream_group.h"
 #include "net/cidr.h"
+#include "ws/deflate.h"
 
 namespace weir::config {
 
@@ -134,6 +135,9 @@ struct Route {
   Timeouts timeouts;
   Limits limits;
   Keepalive keepalive;
+  // permessage-deflate where Weir terminates it (inspecting routes):
+  // docs/configuration.md, "compression".
+  ws::DeflateSettings compression;
 };
 
 struct Listener {

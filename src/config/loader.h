@@ -284,6 +284,7 @@ class Loader {
   void apply_limits(const Field& f, Limits& l, bool in_route) const;
   void top_level_only(const Fields& fs, std::string_view key, bool in_route) const;
   void apply_keepalive(const Field& f, Keepalive& k) const;
+  void apply_compression(const Field& f, ws::DeflateSettings& c) const;
   RouteMatch match(const Field& f) const;
   // A route plus where to blame it for clashes with other routes.
   struct ParsedRoute {

@@ -193,12 +193,12 @@ UpstreamVerdict check_upstream_response(const Head& resp, const Head& client_req
 }
 
 std::string build_switching_response(const Head& client_req, const Head& upstream_resp,
-                                     std::span<const Field> extra) {
+                                     std::span<const Field> extra, bool own_extensions) {
   std::string out = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
   append_field(out, "Sec-WebSocket-Accept", compute_accept(client_req.get("sec-websocket-key")));
   for (const auto& f : upstream_resp.fields) {
     if (is_hop_by_hop(f.name, upstream_resp) || iequals(f.name, "sec-websocket-accept") ||
-        iequals(f.name, "content-length"))
+        iequals(f.name, "content-length") || (own_extensions && iequals(f.name, "sec-websocket-extensions")))
       continue;
     append_field(out, f.name, f.value);
   }

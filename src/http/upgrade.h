@@ -57,8 +57,11 @@ UpstreamVerdict check_upstream_response(const Head& resp, const Head& client_req
 
 // The 101 for the client: backend's subprotocol/extensions and its other
 // end-to-end headers (e.g. Set-Cookie), with our own Accept.
+// own_extensions: Weir negotiated the client's extensions itself (an
+// inspecting route): the backend's Sec-WebSocket-Extensions are left out
+// (Weir's own answer comes in `extra`).
 std::string build_switching_response(const Head& client_req, const Head& upstream_resp,
-                                     std::span<const Field> extra = {});
+                                     std::span<const Field> extra = {}, bool own_extensions = false);
 
 // True for headers a proxy must not forward (RFC 9110 7.6.1): the standard
 // hop-by-hop names and any name listed in the message's Connection fields.

@@ -21,6 +21,11 @@ struct Session::Handshake {
   std::size_t route_index = 0;
   std::string out;              // the response to the client (101 or refusal)
   std::uint8_t allowed_rsv = 0;
+  // Inspecting routes: permessage-deflate as Weir terminates it on each leg
+  // (unset: not used there), and the client's 101 answer for it.
+  std::optional<ws::DeflateParams> deflate_client, deflate_upstream;
+  std::string deflate_response;
+  std::string deflate_offer;    // Weir's own offer to the backend (the request's field points here)
   std::size_t out_pos = 0;      // send_out progress
   Session::Step out_next = nullptr;
   // The pending readiness wait (wait_io): run wait_next when the client

@@ -52,6 +52,7 @@ bool InspectSink::on_frame(ws::FrameHeader& h, std::uint8_t*) {
   out.saw_data = true;
   if (h.opcode != ws::Opcode::continuation) {
     st.opcode = h.opcode;
+    st.compressed = (h.rsv & 0x4) != 0;  // RSV1 is on a message's first frame only
     st.message.clear();
     // Room for the first frame at once (not for what a header merely claims
     // past that: a sender could announce a huge frame and send it slowly).
@@ -83,6 +84,10 @@ void InspectSink::on_payload(std::uint8_t* p, std::size_t n, std::uint64_t offse
 // The whole message is in st.message: the filters rule, then it goes out as
 // one frame (or not at all).
 void InspectSink::complete() {
+  if (st.compressed && !inflate_message()) {
+    st.message.clear();
+    return;
+  }
   filters::Message m{st.opcode, st.message};
   const filters::MessageVerdict v = filters.on_message(gate.dir, m);
   switch (v.kind) {
@@ -128,9 +133,16 @@ void InspectSink::refused(const filters::MessageVerdict& v) {
   st.refusals.push_back(std::move(r));
 }
 
-void InspectSink::frame_into(std::string& to, ws::Opcode op, std::string_view payload, bool mask) {
+void InspectSink::emit(ws::Opcode op, std::string_view payload, std::uint8_t rsv) {
+  if (!ws::is_control(op) && st.deflater) payload = deflate_message(payload, &rsv);
+  frame_into(st.out, op, payload, mask_out, rsv);
+  if (st.scratch.capacity() > kKeepCapacity) std::string().swap(st.scratch);
+}
+
+void InspectSink::frame_into(std::string& to, ws::Opcode op, std::string_view payload, bool mask, std::uint8_t rsv) {
   ws::FrameHeader h;
   h.fin = true;
+  h.rsv = rsv;
   h.opcode = op;
   h.masked = mask;
   h.payload_len = payload.size();

@@ -13,6 +13,8 @@
 // relay's CPU on 1 MiB messages) and given back a second after the last one.
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +22,7 @@
 #include "filters/api.h"
 
 #include "proxy/relay_sink.h"
+#include "ws/deflate.h"
 #include "ws/frame.h"
 
 namespace weir::proxy {
@@ -54,6 +57,13 @@ struct InspectState {
   ws::FrameHeader frame;
   bool frame_dropped = false;        // a frame filter dropped it (its payload goes nowhere)
   std::int64_t trim_at_ms = 0;       // give large buffers back then (0: none held)
+  // permessage-deflate where Weir terminates it (ws/deflate.h): inflates
+  // the messages this pump reads from a leg that negotiated it, deflates
+  // what it writes to a leg that did. Null: not on that leg.
+  std::unique_ptr<ws::Inflater> inflater;
+  std::unique_ptr<ws::Deflater> deflater;
+  std::string scratch;               // the inflated or compressed copy of a message
+  bool compressed = false;           // the message being reassembled came with RSV1
 
   static constexpr std::int64_t kTrimDelayMs = 1000;
   // After a run went out: large buffers are kept for kTrimDelayMs more.
@@ -64,6 +74,12 @@ struct InspectState {
   bool trim(std::int64_t now_ms);
 };
 
+// Sets up st's codecs for the pump that reads leg `from` (the client leg:
+// Weir is the server there) and writes the other: the permessage-deflate
+// each leg agreed, unset where it is not used.
+void setup_deflate(InspectState& st, bool from_client, const std::optional<ws::DeflateParams>& client_leg,
+                   const std::optional<ws::DeflateParams>& upstream_leg, const ws::DeflateSettings& s);
+
 struct InspectSink {
   static constexpr bool wants_payload = true;
   InspectState& st;
@@ -71,6 +87,8 @@ struct InspectSink {
   filters::SessionFilters& filters;  // has on_message filters
   FrameGate gate;                    // gate.filters null: no frame filters
   bool mask_out = false;             // frames go to the upstream: mask them
+  std::uint64_t max_message = 0;     // inflated messages: 1009 past this many bytes
+  bool check_utf8 = false;           // inflated text messages: 1007 unless UTF-8 (strict)
 
   bool on_frame(ws::FrameHeader& h, std::uint8_t* frame);
   void on_payload(std::uint8_t* p, std::size_t n, std::uint64_t offset);
@@ -83,8 +101,17 @@ struct InspectSink {
  private:
   void complete();
   void refused(const filters::MessageVerdict& v);
-  static void frame_into(std::string& to, ws::Opcode op, std::string_view payload, bool mask);
-  void emit(ws::Opcode op, std::string_view payload) { frame_into(st.out, op, payload, mask_out); }
+  // inspect_deflate.cpp: st.message becomes the inflated message; false
+  // (the session closes: 1009, 1007, 1011) when it cannot.
+  bool inflate_message();
+  // The payload of a data message for the wire: compressed into st.scratch
+  // (*rsv = RSV1) when the leg it goes to negotiated permessage-deflate.
+  std::string_view deflate_message(std::string_view payload, std::uint8_t* rsv);
+  // A data message or control frame out to the other side (compressed when
+  // that leg negotiated it).
+  void emit(ws::Opcode op, std::string_view payload, std::uint8_t rsv = 0);
+  // One whole frame appended to `to` (masked with a fresh key when mask).
+  static void frame_into(std::string& to, ws::Opcode op, std::string_view payload, bool mask, std::uint8_t rsv = 0);
 };
 
 }  // namespace weir::proxy

@@ -148,6 +148,11 @@ void Session::start_relay() {
       // one message at most (1009 past that).
       pumps_[d].ins = std::make_unique<InspectState>();
       policy_[d].max_message_bytes = std::min(lim.max_message_bytes, kMaxInspectedMessage);
+      // Weir terminates permessage-deflate on each leg that agreed it: RSV1
+      // is allowed from that leg only (no other extension was offered).
+      const bool from_client = d == Side::client;
+      policy_[d].allowed_rsv = (from_client ? hs_->deflate_client : hs_->deflate_upstream) ? 0x4 : 0;
+      setup_deflate(*pumps_[d].ins, from_client, hs_->deflate_client, hs_->deflate_upstream, route_->compression);
     }
   }
   // Re-fragmenting is allowed where Weir understands every negotiated
@@ -283,7 +288,8 @@ void Session::pump(Side d) {
                                       : FrameGate{nullptr, dir};
       if (p.ins) {
         // Inspecting pump: messages are reassembled, ruled on, re-framed.
-        InspectSink sink{*p.ins, o, *filters_, gate, d == Side::client};
+        InspectSink sink{*p.ins, o, *filters_, gate, d == Side::client, policy_[d].max_message_bytes,
+                         policy_[d].check_utf8};
         r = p.scanner.scan(base, total, policy_[d], sink);
       } else {
         std::vector<DropRange>* cut = filtered ? &drops : nullptr;
@@ -363,6 +369,9 @@ void Session::pump(Side d) {
         p.paused_until = o.pause_until;
         p.rescan = true;
         cells[m.throttle[d].at].add();
+      } else if (o.stop_is_protocol) {
+        p.keep_to = p.keep_from;
+        protocol_error(d, o.stop_code, o.stop_reason);
       } else if (r.stopped || o.stop_code != 0) {
         p.keep_to = p.keep_from;
         count_filter(cells, route_->name, filters_->decided_by(), /*refusal=*/false);

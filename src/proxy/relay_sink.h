@@ -28,6 +28,9 @@ struct RunOutcome {
   std::int64_t pause_until = 0;          // stopped: a filter holds this frame until then
   std::uint16_t stop_code = 0;           // stopped: a filter closes the session (before this frame)
   const char* stop_reason = "";
+  // The stop is the peer's protocol error found while inspecting (a
+  // compressed message that does not inflate within the limit), not a filter's.
+  bool stop_is_protocol = false;
 };
 
 // A route's frame filters as one pump sees them.

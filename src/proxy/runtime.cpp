@@ -107,7 +107,7 @@ bool same_route(const config::Route& a, const config::Route& b) {
          a.match.path_prefix == b.match.path_prefix && a.match.headers == b.match.headers &&
          same_upstreams(a.upstreams, b.upstreams) && same_filters(a.filters, b.filters) && a.remask == b.remask &&
          a.strict == b.strict && a.generic_upstream_handshake == b.generic_upstream_handshake && same_tls(a.upstream_tls, b.upstream_tls) && a.timeouts == b.timeouts &&
-         a.limits == b.limits && a.keepalive == b.keepalive;
+         a.limits == b.limits && a.keepalive == b.keepalive && a.compression == b.compression;
 }
 
 }  // namespace

@@ -353,11 +353,27 @@ void Session::route_and_connect() {
   }
   remask_ = route_->remask;
   if (compiled_->chain.needs_payload()) {
-    // Its filters read message payloads, which Weir cannot inflate yet: no
-    // extension is offered to the upstream (so none is negotiated), and an
-    // upstream choosing one anyway is refused as not offered.
+    // Its filters read message payloads: Weir terminates the client's
+    // extensions. permessage-deflate (when the route's compression is on)
+    // is negotiated on each leg on its own (ws/deflate.h): answered to the
+    // client here, offered to the backend as Weir's; nothing else is
+    // offered, so an upstream choosing another is refused as not offered.
     auto& fields = hs_->req.fields;
+    const ws::DeflateSettings& comp = route_->compression;
+    if (comp.enabled) {
+      std::vector<std::string_view> offers;
+      for (const auto& f : fields)
+        if (http::iequals(f.name, "sec-websocket-extensions")) offers.push_back(f.value);
+      if (auto a = ws::accept_offer(offers, comp)) {
+        hs_->deflate_client = a->params;
+        hs_->deflate_response = std::move(a->response);
+      }
+    }
     std::erase_if(fields, [](const http::Field& f) { return http::iequals(f.name, "sec-websocket-extensions"); });
+    if (comp.enabled) {
+      hs_->deflate_offer = ws::client_offer(comp);
+      fields.push_back({"Sec-WebSocket-Extensions", hs_->deflate_offer});
+    }
   }
   if (!compiled_->chain.empty()) {
     filters_ = std::make_unique<filters::SessionFilters>(compiled_->chain, worker_.cells());

@@ -139,7 +139,8 @@ void Session::open_upstream(std::optional<std::uint64_t> sticky) {
   hs.upstream_extra = header_fields(hs.filter_ctx ? &hs.filter_ctx->upstream_headers : nullptr);
   hs.traceparent = obs::make_traceparent(trace_);
   hs.upstream_extra.push_back({"traceparent", hs.traceparent});
-  hs.upstream->open({&hs.req, hs.upstream_extra, client_ip(), legs_[Side::client].ssl != nullptr});
+  hs.upstream->open({&hs.req, hs.upstream_extra, client_ip(), legs_[Side::client].ssl != nullptr,
+                     hs.deflate_offer.empty() ? nullptr : &route_->compression});
 }
 
 void Session::upstream_chosen(std::size_t member) {
@@ -190,6 +191,7 @@ void Session::upstream_opened(UpstreamOpened o) {
     return;
   }
   hs_->allowed_rsv = o.allowed_rsv;
+  hs_->deflate_upstream = o.deflate;
   // Frames that came with the 101 are relayed first.
   pumps_[Side::upstream].pending_in.assign(o.early);
   auto extra = header_fields(hs_->filter_ctx ? &hs_->filter_ctx->response_headers : nullptr);
@@ -218,7 +220,10 @@ void Session::upstream_opened(UpstreamOpened o) {
       extra.push_back({"Set-Cookie", set_cookie});
     }
   }
-  hs_->out = http::build_switching_response(hs_->req, *o.response, extra);
+  // An inspecting route answers the client's extensions itself.
+  const bool own_extensions = compiled_->chain.needs_payload();
+  if (own_extensions && hs_->deflate_client) extra.push_back({"Sec-WebSocket-Extensions", hs_->deflate_response});
+  hs_->out = http::build_switching_response(hs_->req, *o.response, extra, own_extensions);
   hs_->out_pos = 0;
   phase_ = Phase::responding;
   send_out(&Session::on_response_sent);

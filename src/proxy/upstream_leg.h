@@ -16,12 +16,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "core/ref.h"
 #include "http/head.h"
+#include "ws/deflate.h"
 
 namespace weir::core {
 class ReadyTarget;
@@ -44,6 +46,10 @@ struct UpstreamOpen {
   std::span<const http::Field> extra_headers;   // from handshake filters
   std::string_view client_ip;
   bool client_tls = false;
+  // Weir offered permessage-deflate of its own with these settings (an
+  // inspecting route): the backend's answer is checked (ws/deflate.h) and
+  // comes back in UpstreamOpened::deflate. Null: nothing of Weir's offered.
+  const ws::DeflateSettings* deflate = nullptr;
 };
 
 // The outcome: open (the upstream's 101, bytes that came after it, the RSV
@@ -54,6 +60,9 @@ struct UpstreamOpened {
   const http::Head* response = nullptr;  // open: valid during the callback only
   std::string_view early;                // open: frame bytes after the head, valid during the callback
   std::uint8_t allowed_rsv = 0;
+  // open: what permessage-deflate Weir agreed with the backend for itself
+  // (an inspecting route's own offer); unset: not in use on that leg.
+  std::optional<ws::DeflateParams> deflate;
   unsigned retry_after_s = 0;            // refused: a Retry-After for the client (no member available)
 };
 

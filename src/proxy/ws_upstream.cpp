@@ -249,6 +249,7 @@ class WsUpstream final : public UpstreamLeg {
   std::size_t out_pos_ = 0;
   std::string in_;                              // the response head (+ early frames)
   http::Head resp_;
+  std::optional<ws::DeflateParams> deflate_;   // agreed for Weir's own offer
   std::unique_ptr<upstream::Pooled> pooled_;    // taken from the pool (its 101 and early bytes)
   Step wait_next_ = nullptr;
   bool wait_write_ = false;
@@ -459,8 +460,22 @@ bool WsUpstream::on_response_bytes() {
     }
     return false;
   }
+  if (what_.deflate != nullptr) {
+    // Weir's own permessage-deflate offer (an inspecting route): an answer
+    // it cannot honour is a failed upgrade.
+    std::vector<std::string_view> values;
+    for (const auto& f : resp_.fields)
+      if (http::iequals(f.name, "sec-websocket-extensions")) values.push_back(f.value);
+    std::string why;
+    if (!ws::check_response(values, *what_.deflate, deflate_, why)) {
+      report(true);
+      fail(502, std::move(why), "handshake");
+      return false;
+    }
+  }
   report(true);
   UpstreamOpened o;
+  o.deflate = deflate_;
   o.response = &resp_;
   o.early = std::string_view(in_).substr(resp_.size);
   o.allowed_rsv = verdict.allowed_rsv;

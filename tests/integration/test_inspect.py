@@ -1,11 +1,12 @@
 """The inspecting pump on the real binary, through the sanitize filter (the first
 on_message filter): messages reassembled, rewritten and re-framed (re-masked towards the
 backend), control frames in order, binary untouched, the route's message limit as the
-bound, extensions not negotiated, and frame filters still ruling on the same route."""
+bound, extensions terminated at Weir, and frame filters still ruling on the same route."""
 
 from __future__ import annotations
 
 import time
+import zlib
 
 import aiohelp
 from weirlib import (OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawClient, build_request,
@@ -118,18 +119,22 @@ def test_the_routes_message_limit_bounds_reassembly(weir, peers):
         c.close()
 
 
-def test_no_extension_is_negotiated_on_an_inspecting_route(weir, peers):
+def test_extensions_are_terminated_on_an_inspecting_route(weir, peers):
+    # Weir answers the client's permessage-deflate offer itself and sends the backend its
+    # own offer (test_deflate.py has the compressed traffic); nothing else is offered.
     rb = peers.raw("echo")
     w = weir.routes([{"upstreams": [rb.addr], "sanitize": {}}])
-    ext = ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")
+    ext = ("Sec-WebSocket-Extensions", "x-unknown, permessage-deflate; client_max_window_bits")
     c = RawClient(w.port, "/", headers=[ext])
     try:
-        assert c.response.header("sec-websocket-extensions") in (None, "")
+        assert c.response.header("sec-websocket-extensions") == "permessage-deflate; client_max_window_bits=15"
         conn = rb.wait_conn()
-        assert "sec-websocket-extensions" not in {k.lower() for k in conn.headers}
-        c.send(OP_TEXT, b"<ok>")
+        assert conn.headers.get("sec-websocket-extensions") == "permessage-deflate; client_max_window_bits=15"
+        c.send(OP_TEXT, b"<ok>")  # uncompressed messages stay allowed
         # Both ways (the default): escaped on the way in, and the echo once more on the way out.
-        assert c.recv_message() == (OP_TEXT, b"&amp;lt;ok&amp;gt;")
+        op, payload = c.recv_message()
+        assert op == OP_TEXT
+        assert zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff") == b"&amp;lt;ok&amp;gt;"
     finally:
         c.close()
 

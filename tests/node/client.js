@@ -3,13 +3,14 @@
 // Usage: node client.js URL SIZES   (SIZES: comma-separated byte counts)
 // For every size sends a text and a binary message, waits for the echo and compares
 // every byte and the message type; then closes with 1000. Prints one JSON line
-// {"ok":bool,"checked":N,"close_code":C,"error":...} and exits 0 only if all matched.
+// {"ok":bool,"checked":N,"close_code":C,"extensions":E,"error":...} and exits 0 only if all matched.
+// WEIR_PMD=1 offers permessage-deflate (every message compressed); E is what was agreed.
 const WebSocket = require('ws');
 const crypto = require('crypto');
 
 const [url, sizesArg] = process.argv.slice(2);
 const sizes = (sizesArg || '0').split(',').map(Number);
-const result = { ok: false, checked: 0, close_code: null, error: null };
+const result = { ok: false, checked: 0, close_code: null, extensions: '', error: null };
 const finish = (code) => {
   process.stdout.write(JSON.stringify(result) + '\n');
   process.exit(code);
@@ -28,7 +29,8 @@ const randomText = (size) => {
   return s;
 };
 
-const ws = new WebSocket(url, { maxPayload: 256 * 1024 * 1024, perMessageDeflate: false });
+const pmd = process.env.WEIR_PMD === '1' ? { threshold: 0 } : false;
+const ws = new WebSocket(url, { maxPayload: 256 * 1024 * 1024, perMessageDeflate: pmd });
 const queue = [];
 const waiters = [];
 ws.on('message', (data, isBinary) => {
@@ -52,6 +54,7 @@ ws.on('close', (code) => {
   }
 });
 ws.on('open', async () => {
+  result.extensions = ws.extensions;
   for (const size of sizes) {
     for (const binary of [false, true]) {
       const payload = binary ? crypto.randomBytes(size) : Buffer.from(randomText(size), 'utf8');
