@@ -7,15 +7,19 @@
 #include <boost/asio/write.hpp>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "bench_tls.h"
+#include "ws/deflate.h"
 #include "ws/frame.h"
 
 namespace weir::bench {
@@ -167,7 +171,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
     auto self = shared_from_this();
     req_ = "GET " + opt().path + " HTTP/1.1\r\nHost: " + opt().host +
            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-           "Sec-WebSocket-Version: 13\r\n\r\n";
+           "Sec-WebSocket-Version: 13\r\n" +
+           (opt().deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "") + "\r\n";
     io_write(req_.data(), req_.size(), [self, g = gen_](error_code ec, std::size_t) {
       if (g != self->gen_) return;
       if (ec) return self->fail();
@@ -190,6 +195,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
         return self->read_head();
       }
       if (got.substr(0, 12) != "HTTP/1.1 101") return self->fail();
+      if (self->opt().deflate && !self->negotiate(got.substr(0, end + 2))) return self->fail();
       if (self->sh_.mode == Mode::connect) {
         // Connect mode: the handshake's latency, TCP connect to the 101 (a
         // session's setup cost as the client sees it).
@@ -203,6 +209,37 @@ class Conn : public std::enable_shared_from_this<Conn> {
       std::memmove(self->rbuf_.get(), self->rbuf_.get() + head, self->rlen_);
       self->on_open();
     });
+  }
+
+  // --deflate: the codecs the 101 agreed to (none when the peer declined).
+  bool negotiate(std::string_view head) {
+    deflater_.reset();
+    inflater_.reset();
+    std::vector<std::string_view> values;
+    for (std::size_t at = 0; (at = head.find("\r\n", at)) != std::string_view::npos;) {
+      at += 2;
+      const std::size_t eol = head.find("\r\n", at);
+      if (eol == std::string_view::npos) break;
+      const std::string_view line = head.substr(at, eol - at);
+      const std::size_t colon = line.find(':');
+      if (colon == std::string_view::npos) continue;
+      std::string name(line.substr(0, colon));
+      for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      std::string_view value = line.substr(colon + 1);
+      while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+      if (name == "sec-websocket-extensions") values.push_back(value);
+    }
+    ws::DeflateSettings ours;
+    std::optional<ws::DeflateParams> params;
+    std::string why;
+    if (!ws::check_response(values, ours, params, why)) return false;
+    if (params) {
+      const ws::DeflateDirections d = ws::directions(*params, /*weir_is_server=*/false);
+      deflater_ = std::make_unique<ws::Deflater>(d.deflate_window_bits, d.deflate_reset, 8, 1);
+      inflater_ = std::make_unique<ws::Inflater>(d.inflate_window_bits, d.inflate_reset);
+      ++res_.compressed_conns;
+    }
+    return true;
   }
 
   void on_open() {
@@ -245,6 +282,21 @@ class Conn : public std::enable_shared_from_this<Conn> {
       for (std::size_t i = 0; i < n; ++i) p[hl + i] = sh_.json->byte(sent_, i);
     } else {
       for (std::size_t i = 0; i < n; ++i) p[hl + i] = pattern(sent_, i);
+    }
+    if (deflater_) {
+      // The same message, compressed: framed anew with RSV1.
+      zout_.clear();
+      if (!deflater_->deflate(std::string_view(reinterpret_cast<const char*>(p + hl), n), zout_)) return fail();
+      h.rsv = 0x4;
+      h.payload_len = zout_.size();
+      out.resize(ws::header_size(zout_.size(), true) + zout_.size());
+      p = reinterpret_cast<std::uint8_t*>(out.data());
+      const std::size_t zl = ws::write_header(p, h);
+      std::memcpy(p + zl, zout_.data(), zout_.size());
+      ws::apply_mask(p + zl, zout_.size(), h.mask, 0);
+      ++sent_;
+      flush();
+      return;
     }
     if (sh_.mode == Mode::latency) {
       const std::int64_t t = std::chrono::duration_cast<std::chrono::nanoseconds>(next_send_ - sh_.start).count();
@@ -328,7 +380,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
       if (frame_left_ > 0) {
         const std::size_t k = std::min<std::uint64_t>(frame_left_, len - pos);
         if (!ws::is_control(frame_op_)) {
-          if (msg_op_ == sh_.opcode) verify(p + pos, k);
+          if (msg_compressed_) zin_.append(reinterpret_cast<const char*>(p + pos), k);  // checked once inflated
+          else if (msg_op_ == sh_.opcode) verify(p + pos, k);
           frame_off_ += k;
         }
         frame_left_ -= k;
@@ -346,6 +399,9 @@ class Conn : public std::enable_shared_from_this<Conn> {
       if (!ws::is_control(h.opcode) && h.opcode != ws::Opcode::continuation) {
         msg_op_ = h.opcode;
         frame_off_ = 0;
+        msg_compressed_ = (h.rsv & 0x4) != 0;
+        if (msg_compressed_ && !inflater_) ++mismatch_in_frame_;  // RSV1 never agreed to
+        zin_.clear();
       }
       frame_left_ = h.payload_len;
       if (frame_op_ == ws::Opcode::close) closed_ = true;
@@ -379,6 +435,15 @@ class Conn : public std::enable_shared_from_this<Conn> {
       return;
     }
     if (ws::is_control(frame_op_) || !frame_fin_ || msg_op_ != sh_.opcode) return;
+    if (msg_compressed_ && inflater_) {
+      if (inflater_->inflate(zin_, zplain_, 1ull << 30) != ws::Inflater::Status::ok) {
+        ++mismatch_in_frame_;
+      } else {
+        frame_off_ = 0;
+        verify(reinterpret_cast<const std::uint8_t*>(zplain_.data()), zplain_.size());
+        frame_off_ = zplain_.size();
+      }
+    }
     const auto now = Clock::now();
     const bool measured = now >= sh_.measure_from && now < sh_.end;
     if (mismatch_in_frame_) ++res_.mismatches;
@@ -492,6 +557,11 @@ class Conn : public std::enable_shared_from_this<Conn> {
   bool frame_fin_ = true;
   std::uint64_t frame_left_ = 0, frame_off_ = 0;  // frame_off_: offset in the current message
   std::uint64_t mismatch_in_frame_ = 0;
+  // --deflate, where negotiated.
+  std::unique_ptr<ws::Deflater> deflater_;
+  std::unique_ptr<ws::Inflater> inflater_;
+  bool msg_compressed_ = false;
+  std::string zout_, zin_, zplain_;
   std::int64_t stamp_ = 0;
   std::deque<std::int64_t> intended_;
   Clock::time_point next_send_;
@@ -557,6 +627,7 @@ Result run(const Options& o, Mode mode) {
     total.connects += r.connects;
     total.alive += r.alive;
     total.errors += r.errors;
+    total.compressed_conns += r.compressed_conns;
     total.mismatches += r.mismatches;
     total.tls_handshakes += r.tls_handshakes;
     total.tls_resumed += r.tls_resumed;

@@ -33,6 +33,10 @@ struct Options {
   // bytes (at least 96) with its sequence number in it, instead of binary
   // byte patterns (for routes that validate or sanitize JSON).
   bool json = false;
+  // throughput --deflate: offer permessage-deflate; where the peer accepts,
+  // every message goes compressed (zlib level 1: the load generator's own
+  // cost kept low) and every compressed echo is inflated, then checked.
+  bool deflate = false;
 };
 
 
@@ -58,6 +62,7 @@ struct Result {
   std::uint64_t alive = 0;        // hold: connections that answered the last ping
   std::uint64_t errors = 0;       // connect/handshake/IO failures
   std::uint64_t mismatches = 0;   // echoed bytes that differ from those sent
+  std::uint64_t compressed_conns = 0;  // --deflate: connections that negotiated permessage-deflate
   std::uint64_t tls_handshakes = 0;  // TLS handshakes completed (measured window)
   std::uint64_t tls_resumed = 0;     // ... of which resumed a session
   std::uint64_t tls_tickets = 0;     // session tickets received on those connections

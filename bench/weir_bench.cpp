@@ -30,7 +30,7 @@ void print(const char* mode, const Options& o, const Result& r, bool json) {
         "\"messages\":%llu,\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,\"connects\":%llu,\"connects_per_s\":%.1f,"
         "\"alive\":%llu,\"errors\":%llu,\"mismatches\":%llu,\"p50_us\":%llu,\"p90_us\":%llu,\"p99_us\":%llu,"
         "\"p999_us\":%llu,\"max_us\":%llu,\"tls\":%s,\"tls_handshakes\":%llu,\"tls_resumed\":%llu,"
-        "\"tls_tickets\":%llu,\"tls_info\":\"%s\"}\n",
+        "\"tls_tickets\":%llu,\"tls_info\":\"%s\",\"compressed_conns\":%llu}\n",
         mode, o.connections, o.size, o.inflight, o.rate, secs, static_cast<unsigned long long>(r.messages),
         r.messages / secs, r.bytes / secs / 1e6, static_cast<unsigned long long>(r.connects), r.connects / secs,
         static_cast<unsigned long long>(r.alive), static_cast<unsigned long long>(r.errors),
@@ -41,7 +41,8 @@ void print(const char* mode, const Options& o, const Result& r, bool json) {
         static_cast<unsigned long long>(r.latency.percentile(99.9)),
         static_cast<unsigned long long>(r.latency.max()), o.tls ? "true" : "false",
         static_cast<unsigned long long>(r.tls_handshakes), static_cast<unsigned long long>(r.tls_resumed),
-        static_cast<unsigned long long>(r.tls_tickets), r.tls_info.c_str());
+        static_cast<unsigned long long>(r.tls_tickets), r.tls_info.c_str(),
+        static_cast<unsigned long long>(r.compressed_conns));
     return;
   }
   std::printf("%-10s %8s %8s %8s %12s %10s %10s %8s %10s\n", "mode", "conns", "size", "inflight", "msgs/s",
@@ -112,6 +113,7 @@ int main(int argc, char** argv) {
   auto* tp = app.add_subcommand("throughput", "closed loop: P messages in flight per connection");
   add_common(tp);
   tp->add_option("-p,--inflight", o.inflight, "messages in flight per connection");
+  tp->add_flag("--deflate", o.deflate, "offer permessage-deflate; compress and inflate where the peer agrees");
   tp->add_flag("--json-messages", o.json, "text messages: a chat-like JSON object of --size bytes (at least 96)");
   auto* lat = app.add_subcommand("latency", "open loop at a fixed total rate; percentiles in us");
   add_common(lat);
