@@ -55,6 +55,48 @@ std::string_view trim_spaces(std::string_view s) {
   return s;
 }
 
+// Length of the valid UTF-8 sequence at s[i] (RFC 3629: no overlongs, no
+// surrogates, at most U+10FFFF), or 0.
+std::size_t utf8_length(std::string_view s, std::size_t i) {
+  const auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned c = at(i);
+  if (c < 0x80) return 1;
+  std::size_t n = 0;
+  unsigned lo = 0x80, hi = 0xBF;  // the second byte's range
+  if (c >= 0xC2 && c <= 0xDF) n = 2;
+  else if (c == 0xE0) n = 3, lo = 0xA0;
+  else if (c == 0xED) n = 3, hi = 0x9F;
+  else if (c >= 0xE1 && c <= 0xEF) n = 3;
+  else if (c == 0xF0) n = 4, lo = 0x90;
+  else if (c == 0xF4) n = 4, hi = 0x8F;
+  else if (c >= 0xF1 && c <= 0xF3) n = 4;
+  else return 0;
+  if (i + n > s.size() || at(i + 1) < lo || at(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k)
+    if ((at(i + k) & 0xC0) != 0x80) return 0;
+  return n;
+}
+
+// gumbo 0.10.1 writes an overflowing numeric reference (&#555555555555555555)
+// as a cut UTF-8 sequence: every byte that starts no valid sequence becomes
+// U+FFFD, so the output is always UTF-8.
+void repair_utf8(std::string& s) {
+  std::size_t i = 0;
+  while (i < s.size() && utf8_length(s, i) != 0) i += utf8_length(s, i);
+  if (i == s.size()) return;
+  std::string out(s, 0, i);
+  while (i < s.size()) {
+    if (const std::size_t n = utf8_length(s, i)) {
+      out.append(s, i, n);
+      i += n;
+    } else {
+      out += "\xef\xbf\xbd";
+      ++i;
+    }
+  }
+  s.swap(out);
+}
+
 struct Output {
   void operator()(GumboOutput* o) const { gumbo_destroy_output(&kGumboDefaultOptions, o); }
 };
@@ -210,6 +252,7 @@ void strip_html(std::string_view fragment, const HtmlPolicy& policy, std::string
       gumbo_parse_with_options(&options, fragment.data(), fragment.size()));
   if (parsed == nullptr || parsed->root == nullptr) return;
   write_children(parsed->root, policy, out);
+  repair_utf8(out);
 }
 
 }  // namespace weir::filters

@@ -6,7 +6,7 @@
 //
 // Contract of strip_html(), for any input bytes:
 //  - text is written HTML-escaped (& < > " '), entities already decoded by
-//    the parser; invalid UTF-8 comes out as U+FFFD (the parser's choice);
+//    the parser; invalid UTF-8 comes out as U+FFFD (the output is UTF-8);
 //  - an allowed element is written as <tag attr="value">...</tag> (void
 //    elements such as br without end tag), lowercase names, attributes in
 //    source order, values escaped and double-quoted;

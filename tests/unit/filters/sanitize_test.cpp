@@ -128,6 +128,10 @@ TEST(SanitizeStrip, Utf8) {
   // '<'): each bad sequence becomes U+FFFD, as the parser reads it; never markup.
   EXPECT_EQ(strip("<b>a\x80" "b\xe2\x82</b>"), "<b>a\xef\xbf\xbd" "b\xef\xbf\xbd</b>");
   EXPECT_EQ(strip("\xc0\xbcscript\xc0\xbe"), "\xef\xbf\xbd\xef\xbf\xbdscript\xef\xbf\xbd\xef\xbf\xbd");
+  // A numeric reference past U+10FFFF that overflows gumbo's counter (which
+  // then writes a cut sequence, found by fuzz_sanitize): U+FFFD too.
+  EXPECT_EQ(strip("<b>&#555555555555555555 x</b>"), "<b>\xef\xbf\xbd x</b>");
+  EXPECT_EQ(strip("<b>&#1114112;&#xD800;</b>"), "<b>\xef\xbf\xbd\xef\xbf\xbd</b>");
   // Through sanitize_text without markup too: the same U+FFFD, not the raw bytes.
   const SanitizeRules rules{Html::strip, false};
   EXPECT_EQ(clean("a\x80" "b", rules), "a\xef\xbf\xbd" "b");
