@@ -147,7 +147,7 @@ MessageVerdict SanitizeFilter::verdict(Direction d, Message& m, std::string& scr
 }
 
 std::shared_ptr<config::FilterSettings> SanitizeFilter::parse(const config::FilterReader& v) {
-  v.expect_keys({"html", "allow", "max_tags", "control_chars", "pointers", "on_failure", "direction"});
+  v.expect_keys({"html", "allow", "max_tags", "max_bytes", "control_chars", "pointers", "on_failure", "direction"});
   Settings s;
   using Html = SanitizeRules::Html;
   SanitizeRules& rules = s.rules;
@@ -167,6 +167,10 @@ std::shared_ptr<config::FilterSettings> SanitizeFilter::parse(const config::Filt
   if (auto f = v.find("max_tags")) {
     if (rules.html != Html::strip) f->fail(f->label() + " needs 'html: strip'");
     rules.policy.max_tags = f->integer(1, 10000);
+  }
+  if (auto f = v.find("max_bytes")) {
+    if (rules.html != Html::strip) f->fail(f->label() + " needs 'html: strip'");
+    rules.policy.max_bytes = f->size(1, 1 << 20, "from 1 byte to 1MiB");
   }
   if (auto f = v.find("control_chars")) rules.drop_controls = f->choice({"drop", "keep"}) == "drop";
   if (rules.html == Html::keep && !rules.drop_controls) {

@@ -21,7 +21,8 @@
 //   sanitize:
 //     html: strip             # escape (default) | strip | keep
 //     allow: [b, i, "a[href]"] # strip only: tag or tag[attr,...]; default b, i, em, strong, a[href]
-//     max_tags: 1000          # strip only: a fragment with more '<' is escaped instead of parsed
+//     max_tags: 256           # strip only: a fragment with more '<' is escaped instead of parsed
+//     max_bytes: 16KiB        # strip only: a longer fragment likewise
 //     control_chars: drop     # drop | keep (default)
 //     pointers: [/msg/text]   # JSON pointers to the strings to clean (default: the whole message)
 //     on_failure: close       # with pointers, a message that is not JSON: close (1007, default) | drop

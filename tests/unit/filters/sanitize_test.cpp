@@ -112,12 +112,34 @@ TEST(SanitizeStrip, TooManyTagsAreEscapedWhole) {
   p.max_tags = 3;
   EXPECT_EQ(strip("<b>x</b><i>", p), "<b>x</b><i></i>");  // 3 '<': parsed
   EXPECT_EQ(strip("<b>x</b><i></i>", p), "&lt;b&gt;x&lt;/b&gt;&lt;i&gt;&lt;/i&gt;");
+  // A tag with n attributes in b bytes costs the parser up to n * b name
+  // comparisons: 300 attributes in 1390 bytes pass, 1000 in 4890 do not.
+  std::string attrs;
+  for (int i = 0; i < 1000; ++i) attrs += " a" + std::to_string(i);
+  const std::string some = attrs.substr(0, attrs.find(" a300"));
+  EXPECT_EQ(strip("<b" + some + ">x</b>"), "<b>x</b>");
+  EXPECT_EQ(strip("<b" + attrs + ">x</b>").substr(0, 12), "&lt;b a0 a1 ");
+  // Quoted values are skipped whole, whatever they hold; a '=' that starts a
+  // name does not open a value.
+  EXPECT_EQ(strip("<b t=\"" + attrs + attrs + "\">x</b>"), "<b>x</b>");
+  EXPECT_EQ(strip("<b =\"" + attrs + "\">x</b>").substr(0, 7), "&lt;b =");
+  // The sum over tags: 256 tags of 10 attributes pass.
+  std::string many;
+  for (int i = 0; i < 256; ++i) many += "<i" + attrs.substr(0, attrs.find(" a10")) + ">";
+  EXPECT_EQ(strip(many).substr(0, 3), "<i>");
   // Deep nesting at the default limit: parsed, and written without recursion.
   std::string deep;
-  for (int i = 0; i < 1000; ++i) deep += "<b>";
+  for (int i = 0; i < 256; ++i) deep += "<b>";
   std::string closed;
-  for (int i = 0; i < 1000; ++i) closed += "</b>";
+  for (int i = 0; i < 256; ++i) closed += "</b>";
   EXPECT_EQ(strip(deep + "x"), deep + "x" + closed);
+  std::string escaped;
+  append_escaped(deep + "<b>x", escaped);
+  EXPECT_EQ(strip(deep + "<b>x"), escaped);  // 257 '<'
+  EXPECT_EQ(escaped.substr(0, 9), "&lt;b&gt;");
+  // Longer than max_bytes (16 KiB by default): escaped whole.
+  EXPECT_EQ(strip("<b>" + std::string(16381, 'y')), "<b>" + std::string(16381, 'y') + "</b>");
+  EXPECT_EQ(strip("<b>" + std::string(16382, 'y')), "&lt;b&gt;" + std::string(16382, 'y'));
 }
 
 TEST(SanitizeStrip, Utf8) {
@@ -260,6 +282,9 @@ TEST_F(SanitizeFilterTest, ConfigErrors) {
   EXPECT_EQ(error_of(head + "{allow: [b]}\n"), "t.yaml:4:23: 'sanitize.allow' needs 'html: strip'");
   EXPECT_EQ(error_of(head + "{html: strip, max_tags: 0}\n"),
             "t.yaml:4:39: 'sanitize.max_tags' must be an integer from 1 to 10000, got '0'");
+  EXPECT_NE(error_of(head + "{html: strip, max_bytes: 2MiB}\n").find("t.yaml:4:40: 'sanitize.max_bytes'"),
+            std::string::npos);
+  EXPECT_EQ(error_of(head + "{max_bytes: 1KiB}\n"), "t.yaml:4:27: 'sanitize.max_bytes' needs 'html: strip'");
   EXPECT_EQ(error_of(head + "{on_failure: drop}\n"),
             "t.yaml:4:28: 'sanitize.on_failure' needs 'pointers' (only a JSON message can fail)");
   EXPECT_EQ(error_of(head + "{html: strip, pointers: [/m], on_failure: maybe}\n"),
