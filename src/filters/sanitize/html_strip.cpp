@@ -300,6 +300,7 @@ void strip_html(std::string_view fragment, const HtmlPolicy& policy, std::string
       static_cast<std::size_t>(std::count(fragment.begin(), fragment.end(), '<')) > policy.max_tags ||
       too_many_attributes(fragment)) {
     append_escaped(fragment, out);
+    repair_utf8(out);  // as the parser would have
     return;
   }
   GumboOptions options = kGumboDefaultOptions;

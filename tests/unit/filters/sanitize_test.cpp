@@ -140,6 +140,8 @@ TEST(SanitizeStrip, TooManyTagsAreEscapedWhole) {
   // Longer than max_bytes (16 KiB by default): escaped whole.
   EXPECT_EQ(strip("<b>" + std::string(16381, 'y')), "<b>" + std::string(16381, 'y') + "</b>");
   EXPECT_EQ(strip("<b>" + std::string(16382, 'y')), "&lt;b&gt;" + std::string(16382, 'y'));
+  // Escaped whole, invalid UTF-8 still becomes U+FFFD (found by fuzz_sanitize).
+  EXPECT_EQ(strip("<b>\xff" + std::string(16381, 'y')), "&lt;b&gt;\xef\xbf\xbd" + std::string(16381, 'y'));
 }
 
 TEST(SanitizeStrip, Utf8) {
