@@ -143,11 +143,12 @@ MessageVerdict SanitizeFilter::verdict(Direction d, Message& m, std::string& scr
       break;
   }
   *counted = failures_[static_cast<int>(d)];
-  return refuse_message(s_.close, Refused::not_json, why);
+  return refuse_message(s_.on_failure, name(), Refused::not_json, std::move(why), {});
 }
 
 std::shared_ptr<config::FilterSettings> SanitizeFilter::parse(const config::FilterReader& v) {
-  v.expect_keys({"html", "allow", "max_tags", "max_bytes", "control_chars", "pointers", "on_failure", "direction"});
+  v.expect_keys({"html", "allow", "max_tags", "max_bytes", "control_chars", "pointers", "on_failure",
+                 "reject_reply", "log_payload", "direction"});
   Settings s;
   using Html = SanitizeRules::Html;
   SanitizeRules& rules = s.rules;
@@ -186,10 +187,10 @@ std::shared_ptr<config::FilterSettings> SanitizeFilter::parse(const config::Filt
     }
     if (s.pointers.empty()) f->fail(f->label() + " is empty: leave it out to sanitize whole messages");
   }
-  if (auto f = v.find("on_failure")) {
-    if (s.pointers.empty()) f->fail(f->label() + " needs 'pointers' (only a JSON message can fail)");
-    s.close = f->choice({"close", "drop"}) == "close";
-  }
+  for (const char* key : {"on_failure", "reject_reply", "log_payload"})
+    if (auto f = v.find(key); f && s.pointers.empty())
+      f->fail(f->label() + " needs 'pointers' (only a JSON message can fail)");
+  s.on_failure = read_on_failure(v);
   if (auto f = v.find("direction")) {
     const std::string d = f->choice({"client", "upstream", "both"});
     s.from[static_cast<int>(Direction::to_upstream)] = d != "upstream";

@@ -12,7 +12,7 @@
 //                           html, so that controls written as entities go too)
 // The target is the whole text message, or with `pointers` the strings at
 // those JSON pointers (RFC 6901) of a JSON text message: one that is not JSON
-// is refused (1007, or dropped with on_failure: drop); a pointer that is
+// is refused (1007, or dropped or answered per on_failure); a pointer that is
 // absent or not at a string is left alone. A message needing no change goes
 // on as it came, byte for byte (no copy); a changed JSON message is
 // re-serialized.
@@ -26,6 +26,7 @@
 //     control_chars: drop     # drop | keep (default)
 //     pointers: [/msg/text]   # JSON pointers to the strings to clean (default: the whole message)
 //     on_failure: close       # with pointers, a message that is not JSON: close (1007, default) | drop
+//                             # | reject (with reject_reply, log_payload: filters/verdicts.h)
 //     direction: both         # client | upstream | both (default): whose messages
 
 #include <cstdint>
@@ -37,6 +38,7 @@
 #include "config/filter_reader.h"
 #include "filters/api.h"
 #include "filters/sanitize/html_strip.h"
+#include "filters/verdicts.h"
 
 namespace weir::filters {
 
@@ -56,7 +58,7 @@ class SanitizeFilter final : public Filter {
   struct Settings {
     SanitizeRules rules;
     std::vector<std::string> pointers;  // empty: the whole text message
-    bool close = true;                  // pointers, not JSON: close 1007, else drop
+    OnFailure on_failure;               // pointers, not JSON: close 1007 (default), drop or reject
     bool from[2] = {true, true};        // by Direction: to_upstream = the client's messages
     bool operator==(const Settings&) const = default;
   };
@@ -64,7 +66,7 @@ class SanitizeFilter final : public Filter {
 
   explicit SanitizeFilter(Settings s) : s_(std::move(s)) {}
   SanitizeFilter(SanitizeRules rules, bool from_client, bool from_upstream)
-      : s_{std::move(rules), {}, true, {from_client, from_upstream}} {}
+      : s_{std::move(rules), {}, {}, {from_client, from_upstream}} {}
   static std::shared_ptr<config::FilterSettings> parse(const config::FilterReader& value);
 
   unsigned hooks() const override { return kMessages; }

@@ -244,6 +244,12 @@ TEST_F(SanitizeFilterTest, NotJsonOnAPointersRoute) {
   const auto& drop = load("{html: strip, pointers: [/m], on_failure: drop}");
   std::string q = "nope";
   EXPECT_EQ(run(drop, q).kind, Kind::drop);
+  const auto& reject = load("{html: strip, pointers: [/m], on_failure: reject}");
+  std::string r = "nope";
+  const MessageVerdict rv = run(reject, r);
+  EXPECT_EQ(rv.kind, Kind::reject);
+  EXPECT_NE(rv.reply.find("\"filter\":\"sanitize\""), std::string::npos) << rv.reply;
+  EXPECT_NE(rv.reply.find("not JSON"), std::string::npos) << rv.reply;
   std::string bin = "\x01 binary";  // binary: never judged
   EXPECT_EQ(run(f, bin, Direction::to_upstream, ws::Opcode::binary).kind, Kind::forward);
 }
@@ -290,7 +296,9 @@ TEST_F(SanitizeFilterTest, ConfigErrors) {
   EXPECT_EQ(error_of(head + "{on_failure: drop}\n"),
             "t.yaml:4:28: 'sanitize.on_failure' needs 'pointers' (only a JSON message can fail)");
   EXPECT_EQ(error_of(head + "{html: strip, pointers: [/m], on_failure: maybe}\n"),
-            "t.yaml:4:57: 'sanitize.on_failure' must be one of close, drop, got 'maybe'");
+            "t.yaml:4:57: 'sanitize.on_failure' must be one of close, drop, reject, got 'maybe'");
+  EXPECT_EQ(error_of(head + "{log_payload: 8}\n"),
+            "t.yaml:4:29: 'sanitize.log_payload' needs 'pointers' (only a JSON message can fail)");
 }
 
 }  // namespace
