@@ -1,14 +1,19 @@
 """The inspecting pump on the real binary, through the sanitize filter (the first
 on_message filter): messages reassembled, rewritten and re-framed (re-masked towards the
 backend), control frames in order, binary untouched, the route's message limit as the
-bound, extensions terminated at Weir, and frame filters still ruling on the same route."""
+bound, extensions terminated at Weir, and frame filters still ruling on the same route.
+`html: strip` at JSON pointers, against a Python websockets backend that records what it
+got: rewritten exactly, byte for byte when nothing needs a change, fragmented messages the
+same, a backend's broadcast cleaned on its way to the client, non-JSON closed with 1007."""
 
 from __future__ import annotations
 
+import json
 import time
 import zlib
 
 import aiohelp
+import websockets
 from weirlib import (OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawClient, build_request,
                      http_exchange, new_key)
 
@@ -172,3 +177,93 @@ def test_python_websockets_client_through_sanitize(weir, peers):
             await ws.ping(b"x")
 
     aiohelp.run(go())
+
+
+STRIP_AT = {"html": "strip", "pointers": ["/msg/text", "/user/name"]}
+
+
+def recorded(backend, count: int) -> list[str]:
+    return [e["text"] for e in backend.log.wait("message", count=count)]
+
+
+def test_strip_at_pointers_towards_the_backend(weir, peers):
+    backend = peers.py("echo", "--record")
+    w = weir.routes([{"name": "chat", "upstreams": [backend.addr],
+                      "sanitize": dict(STRIP_AT, direction="client")}])
+    dirty = ('{"msg":{"text":"<b onclick=\\"x()\\">hi</b><script>steal()</script> '
+             '<a href=\\"jav&#x09;ascript:x\\">l</a>"},"user":{"name":"<i>bo</i><img src=x onerror=1>"},'
+             '"other":"<script>not mine</script>"}')
+    want = ('{"msg":{"text":"<b>hi</b> <a>l</a>"},"user":{"name":"<i>bo</i>"},'
+            '"other":"<script>not mine</script>"}')
+    clean = '{ "msg": {"text": "<b>fine</b> &amp; \\u00e9"}, "n": 1.50 }'  # spacing, escapes, 1.50 kept
+
+    async def go():
+        async with aiohelp.connect(f"ws://127.0.0.1:{w.port}/") as ws:
+            await ws.send(dirty)
+            assert await ws.recv() == want  # the echo: direction client leaves it as it is
+            await ws.send(clean)
+            assert await ws.recv() == clean
+            await ws.send("\u00e9t\u00e9 <b>")  # not JSON on a pointers route
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed as e:
+                return e.rcvd.code if e.rcvd else None
+            return "not closed"
+
+    assert aiohelp.run(go()) == 1007
+    assert recorded(backend, 2) == [want, clean]
+    assert json.loads(want)["msg"]["text"] == "<b>hi</b> <a>l</a>"
+    ev = backend.log.wait("closed")[0]
+    assert ev["received"] == 2, ev  # the non-JSON message never reached it
+    m = w.metrics()
+    assert m['weir_sanitize_rewrites_total{route="chat",direction="client_to_upstream"}'] == 1
+    assert m['weir_sanitize_failures_total{route="chat",direction="client_to_upstream"}'] == 1
+    assert 'weir_sanitize_rewrites_total{route="chat",direction="upstream_to_client"}' not in m
+
+
+def test_a_fragmented_message_is_stripped_the_same(weir, peers):
+    backend = peers.py("echo", "--record")
+    w = weir.routes([{"upstreams": [backend.addr], "sanitize": dict(STRIP_AT, direction="client")}])
+    c = RawClient(w.port, "/")
+    try:
+        c.send(OP_TEXT, b'{"msg":{"text":"<i>a', fin=False)
+        c.send(OP_PING, b"mid")
+        c.send(OP_CONT, b"</i><img src=x ", fin=False)
+        c.send(OP_CONT, b'onerror=alert(1)>\xc3\xa9"}}', fin=True)
+        want = '{"msg":{"text":"<i>a</i>\u00e9"}}'
+        assert c.recv_message() == (OP_TEXT, want.encode())
+        assert recorded(backend, 1) == [want]
+    finally:
+        c.close()
+
+
+def test_a_backends_broadcast_is_stripped_towards_the_client(weir, peers):
+    backend = peers.py("echo", "--record")
+    w = weir.routes([{"name": "feed", "upstreams": [backend.addr],
+                      "sanitize": dict(STRIP_AT, direction="upstream", control_chars="drop")}])
+    sent = '{"msg":{"text":"<a href=\\"javascript:x\\">l</a><b>ok</b>\\u0007<!-- c --><svg onload=x>s</svg>"}}'
+
+    async def go():
+        async with aiohelp.connect(f"ws://127.0.0.1:{w.port}/") as ws:
+            await ws.send(sent)
+            return await ws.recv()
+
+    assert aiohelp.run(go()) == '{"msg":{"text":"<a>l</a><b>ok</b>"}}'
+    assert recorded(backend, 1) == [sent]  # the client's own message went in as it was
+    m = w.metrics()
+    assert m['weir_sanitize_rewrites_total{route="feed",direction="upstream_to_client"}'] == 1
+
+
+def test_non_json_on_a_pointers_route_closes_1007(weir, peers):
+    rb = peers.raw("echo")
+    w = weir.routes([{"upstreams": [rb.addr], "sanitize": dict(STRIP_AT, direction="client")}])
+    c = RawClient(w.port, "/")
+    try:
+        c.send(OP_TEXT, b"<b>not json</b>")
+        f = c.expect_close(timeout=5)
+        assert f.close_code == 1007 and f.close_reason.startswith("not JSON"), (f.close_code, f.close_reason)
+        conn = rb.wait_conn()
+        rb.wait_frame(conn, lambda fr: fr.opcode == 8)
+        assert data_frames(conn) == []
+    finally:
+        c.close()

@@ -593,10 +593,11 @@ def traffic(module_weir, module_peers):
             # one handshake with a token below is 503 and counted as an error.
             {"name": "introspected", "match": {"path": "/introspected"}, "upstreams": "echo",
              "introspection": {"url": f"http://127.0.0.1:{free_port()}/introspect", "timeout": "2s"}},
-            # Declares weir_json_schema_failures_total and weir_constraint_failures_total (no
-            # message is sent on it).
+            # Declares weir_json_schema_failures_total, weir_constraint_failures_total and
+            # weir_sanitize_rewrites_total / weir_sanitize_failures_total (no message is sent on it).
             {"name": "schema", "match": {"path": "/schema"}, "upstreams": "echo",
-             "json_schema": {"client_to_upstream": str(schema_file)}, "constraints": {"max_depth": 8}},
+             "json_schema": {"client_to_upstream": str(schema_file)}, "constraints": {"max_depth": 8},
+             "sanitize": {"html": "strip", "pointers": ["/text"], "direction": "client"}},
             {"name": "dead", "match": {"path": "/dead"}, "upstreams": [f"127.0.0.1:{dead}"]},
             {"name": "stall", "match": {"path": "/stall"}, "upstreams": [stall_backend.addr],
              "limits": {"buffer_bytes": "4KiB"}},
@@ -773,6 +774,8 @@ def test_metrics_traffic_counts(traffic):
     assert v("weir_limit_hits_total", route="authed", limit="connection_rate", per="ip") == 0
     assert v("weir_json_schema_failures_total", route="schema", direction="client_to_upstream", reason="invalid") == 0
     assert v("weir_constraint_failures_total", route="schema", direction="client_to_upstream", reason="depth") == 0
+    assert v("weir_sanitize_rewrites_total", route="schema", direction="client_to_upstream") == 0
+    assert v("weir_sanitize_failures_total", route="schema", direction="client_to_upstream") == 0
     assert v("weir_jwks_fetches_total", route="authed", result="failed") >= 1  # at start; retried every 30s
     assert v("weir_jwks_fetches_total", route="authed", result="ok") == 0
     assert v("weir_jwks_fetches_total", route="authed", result="invalid") == 0

@@ -6,6 +6,8 @@ Usage: pyback.py MODE [options]; prints JSON lines on stdout:
   {"event": "open", "conn": i, "path", "headers", "subprotocol", "extensions"}
   {"event": "closed", "conn": i, "code", "reason", "received"}   when a connection ends
   {"event": "sent", "conn": i, "n": k}             (flood) after each message
+  {"event": "message", "conn": i, "text": str}     (--record) each text message received
+  {"event": "message", "conn": i, "binary": hex}   (--record) each binary message received
 
 Modes:
   echo      every message comes back (text as text, binary as binary)
@@ -13,7 +15,8 @@ Modes:
   close     after the first message, closes with --code/--reason
   refuse    answers the upgrade with HTTP --status (default 403)
   flood     sends --count messages of --size bytes (flood_payload pattern), then echoes
-Options: --name (in `headers` mode's first message), --port (default 0: any), and GET
+Options: --name (in `headers` mode's first message), --port (default 0: any), --record
+(report every message received, before echoing it), and GET
 /healthz without an Upgrade answers 200 (for HTTP health checks).
 """
 
@@ -47,6 +50,7 @@ def main():
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--size", type=int, default=1 << 20)
     ap.add_argument("--no-compression", action="store_true")
+    ap.add_argument("--record", action="store_true")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--host", default="127.0.0.1")  # another loopback address (127.0.0.2, ...)
     args = ap.parse_args()
@@ -81,6 +85,11 @@ def main():
                     emit(event="sent", conn=conn, n=i + 1)
             async for msg in ws:
                 received += 1
+                if args.record:
+                    if isinstance(msg, str):
+                        emit(event="message", conn=conn, text=msg)
+                    else:
+                        emit(event="message", conn=conn, binary=msg.hex())
                 await ws.send(msg)
         except websockets.ConnectionClosed:
             pass

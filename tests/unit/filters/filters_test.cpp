@@ -82,11 +82,11 @@ TEST(FilterRegistry, SanitizeReadsPayloads) {
   EXPECT_TRUE(chain.needs_payload());
   EXPECT_EQ(chain.hooks(), unsigned{kFrames | kMessages});
   EXPECT_EQ(error_of(route_with("    sanitize: {html: keep}\n")),
-            "t.yaml:4:15: 'sanitize' changes nothing: set 'html: escape' or 'control_chars: drop'");
+            "t.yaml:4:15: 'sanitize' changes nothing: set 'html: escape', 'html: strip' or 'control_chars: drop'");
   EXPECT_EQ(error_of(route_with("    sanitize: {direction: sideways}\n")),
             "t.yaml:4:27: 'sanitize.direction' must be one of client, upstream, both, got 'sideways'");
-  EXPECT_EQ(error_of(route_with("    sanitize: {html: strip}\n")),
-            "t.yaml:4:22: 'sanitize.html' must be one of escape, keep, got 'strip'");
+  EXPECT_EQ(error_of(route_with("    sanitize: {html: scrub}\n")),
+            "t.yaml:4:22: 'sanitize.html' must be one of escape, strip, keep, got 'scrub'");
 }
 
 TEST(FilterRegistry, Settings) {

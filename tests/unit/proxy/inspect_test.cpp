@@ -218,7 +218,7 @@ std::string sanitized(std::string_view text, filters::SanitizeRules rules) {
 }
 
 TEST(Sanitize, EscapesHtml) {
-  const filters::SanitizeRules html{true, false};
+  const filters::SanitizeRules html{filters::SanitizeRules::Html::escape, false};
   EXPECT_EQ(sanitized("<script>alert('x')</script>", html),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;");
   EXPECT_EQ(sanitized("a & b \"q\"", html), "a &amp; b &quot;q&quot;");
@@ -232,17 +232,17 @@ TEST(Sanitize, EscapesHtml) {
 }
 
 TEST(Sanitize, DropsControlCharacters) {
-  const filters::SanitizeRules ctl{false, true};
+  const filters::SanitizeRules ctl{filters::SanitizeRules::Html::keep, true};
   EXPECT_EQ(sanitized(std::string("a\0b\x01\x1f\x7f" "c", 7), ctl), "abc");
   EXPECT_EQ(sanitized("tab\tnl\ncr\r", ctl), "tab\tnl\ncr\r");           // kept
   EXPECT_EQ(sanitized("c1:\xc2\x85\xc2\x9f|\xc2\xa0", ctl), "c1:|\xc2\xa0");  // NEL, APC gone; NBSP kept
   EXPECT_EQ(sanitized("<\x01>", ctl), "<>");
-  const filters::SanitizeRules both{true, true};
+  const filters::SanitizeRules both{filters::SanitizeRules::Html::escape, true};
   EXPECT_EQ(sanitized("<\x01>", both), "&lt;&gt;");
 }
 
 TEST(Sanitize, OnlyTextAndOnlyItsDirections) {
-  const filters::SanitizeFilter f({true, false}, /*from_client=*/true, /*from_upstream=*/false);
+  const filters::SanitizeFilter f({filters::SanitizeRules::Html::escape, false}, /*from_client=*/true, /*from_upstream=*/false);
   auto inst = f.instantiate();
   std::string text = "<b>";
   filters::Message m{Opcode::text, text};
