@@ -2,8 +2,8 @@
 // (bench/bench_client.h JsonMessage, 256 bytes): parsing it with Boost.JSON
 // (per-value malloc, and the arena json_schema and constraints use) and with
 // simdjson (DOM, parser reused: its fastest mode for a whole document), and
-// the json_schema and constraints filters' whole verdicts with the bench
-// peers' settings. Which parser json_schema uses is decided here
+// the json_schema, constraints and sanitize filters' whole verdicts with the
+// bench peers' settings. Which parser json_schema uses is decided here
 // (docs/benchmarks.md, "Message inspection").
 
 #include <benchmark/benchmark.h>
@@ -95,6 +95,11 @@ void BM_ConstraintsVerdict(benchmark::State& state) {
                             "{pointer: /room, match: '[a-z0-9-]{1,32}'}]}"));
 }
 BENCHMARK(BM_ConstraintsVerdict);
+
+void BM_SanitizeVerdict(benchmark::State& state) {
+  verdicts(state, filter_of("sanitize: {direction: client, html: escape, control_chars: drop, pointers: [/text]}"));
+}
+BENCHMARK(BM_SanitizeVerdict);
 
 }  // namespace
 
