@@ -42,6 +42,16 @@ void fill(json::value& v, std::string_view filter, std::string_view reason, std:
   }
 }
 
+// At most n bytes of s, cut at a UTF-8 character boundary, with "..." when
+// cut: a reason or pointer quotes the message's keys, and an answer must not
+// grow with them.
+std::string cut(std::string_view s, std::size_t n) {
+  if (s.size() <= n) return std::string(s);
+  std::size_t at = n;
+  while (at > 0 && (static_cast<unsigned char>(s[at]) & 0xC0) == 0x80) --at;
+  return std::string(s.substr(0, at)) + "...";
+}
+
 }  // namespace
 
 std::shared_ptr<const ReplyTemplate> ReplyTemplate::parse(std::string_view text, std::string* error) {
@@ -110,7 +120,7 @@ MessageVerdict refuse_message(const OnFailure& how, std::string_view filter, Ref
       v.reason = std::move(why);
       break;
     case OnFailure::Mode::reject:
-      v = MessageVerdict::reject(how.reply->render(filter, why, pointer));
+      v = MessageVerdict::reject(how.reply->render(filter, cut(why, kMaxReplyField), cut(pointer, kMaxReplyField)));
       v.reason = std::move(why);
       break;
   }

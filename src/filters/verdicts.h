@@ -55,7 +55,9 @@ OnFailure read_on_failure(const config::FilterReader& v);
 enum class Refused : std::uint8_t { not_json, message_type, rule, too_big };
 
 // The verdict on a refused message: why (log, Close reason, {reason}) and
-// where (a JSON pointer, or empty).
+// where (a JSON pointer, or empty). In an answer, each is cut to
+// kMaxReplyField bytes.
+inline constexpr std::size_t kMaxReplyField = 256;
 MessageVerdict refuse_message(const OnFailure& how, std::string_view filter, Refused what, std::string why,
                               std::string pointer);
 

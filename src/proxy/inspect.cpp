@@ -48,7 +48,17 @@ bool InspectSink::on_frame(ws::FrameHeader& h, std::uint8_t*) {
     st.frame_dropped = fate == FrameGate::Fate::dropped;
   }
   ++out.frames[static_cast<unsigned>(h.opcode) & 15];
-  if (st.frame_dropped) return true;
+  if (st.frame_dropped) {
+    // A compressed message a frame filter dropped is still inflated (and
+    // then thrown away): the sender's next messages may refer back into it
+    // (context takeover), so the inflater must see every one.
+    const bool first = h.opcode != ws::Opcode::continuation;
+    if (!st.inflater || (first ? (h.rsv & 0x4) == 0 : !st.inflate_only)) return true;
+    st.frame_dropped = false;
+    if (first) st.inflate_only = true;
+  } else if (h.opcode != ws::Opcode::continuation) {
+    st.inflate_only = false;
+  }
   out.saw_data = true;
   if (h.opcode != ws::Opcode::continuation) {
     st.opcode = h.opcode;
@@ -88,6 +98,11 @@ void InspectSink::complete() {
     st.message.clear();
     return;
   }
+  if (st.inflate_only) {  // dropped by a frame filter (counted there): inflated for the context only
+    st.inflate_only = false;
+    st.message.clear();
+    return;
+  }
   filters::Message m{st.opcode, st.message};
   const filters::MessageVerdict v = filters.on_message(gate.dir, m);
   switch (v.kind) {
@@ -106,13 +121,16 @@ void InspectSink::complete() {
       ++out.dropped;
       refused(v);
       break;
-    case filters::MessageVerdict::Kind::reject:
+    case filters::MessageVerdict::Kind::reject: {
       ++out.dropped;
-      refused(v);
       // Back to the sender: unmasked towards the client, masked towards the
-      // upstream (the other way from this pump's output).
-      frame_into(st.replies, ws::Opcode::text, v.reply, !mask_out);
+      // upstream (the other way from this pump's output); within the room
+      // the sender's pending answers leave.
+      const bool fits = st.replies.size() + v.reply.size() + ws::max_header_bytes <= reply_room;
+      if (fits) frame_into(st.replies, ws::Opcode::text, v.reply, !mask_out);
+      refused(v, fits);
       break;
+    }
     case filters::MessageVerdict::Kind::consume:
       break;
     case filters::MessageVerdict::Kind::close:
@@ -126,9 +144,13 @@ void InspectSink::complete() {
   st.message.clear();
 }
 
-void InspectSink::refused(const filters::MessageVerdict& v) {
+void InspectSink::refused(const filters::MessageVerdict& v, bool replied) {
   if (v.reason.empty()) return;  // not a judging filter's (e.g. a consumed token refresh)
-  Refusal r{v.kind, filters.decided_by(), v.reason, v.pointer, {}, st.opcode, st.message.size()};
+  if (st.refusals.size() >= kMaxRefusalsNoted) {
+    ++st.refusals_more;
+    return;
+  }
+  Refusal r{v.kind, filters.decided_by(), v.reason, v.pointer, {}, st.opcode, st.message.size(), replied};
   if (v.log_prefix > 0) r.prefix.assign(st.message, 0, std::min<std::size_t>(v.log_prefix, st.message.size()));
   st.refusals.push_back(std::move(r));
 }

@@ -40,7 +40,12 @@ struct Refusal {
   std::string prefix;                // its first bytes, where the filter's log_payload allows
   ws::Opcode opcode;
   std::size_t size;
+  bool replied = false;              // reject: its answer was queued
 };
+
+// Refusals noted per scan (the rest only counted): a flood of refused
+// messages costs bounded memory and log lines per read.
+inline constexpr std::size_t kMaxRefusalsNoted = 16;
 
 struct InspectState {
   std::string message;               // the message being reassembled, unmasked
@@ -51,6 +56,7 @@ struct InspectState {
   // refused, and the replies to rejected messages, whole frames for the
   // sender (masked when the sender is the upstream).
   std::vector<Refusal> refusals;
+  std::uint64_t refusals_more = 0;   // refused past kMaxRefusalsNoted
   std::string replies;
   bool stopped = false;              // a message filter closed the session: nothing more goes out
   // The frame being read.
@@ -64,6 +70,7 @@ struct InspectState {
   std::unique_ptr<ws::Deflater> deflater;
   std::string scratch;               // the inflated or compressed copy of a message
   bool compressed = false;           // the message being reassembled came with RSV1
+  bool inflate_only = false;         // ... and a frame filter dropped it: inflated, then discarded
 
   static constexpr std::int64_t kTrimDelayMs = 1000;
   // After a run went out: large buffers are kept for kTrimDelayMs more.
@@ -89,6 +96,7 @@ struct InspectSink {
   bool mask_out = false;             // frames go to the upstream: mask them
   std::uint64_t max_message = 0;     // inflated messages: 1009 past this many bytes
   bool check_utf8 = false;           // inflated text messages: 1007 unless UTF-8 (strict)
+  std::size_t reply_room = 0;        // bytes of reject answers this scan may still frame
 
   bool on_frame(ws::FrameHeader& h, std::uint8_t* frame);
   void on_payload(std::uint8_t* p, std::size_t n, std::uint64_t offset);
@@ -100,7 +108,7 @@ struct InspectSink {
 
  private:
   void complete();
-  void refused(const filters::MessageVerdict& v);
+  void refused(const filters::MessageVerdict& v, bool replied = false);
   // inspect_deflate.cpp: st.message becomes the inflated message; false
   // (the session closes: 1009, 1007, 1011) when it cannot.
   bool inflate_message();

@@ -289,7 +289,7 @@ void Session::pump(Side d) {
       if (p.ins) {
         // Inspecting pump: messages are reassembled, ruled on, re-framed.
         InspectSink sink{*p.ins, o, *filters_, gate, d == Side::client, policy_[d].max_message_bytes,
-                         policy_[d].check_utf8};
+                         policy_[d].check_utf8, reply_room(d)};
         r = p.scanner.scan(base, total, policy_[d], sink);
       } else {
         std::vector<DropRange>* cut = filtered ? &drops : nullptr;
@@ -319,7 +319,6 @@ void Session::pump(Side d) {
         // is in its output, whole frames only.
         cells[m.dropped[d].at].add(o.dropped);
         note_drops(d, o.dropped);
-        if (!p.ins->refusals.empty() || !p.ins->replies.empty()) after_inspect(d);
         start = 0;
         end = p.ins->out.size();
       } else if (filtered && !drops.empty()) {
@@ -361,7 +360,9 @@ void Session::pump(Side d) {
           arm_timer();
         }
       }
-      if (r.error) {
+      // What the sink stopped on came first in the stream: it wins over a
+      // malformed frame the scanner found after it in the same read.
+      if (r.error && o.stop_code == 0) {
         p.keep_to = p.keep_from;
         protocol_error(d, r.error, r.reason);
       } else if (r.stopped && o.pause_until > 0) {
@@ -378,6 +379,10 @@ void Session::pump(Side d) {
         protocol_error(d, o.stop_code, o.stop_reason, filters_->decided_by());
       }
     }
+    // The run is set up: a failed write of the answers to d (side_lost)
+    // cannot overtake it.
+    if (p.ins && (!p.ins->refusals.empty() || !p.ins->replies.empty() || p.ins->refusals_more != 0))
+      after_inspect(d);
     if (!flush(d)) return;  // resumes from arm_write's handler
     if (src.rx_closed) maybe_finish();
     if (phase_ != Phase::relay) return;
@@ -454,6 +459,8 @@ void Session::after_flush(Side d) {
     p.carry = keep;
   }
   p.wpos = p.wend = p.keep_from = p.keep_to = 0;
+  // A burst of our own frames (reject answers) is not kept for the session's life.
+  if (p.inject.empty() && p.inject.capacity() > 64 * 1024) std::string().swap(p.inject);
   if (p.ins) {
     p.ins->out.clear();
     if (p.ins->note_sent(core::coarse_now_ms())) arm_timer();

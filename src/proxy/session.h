@@ -183,6 +183,10 @@ class Session final : public core::RefCounted,
 
   // session_inspect.cpp: the refusals and replies of an inspecting scan.
   void after_inspect(Side d);
+  // Bytes of reject answers an inspecting scan of d's messages may frame:
+  // what the answers already waiting for d leave of their bound (0 once d
+  // is closing or gone).
+  std::size_t reply_room(Side d) const;
 
   // session_close.cpp
   // Who ended the session, with what code and reason: the first call wins,

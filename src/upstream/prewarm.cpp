@@ -197,15 +197,21 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
       count_group_event(cells(), GroupEvent::ejection, p.owner->label(), p.up.text);
   }
 
-  void fill_failed(const ConnPtr& c, const std::string& why) {
+  // member_fault: the member failed (connect, TLS, timeout, a 5xx), as a
+  // session's connect would count it; not its answer to our request (a 404
+  // for a wrong `path`) or our own configuration.
+  void fill_failed(const ConnPtr& c, const std::string& why, bool member_fault = true) {
     if (c->state != Conn::State::connecting) return;
     Pool& p = *c->pool;
     cells()[p.fill_failures].add();
-    report(p, false);
     // The fills started together fail together: only one that started after
     // the last backoff was set makes it longer.
     const std::int64_t now = core::coarse_now_ms();
     if (p.fail_streak == 0 || c->started_ms >= p.backoff_set_ms) {
+      // Once per backoff step, like the backoff itself: the size x workers
+      // fills that start together and fail together are one failure of the
+      // member for passive health, not a burst that ejects it at once.
+      report(p, !member_fault);
       if (p.fail_streak++ == 0) {
         log::Line(log::Level::warn, "upstream.prewarm_fail").str("group", p.group).str("upstream", p.up.text).str("error", why);
       }
@@ -416,9 +422,9 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
     const auto& up = c->pool->up;
     if (up.tls && c->ssl == nullptr) {
       c->ssl = c->pool->tls ? c->pool->tls->new_ssl(up.host, up.port) : nullptr;
-      if (c->ssl == nullptr) return fill_failed(c, "tls: no TLS context for the member");
+      if (c->ssl == nullptr) return fill_failed(c, "tls: no TLS context for the member", false);
       if (!net::attach_socket(c->ssl, c->socket.native_handle(), &c->drained))
-        return fill_failed(c, "tls: out of memory");
+        return fill_failed(c, "tls: out of memory", false);
       return tls_step(c);
     }
     std::string host;
@@ -486,7 +492,10 @@ struct PrewarmPools::Impl : std::enable_shared_from_this<PrewarmPools::Impl> {
     const http::Field key{"Sec-WebSocket-Key", c->key};
     ours.fields.push_back(key);
     const auto verdict = http::check_upstream_response(c->response, ours);
-    if (verdict.refusal) return fill_failed(c, verdict.refusal.reason);
+    if (verdict.refusal) {
+      const unsigned st = c->response.status;
+      return fill_failed(c, verdict.refusal.reason, st >= 500 && st <= 599);
+    }
     c->head = c->in.substr(0, c->response.size);
     c->in.erase(0, c->response.size);
     Pool& p = *c->pool;

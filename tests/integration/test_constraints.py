@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from weirlib import OP_BINARY, OP_CONT, OP_TEXT, RawClient, weir_bin
+from weirlib import OP_BINARY, OP_CONT, OP_TEXT, RawClient, encode_frame, weir_bin
 
 LIMITS = {"max_depth": 4, "max_string_length": 16, "max_array_length": 3, "max_object_keys": 3,
           "message_types": ["text"], "patterns": [{"pointer": "/type", "match": "chat|typing"}]}
@@ -170,3 +170,32 @@ def test_reject_of_a_backend_message_answers_the_backend(weir, peers):
     assert [(f.payload, f.mask_key is not None) for f in got] == [(answer, True)]
     ev = w.log.wait("message.refused")[0]
     assert ev["side"] == "upstream" and "payload_prefix" not in ev  # no log_payload: no payload
+
+
+def test_a_burst_of_refused_messages_is_answered_and_logged_within_bounds(weir, peers):
+    """40 refused messages in one write: each gets its answer, in order; the audit log notes
+    at most 16 of them per read from the client, and the last line of such a read says how
+    many more it held, so every refusal is accounted for."""
+    rb = peers.raw("echo")
+    w = weir.routes([{"name": "chat", "upstreams": [rb.addr],
+                      "constraints": {"patterns": [{"pointer": "/n", "match": "ok"}], "on_failure": "reject",
+                                      "reject_reply": '{"bad":"{reason}"}'}}])
+    c = RawClient(w.port, "/")
+    try:
+        c.send_raw(b"".join(encode_frame(OP_TEXT, b'{"n":"%d"}' % i, mask=True) for i in range(40)))
+        got = [c.recv_message() for _ in range(40)]
+        assert got == [(OP_TEXT, b'{"bad":"/n does not match ok"}')] * 40
+    finally:
+        c.close()
+    lines = w.log.wait("message.refused", count=3)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = w.log.find("message.refused")
+        if len(lines) + sum(e.get("more_refused", 0) for e in lines) >= 40:
+            break
+        time.sleep(0.05)
+    assert len(lines) + sum(e.get("more_refused", 0) for e in lines) == 40
+    assert len(lines) < 40  # bounded: not one line each
+    assert all(e["replied"] for e in lines)
+    m = w.metrics()
+    assert m['weir_constraint_failures_total{route="chat",direction="client_to_upstream",reason="pattern"}'] == 40

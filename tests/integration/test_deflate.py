@@ -116,6 +116,38 @@ def test_raw_client_gets_compressed_answers_and_plain_control_frames(weir, peers
         c.close()
 
 
+def test_a_compressed_message_a_frame_filter_drops_still_feeds_the_inflater(weir, peers):
+    """With context takeover a message may refer back into the one before it: a message
+    that message_rate drops (a frame filter, before reassembly) must still be inflated, or the
+    next one inflates wrong or fails (1007). Here the fourth message repeats the dropped third
+    one, so it compresses to little more than a back-reference into it."""
+    rb = peers.raw("echo")  # the backend leg stays plain
+    w = weir.routes([{"upstreams": [rb.addr], "sanitize": {"direction": "client"},
+                      "message_rate": {"messages_per_second": "2", "burst_messages": 2, "action": "drop"}}])
+    c = RawClient(w.port, "/", headers=[OFFER])
+    try:
+        comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+        third = b"the third message, which the rate limit drops: " + bytes(range(97, 123)) * 4
+        for m in (b"one", b"two", third):
+            c.send(OP_TEXT, compress(m, comp), rsv=RSV1)
+        time.sleep(0.8)  # a token comes back
+        fourth = compress(third, comp)
+        assert len(fourth) < 20  # mostly a reference into the third
+        c.send(OP_TEXT, fourth, rsv=RSV1)
+        inflate = zlib.decompressobj(-15)
+        got = []
+        while len(got) < 3:
+            f = c.recv_frame(timeout=5)
+            assert f.opcode == OP_TEXT, (f.opcode, f.close_code, f.close_reason)
+            got.append(inflate.decompress(f.payload + TAIL) if f.rsv == RSV1 else f.payload)
+        assert got == [b"one", b"two", third]
+        conn = rb.wait_conn()
+        texts = [f.payload for f in rb.wait_frames(conn, 3) if f.opcode == OP_TEXT]
+        assert texts == [b"one", b"two", third]
+    finally:
+        c.close()
+
+
 def test_zip_bomb_ends_in_1009(weir, peers):
     rb = peers.raw("echo")
     w = weir.routes([{"upstreams": [rb.addr], "sanitize": {}, "limits": {"max_message_bytes": 1 << 20}}])

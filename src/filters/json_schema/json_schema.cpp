@@ -227,7 +227,9 @@ JsonSchemaFilter::Failure JsonSchemaFilter::check(Direction d, const Message& m,
   // no allocation at all) instead of one malloc per value.
   unsigned char arena[4096];
   json::monotonic_resource mr(arena, sizeof arena);
-  json::value doc(&mr);
+  json::value parsed(&mr);
+  MsgpackJson decoded;  // binary: msgpack (its own storage: no copy into the arena)
+  const json::value* docp = &parsed;
   if (m.opcode != ws::Opcode::text) {
     if (s_.max_binary_bytes != 0 && m.payload.size() > s_.max_binary_bytes) {
       *why = "binary message over " + std::to_string(s_.max_binary_bytes) + " bytes";
@@ -238,17 +240,18 @@ JsonSchemaFilter::Failure JsonSchemaFilter::check(Direction d, const Message& m,
       *why = "binary messages are refused";
       return Failure::binary;
     }
-    MsgpackJson r = msgpack_to_json(m.payload, s_.max_depth);
-    if (r.error != MsgpackJson::Error::none) {
-      *why = std::move(r.why);
-      return r.error == MsgpackJson::Error::not_msgpack ? Failure::not_msgpack : Failure::invalid;
+    decoded = msgpack_to_json(m.payload, s_.max_depth);
+    if (decoded.error != MsgpackJson::Error::none) {
+      *why = std::move(decoded.why);
+      if (at_out != nullptr) *at_out = decoded.pointer;
+      return decoded.error == MsgpackJson::Error::not_msgpack ? Failure::not_msgpack : Failure::invalid;
     }
-    doc = std::move(r.value);
+    docp = &decoded.value;
   } else {
     json::parse_options opt;
     opt.max_depth = s_.max_depth;
     boost::system::error_code ec;
-    doc = json::parse(m.payload, ec, &mr, opt);
+    parsed = json::parse(m.payload, ec, &mr, opt);
     if (ec == json::error::too_deep) {
       *why = "nested deeper than " + std::to_string(s_.max_depth);
       return Failure::invalid;
@@ -258,6 +261,7 @@ JsonSchemaFilter::Failure JsonSchemaFilter::check(Direction d, const Message& m,
       return Failure::not_json;
     }
   }
+  const json::value& doc = *docp;
   if (std::string nul_at; find_nul(doc, nul_at)) {
     *why = "a NUL character in the string at " + (nul_at.empty() ? std::string("/") : nul_at);
     if (at_out != nullptr) *at_out = nul_at;
