@@ -6,6 +6,7 @@
 
 #include <charconv>
 
+#include "filters/json_pointer.h"
 #include "filters/verdicts.h"
 
 namespace weir::filters {
@@ -17,7 +18,6 @@ namespace {
 constexpr const char* kReasons[ConstraintsFilter::kFailures] = {
     "message_type", "not_json", "depth", "string_length", "array_length", "object_keys", "pattern"};
 
-// A key as a JSON pointer token (RFC 6901: ~ and / escaped).
 // A scalar as a pattern sees it: a string's text; a number as written in
 // the shortest form that reads back the same (1.5, not 1.5E0); true, false
 // or null.
@@ -36,23 +36,6 @@ std::string scalar_text(const json::value& v) {
   }
 }
 
-// RFC 6901: '~' only as "~0" or "~1".
-bool valid_pointer(std::string_view p) {
-  if (!p.empty() && p.front() != '/') return false;
-  for (std::size_t i = 0; i < p.size(); ++i)
-    if (p[i] == '~' && (i + 1 == p.size() || (p[i + 1] != '0' && p[i + 1] != '1'))) return false;
-  return true;
-}
-
-std::string token(std::string_view key) {
-  std::string out;
-  for (char c : key) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
-  }
-  return out;
-}
 
 using Failure = ConstraintsFilter::Failure;
 using Settings = ConstraintsFilter::Settings;
@@ -88,7 +71,7 @@ Failure walk(const json::value& v, const Settings& s, std::string& at, std::stri
       }
       const std::size_t len = at.size();
       for (const auto& kv : o) {
-        at += "/" + token(kv.key());
+        append_pointer_token(at, kv.key());
         if (s.max_string && kv.key().size() > s.max_string) {
           *why = "key longer than " + std::to_string(s.max_string) + " bytes at " + at;
           return Failure::string_length;
@@ -192,7 +175,7 @@ std::shared_ptr<config::FilterSettings> ConstraintsFilter::parse(const config::F
       Pattern p;
       const auto ptr = item.require("pointer");
       p.pointer = ptr.string("a JSON pointer such as /type");
-      if (!valid_pointer(p.pointer))
+      if (!valid_json_pointer(p.pointer))
         ptr.fail(at + "pointer' must be a JSON pointer: empty, or '/' then tokens ('~' only as ~0 or ~1)");
       const auto match = item.require("match");
       p.text = match.string("an RE2 pattern");

@@ -13,6 +13,7 @@
 #include <vector>
 #include <sstream>
 
+#include "filters/json_pointer.h"
 #include "filters/json_schema/msgpack_json.h"
 #include "filters/verdicts.h"
 
@@ -121,9 +122,7 @@ bool find_nul(const json::value& v, std::string& at) {
     case json::kind::object: {
       const std::size_t len = at.size();
       for (const auto& kv : v.get_object()) {
-        std::string token;
-        for (const char ch : kv.key()) token += ch == '~' ? "~0" : ch == '/' ? "~1" : std::string(1, ch);
-        at += "/" + token;
+        append_pointer_token(at, kv.key());
         if (has_nul(kv.key()) || find_nul(kv.value(), at)) return true;
         at.resize(len);
       }

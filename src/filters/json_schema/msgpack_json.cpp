@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "filters/json_pointer.h"
 #include "ws/utf8.h"
 
 namespace weir::filters {
@@ -165,19 +166,6 @@ class Decoder {
   const unsigned max_depth_;
 };
 
-// RFC 6901: '~' -> "~0", '/' -> "~1".
-void append_segment(std::string& out, const std::string& segment) {
-  out += '/';
-  for (char c : segment) {
-    if (c == '~')
-      out += "~0";
-    else if (c == '/')
-      out += "~1";
-    else
-      out += c;
-  }
-}
-
 MsgpackJson not_msgpack(std::string what) {
   MsgpackJson r;
   r.error = Error::not_msgpack;
@@ -206,7 +194,7 @@ MsgpackJson msgpack_to_json(std::string_view payload, unsigned max_depth) {
       r.why = "not MessagePack: " + d.why;
       return r;
     }
-    for (auto it = d.path.rbegin(); it != d.path.rend(); ++it) append_segment(r.pointer, *it);
+    for (auto it = d.path.rbegin(); it != d.path.rend(); ++it) append_pointer_token(r.pointer, *it);
     // As JSON text says it; the pointer would be hundreds of "/0".
     if (d.error == Error::too_deep)
       r.why = d.why;

@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include "filters/json_pointer.h"
 #include "filters/verdicts.h"
 #include "ws/utf8.h"
 
@@ -54,13 +55,6 @@ bool escape_and_drop(std::string_view text, bool escape, bool drop, std::string&
   return true;
 }
 
-// RFC 6901: empty, or '/' then tokens with '~' only as "~0" or "~1".
-bool valid_pointer(std::string_view p) {
-  if (!p.empty() && p.front() != '/') return false;
-  for (std::size_t i = 0; i < p.size(); ++i)
-    if (p[i] == '~' && (i + 1 == p.size() || (p[i + 1] != '0' && p[i + 1] != '1'))) return false;
-  return true;
-}
 
 class SanitizeInstance final : public Instance {
  public:
@@ -180,7 +174,7 @@ std::shared_ptr<config::FilterSettings> SanitizeFilter::parse(const config::Filt
   if (auto f = v.find("pointers")) {
     for (const auto& item : f->items(true)) {
       std::string p = item.string("a JSON pointer such as /msg/text");
-      if (!valid_pointer(p))
+      if (!valid_json_pointer(p))
         item.fail(f->label() + " holds '" + p +
                   "', not a JSON pointer: empty, or '/' then tokens ('~' only as ~0 or ~1)");
       s.pointers.push_back(std::move(p));
