@@ -199,3 +199,19 @@ def test_a_burst_of_refused_messages_is_answered_and_logged_within_bounds(weir, 
     assert all(e["replied"] for e in lines)
     m = w.metrics()
     assert m['weir_constraint_failures_total{route="chat",direction="client_to_upstream",reason="pattern"}'] == 40
+
+
+def test_a_refused_message_wins_over_a_malformed_frame_after_it(weir, peers):
+    """A refused message and, in the same write, a frame with a reserved bit set: the
+    refusal came first in the stream, so the client gets its 1008, not the 1002 the later
+    frame would earn."""
+    rb = peers.raw("echo")
+    w = weir.routes([{"name": "chat", "upstreams": [rb.addr],
+                      "constraints": {"patterns": [{"pointer": "/n", "match": "ok"}]}}])
+    c = RawClient(w.port, "/")
+    try:
+        c.send_raw(encode_frame(OP_TEXT, b'{"n":"bad"}') + encode_frame(OP_TEXT, b"x", rsv=2))
+        f = c.expect_close()
+        assert (f.close_code, f.close_reason) == (1008, "/n does not match ok")
+    finally:
+        c.close()
