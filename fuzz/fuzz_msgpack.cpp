@@ -8,6 +8,7 @@
 // within Boost's parsing precision; the depth limit means the same thing for
 // both formats); with a smaller max_depth a
 // decoded document decodes the same or fails as too deep, nothing else.
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -38,7 +39,9 @@ bool same(const json::value& a, const json::value& b) {
     const double x = a.get_double(), y = b.get_double();
     if (x == y) return true;
     if (!std::isfinite(y)) return std::fabs(x) > 1e308;  // rounded past DBL_MAX
-    return std::fabs(x - y) <= 1e-14 * std::fmax(std::fabs(x), std::fabs(y));
+    // Subnormals carry fewer significant bits: there the bound is relative
+    // to the smallest normal double (2.4343541903422e-310 came back 2e-14 off).
+    return std::fabs(x - y) <= 1e-14 * std::fmax(DBL_MIN, std::fmax(std::fabs(x), std::fabs(y)));
   }
   if (a.kind() != b.kind()) return false;
   if (a.is_array()) {
